@@ -1,0 +1,100 @@
+/**
+ * Time-boxed fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON and hex.
+ * Inputs are random and mutated versions of real messages (the OASIS corpus, when ../shared is
+ * there). A parser may accept or refuse; refusing with anything but its coded error is a bug, and
+ * so is accepting TTLV that does not re-encode to the same bytes.
+ *
+ *   npm run fuzz -- [--seconds 60]      (seconds per parser; default 10)
+ */
+import fc from 'fast-check';
+import { parseArgs } from 'node:util';
+import { isKmipEdgeError } from '../src/errors.ts';
+import { formatKmipJson, parseKmipJson } from '../src/kmip/json.ts';
+import { formatKmipXml, parseKmipXml, parseKmipXmlDocument } from '../src/kmip/xml.ts';
+import { decodeTtlv } from '../src/ttlv/decode.ts';
+import { encodeTtlv } from '../src/ttlv/encode.ts';
+import { TtlvFramer } from '../src/ttlv/framer.ts';
+import { fromHex, toHex } from '../src/ttlv/hex.ts';
+import type { TtlvItem } from '../src/ttlv/item.ts';
+import { corpusFiles, readCorpusFile } from '../test/helpers/corpus.ts';
+
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
+const seconds = Number(values.seconds);
+if (!(seconds > 0)) throw new RangeError('--seconds must be positive');
+
+const seeds: TtlvItem[] = corpusFiles().slice(0, 200).flatMap((f) => parseKmipXmlDocument(readCorpusFile(f)));
+if (seeds.length === 0) console.error('fuzz: no corpus found beside the repository; fuzzing from random input only');
+const seedBytes = seeds.map((item) => encodeTtlv(item));
+const LIMITS = { maxMessageBytes: 64 * 1024, maxDepth: 16, maxItems: 4096, maxValueBytes: 16 * 1024, maxBigIntegerBytes: 1024 };
+
+/** Runs `parse`; a coded KmipEdgeError is a clean refusal, anything else is a finding. */
+function clean(parse: () => void): void {
+  try {
+    parse();
+  } catch (error) {
+    if (!isKmipEdgeError(error)) throw error;
+  }
+}
+
+const mutatedBytes = fc
+  .tuple(fc.constantFrom(...(seedBytes.length > 0 ? seedBytes : [new Uint8Array(8)])), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 8 }), fc.nat(), fc.nat(3))
+  .map(([seed, edits, cut, mode]) => {
+    const bytes = Uint8Array.from(seed);
+    for (const [position, value] of edits) bytes[position % bytes.length] = value;
+    if (mode === 0) return bytes.subarray(0, cut % (bytes.length + 1));
+    if (mode === 1) return Uint8Array.from([...bytes.subarray(0, cut % bytes.length), ...bytes.subarray(cut % bytes.length)].concat(edits.map(([, v]) => v)));
+    return bytes;
+  });
+const anyBytes = fc.oneof(fc.uint8Array({ maxLength: 512 }), mutatedBytes);
+
+function mutateText(text: string, edits: [number, string][], cut: number): string {
+  let out = text;
+  for (const [position, insert] of edits) {
+    const at = position % (out.length + 1);
+    out = out.slice(0, at) + insert + out.slice(at + 1);
+  }
+  return cut % 4 === 0 ? out.slice(0, cut % (out.length + 1)) : out;
+}
+const seedXml = seeds.slice(0, 300).map((item) => formatKmipXml(item));
+const seedJson = seeds.slice(0, 300).map((item) => formatKmipJson(item));
+const textEdit = fc.tuple(fc.nat(), fc.oneof(fc.string({ maxLength: 3 }), fc.constantFrom('<', '>', '"', '/>', '&', '&#0;', 'type="Integer"', '0x', '{', '}', '[', ']', ',', ':')));
+const mutatedText = (seedsOf: string[]) =>
+  fc.tuple(fc.constantFrom(...(seedsOf.length > 0 ? seedsOf : ['<BatchCount type="Integer" value="1"/>'])), fc.array(textEdit, { maxLength: 6 }), fc.nat()).map(([t, e, c]) => mutateText(t, e, c));
+
+const targets: [string, fc.IProperty<[unknown]>][] = [
+  [
+    'TTLV decode',
+    fc.property(anyBytes, (bytes) =>
+      clean(() => {
+        const tree = decodeTtlv(bytes, LIMITS);
+        if (toHex(encodeTtlv(tree)) !== toHex(bytes)) throw new Error('accepted bytes that do not re-encode identically');
+      }),
+    ) as fc.IProperty<[unknown]>,
+  ],
+  [
+    'TTLV framer',
+    fc.property(fc.array(anyBytes, { maxLength: 6 }), (chunks) =>
+      clean(() => {
+        const framer = new TtlvFramer(LIMITS.maxMessageBytes);
+        for (const chunk of chunks) for (const message of framer.push(chunk)) decodeTtlv(message, LIMITS);
+      }),
+    ) as fc.IProperty<[unknown]>,
+  ],
+  ['KMIP XML', fc.property(fc.oneof(mutatedText(seedXml), fc.string({ maxLength: 200 })), (text) => clean(() => parseKmipXml(text, { maxDepth: 16, maxItems: 4096 }))) as fc.IProperty<[unknown]>],
+  ['KMIP JSON', fc.property(fc.oneof(mutatedText(seedJson), fc.json({ maxDepth: 5 })), (text) => clean(() => parseKmipJson(text, { maxDepth: 16, maxItems: 4096 }))) as fc.IProperty<[unknown]>],
+  ['hex', fc.property(fc.string({ maxLength: 64 }), (text) => clean(() => fromHex(text))) as fc.IProperty<[unknown]>],
+];
+
+let failed = false;
+for (const [name, property] of targets) {
+  const started = Date.now();
+  const result = fc.check(property, { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false });
+  const ms = Date.now() - started;
+  if (result.failed) {
+    failed = true;
+    console.log(`${name}: FAILED after ${result.numRuns} inputs\n${fc.defaultReportMessage(result)}`);
+  } else {
+    console.log(`${name}: ${result.numRuns} inputs in ${(ms / 1000).toFixed(1)} s, no finding`);
+  }
+}
+process.exitCode = failed ? 1 : 0;

@@ -1,0 +1,38 @@
+/**
+ * `kmip-edge bench` (CLI.md): each benchmark prints its result next to a baseline measured in the
+ * same run, as a human table or, with --json, one JSON line per measurement. Benchmarks are a
+ * separate command, never part of the test suite: the machines are shared and noisy.
+ */
+import { parseArgs } from 'node:util';
+import { UsageError } from './errors.ts';
+import { benchTtlv } from '../bench/ttlv-bench.ts';
+
+const NOT_YET_BUILT: Readonly<Record<string, string>> = {
+  upstream: 'the KMIP client (issue #3)',
+  ledger: 'the agent core (issue #5)',
+  devices: 'the device proxy (issue #6)',
+};
+
+export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const seconds = values.seconds === undefined ? 1 : Number(values.seconds);
+  if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--seconds must be a number in (0, 600]');
+  const names = positionals.length > 0 ? positionals : ['ttlv', ...Object.keys(NOT_YET_BUILT)];
+  let status = 0;
+  for (const name of names) {
+    if (name === 'ttlv') {
+      await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
+    } else if (name in NOT_YET_BUILT) {
+      process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
+      if (positionals.length > 0) status = 1;
+    } else {
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger or devices`);
+    }
+  }
+  return status;
+}

@@ -1,0 +1,61 @@
+#!/usr/bin/env node
+/**
+ * The kmip-edge command line (CLI.md). Machine output on stdout, messages on stderr; exit 0 on
+ * success, 1 when an operation ran and failed, 2 for bad usage or bad input (one line, no stack).
+ */
+import { isKmipEdgeError } from '../errors.ts';
+import { runBenchCommand } from './bench-command.ts';
+import { runDemo } from './demo-command.ts';
+import { UsageError } from './errors.ts';
+import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
+
+const USAGE = `kmip-edge — KMIP key agent for the edge
+
+commands:
+  kmip-edge demo                                  the all-in-one demo on embedded defaults
+  kmip-edge ttlv decode|encode …                  TTLV ⇄ KMIP XML / JSON
+  kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
+
+${TTLV_USAGE}`;
+
+/** Codes raised by codecs and parsers for input the user gave: exit 2. */
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_)/;
+
+export async function main(argv: string[]): Promise<number> {
+  const write = (text: string): void => {
+    process.stdout.write(text);
+  };
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'ttlv':
+        runTtlvCommand(rest, write);
+        return 0;
+      case 'bench':
+        return await runBenchCommand(rest, write);
+      case 'demo':
+        return await runDemo(rest, write);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        process.stderr.write(USAGE + '\n');
+        return command === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown command ${JSON.stringify(command)}; try kmip-edge help`);
+    }
+  } catch (error) {
+    if (isKmipEdgeError(error) && BAD_INPUT.test(error.code)) {
+      process.stderr.write(`kmip-edge: ${error.message.split('\n')[0]}\n`);
+      if (error instanceof UsageError && error.message.includes('\n')) process.stderr.write(error.message.split('\n').slice(1).join('\n') + '\n');
+      return 2;
+    }
+    if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`kmip-edge: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,79 @@
+import { TtlvError } from './errors.ts';
+import { DEFAULT_TTLV_LIMITS } from './limits.ts';
+
+/**
+ * Splits a byte stream (a TLS socket) into whole KMIP messages (KMIP 1.2 §9.1, FACTS.md §1.5):
+ * read the 8-byte header, check it starts a Structure with a 0x42 tag, then take exactly `length`
+ * more bytes. A length over the limit is refused from the header alone, before anything is
+ * buffered for it. After an error the framer is unusable: framing is lost, close the connection.
+ */
+export class TtlvFramer {
+  private readonly chunks: Uint8Array[] = [];
+  private buffered = 0;
+  /** Total length of the message being assembled, known once its header has arrived. */
+  private expected = -1;
+  private failed: TtlvError | undefined;
+
+  constructor(private readonly maxMessageBytes: number = DEFAULT_TTLV_LIMITS.maxMessageBytes) {
+    if (!Number.isSafeInteger(maxMessageBytes) || maxMessageBytes < 8) throw new RangeError('maxMessageBytes must be an integer ≥ 8');
+  }
+
+  /** Feeds received bytes; returns the messages they complete, in order. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (this.failed) throw this.failed;
+    const messages: Uint8Array[] = [];
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.expected < 0) {
+        const needed = 8 - this.buffered;
+        const take = Math.min(needed, chunk.length - offset);
+        this.chunks.push(chunk.subarray(offset, offset + take));
+        this.buffered += take;
+        offset += take;
+        if (this.buffered < 8) break;
+        this.expected = this.checkHeader(concat(this.chunks, 8));
+      }
+      const take = Math.min(this.expected - this.buffered, chunk.length - offset);
+      this.chunks.push(chunk.subarray(offset, offset + take));
+      this.buffered += take;
+      offset += take;
+      if (this.buffered === this.expected) {
+        messages.push(concat(this.chunks, this.expected));
+        this.chunks.length = 0;
+        this.buffered = 0;
+        this.expected = -1;
+      }
+    }
+    return messages;
+  }
+
+  /** Bytes held for a message not yet complete. */
+  get pendingBytes(): number {
+    return this.buffered;
+  }
+
+  private checkHeader(header: Uint8Array): number {
+    const length = new DataView(header.buffer, header.byteOffset, 8).getUint32(4);
+    let problem: string | undefined;
+    if (header[0] !== 0x42) problem = `tag 0x${Buffer.from(header.subarray(0, 3)).toString('hex')} is not a KMIP message tag`;
+    else if (header[3] !== 0x01) problem = `type 0x${header[3]!.toString(16).padStart(2, '0')} is not a Structure`;
+    else if ((length & 7) !== 0) problem = `Structure length ${length} is not a multiple of 8`;
+    if (problem !== undefined) this.failed = new TtlvError('TTLV_NOT_A_MESSAGE', problem, 0, []);
+    else if (length + 8 > this.maxMessageBytes) {
+      this.failed = new TtlvError('TTLV_TOO_LARGE', `message of ${length + 8} bytes exceeds maxMessageBytes ${this.maxMessageBytes}`, 0, []);
+    }
+    if (this.failed) throw this.failed;
+    return length + 8;
+  }
+}
+
+function concat(chunks: readonly Uint8Array[], total: number): Uint8Array {
+  if (chunks.length === 1 && chunks[0]!.length === total) return chunks[0]!.slice();
+  const out = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    out.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return out;
+}
