@@ -4,7 +4,8 @@
 import { parseArgs } from 'node:util';
 import { formatKmipJson, parseKmipJson } from '../kmip/json.ts';
 import { valueTagInContext, tagName } from '../kmip/vocabulary.ts';
-import { DEFAULT_TEXT_FORM_LIMITS, formatKmipXml, parseKmipXml, valueText } from '../kmip/xml.ts';
+import { DEFAULT_TEXT_FORM_LIMITS, valueText } from '../kmip/text-values.ts';
+import { formatKmipXml, parseKmipXml } from '../kmip/xml.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { fromHex, toHex } from '../ttlv/hex.ts';

@@ -6,8 +6,8 @@
  * or "0x…"; Byte String as hex; Date-Time as ISO 8601.
  */
 import { formatTag, ITEM_TYPE_NAMES, ItemType, itemTypeFromName, type TtlvItem } from '../ttlv/item.ts';
-import { DEFAULT_TEXT_FORM_LIMITS, valueText, type TextFormLimits } from './xml.ts';
 import {
+  DEFAULT_TEXT_FORM_LIMITS,
   parseBigInteger,
   parseDateTime,
   parseDateTimeExtended,
@@ -17,6 +17,8 @@ import {
   parseLong,
   parseMask,
   textFormError,
+  valueText,
+  type TextFormLimits,
 } from './text-values.ts';
 import { maskFor, tagFromName, tagName, valueTagInContext } from './vocabulary.ts';
 

@@ -3,7 +3,9 @@
  * dates, Big Integers, enumerations and bit masks by name or in hex.
  */
 import { KmipEdgeError } from '../errors.ts';
-import { enumerationFor, type ValueNames } from './vocabulary.ts';
+import { toHex } from '../ttlv/hex.ts';
+import { ItemType, type TtlvItem } from '../ttlv/item.ts';
+import { enumerationFor, enumerationText, maskFor, maskText, type ValueNames } from './vocabulary.ts';
 
 /** Code of every text-form error: the message says what and where. */
 export const TEXT_FORM_ERROR = 'KMIP_TEXT_INVALID';
@@ -128,3 +130,46 @@ export function parseMask(text: string, mask: ValueNames, what: string): number 
   }
   return value | 0;
 }
+
+export interface TextFormLimits {
+  /** Size of the whole text document. */
+  maxTextBytes: number;
+  /** Nesting of items (a `<KMIP>` wrapper does not count). */
+  maxDepth: number;
+  /** Items in the whole document. */
+  maxItems: number;
+}
+
+export const DEFAULT_TEXT_FORM_LIMITS: Readonly<TextFormLimits> = Object.freeze({
+  maxTextBytes: 16 * 1024 * 1024,
+  maxDepth: 32,
+  maxItems: 262_144,
+});
+
+/** The text of a primitive value; `maskSeparator` is " " in XML and "|" in JSON. */
+export function valueText(item: Exclude<TtlvItem, { type: typeof ItemType.Structure }>, valueTag: number, maskSeparator: string): string {
+  switch (item.type) {
+    case ItemType.Integer: {
+      const mask = maskFor(valueTag);
+      return mask ? maskText(mask, item.value, maskSeparator) : String(item.value);
+    }
+    case ItemType.Enumeration:
+      return enumerationText(valueTag, item.value);
+    case ItemType.LongInteger:
+    case ItemType.Interval:
+      return String(item.value);
+    case ItemType.BigInteger:
+      return formatBigInteger(item.value);
+    case ItemType.Boolean:
+      return item.value ? 'true' : 'false';
+    case ItemType.TextString:
+      return item.value;
+    case ItemType.ByteString:
+      return toHex(item.value);
+    case ItemType.DateTime:
+      return formatDateTime(item.value);
+    case ItemType.DateTimeExtended:
+      return formatDateTimeExtended(item.value);
+  }
+}
+

@@ -8,9 +8,7 @@
 import { SaxesParser, type SaxesTagPlain } from 'saxes';
 import { formatTag, ITEM_TYPE_NAMES, ItemType, itemTypeFromName, type TtlvItem } from '../ttlv/item.ts';
 import {
-  formatBigInteger,
-  formatDateTime,
-  formatDateTimeExtended,
+  DEFAULT_TEXT_FORM_LIMITS,
   parseBigInteger,
   parseDateTime,
   parseDateTimeExtended,
@@ -20,24 +18,10 @@ import {
   parseLong,
   parseMask,
   textFormError,
+  valueText,
+  type TextFormLimits,
 } from './text-values.ts';
-import { enumerationText, maskFor, maskText, tagFromName, tagName, valueTagInContext } from './vocabulary.ts';
-import { toHex } from '../ttlv/hex.ts';
-
-export interface TextFormLimits {
-  /** Size of the whole text document. */
-  maxTextBytes: number;
-  /** Nesting of items (a `<KMIP>` wrapper does not count). */
-  maxDepth: number;
-  /** Items in the whole document. */
-  maxItems: number;
-}
-
-export const DEFAULT_TEXT_FORM_LIMITS: Readonly<TextFormLimits> = Object.freeze({
-  maxTextBytes: 16 * 1024 * 1024,
-  maxDepth: 32,
-  maxItems: 262_144,
-});
+import { maskFor, tagFromName, tagName, valueTagInContext } from './vocabulary.ts';
 
 /** The wrapper element of the OASIS test-case files, holding a sequence of messages. */
 const DOCUMENT_ELEMENT = 'KMIP';
@@ -73,33 +57,6 @@ function printItem(item: TtlvItem, previous: TtlvItem | undefined, indent: strin
   }
   const value = valueText(item, valueTagInContext(item.tag, previous), ' ');
   lines.push(`${indent}<${open} type="${ITEM_TYPE_NAMES[item.type]}" value="${escapeAttribute(value)}"/>`);
-}
-
-/** The text of a primitive value; `maskSeparator` is " " in XML and "|" in JSON. */
-export function valueText(item: Exclude<TtlvItem, { type: typeof ItemType.Structure }>, valueTag: number, maskSeparator: string): string {
-  switch (item.type) {
-    case ItemType.Integer: {
-      const mask = maskFor(valueTag);
-      return mask ? maskText(mask, item.value, maskSeparator) : String(item.value);
-    }
-    case ItemType.Enumeration:
-      return enumerationText(valueTag, item.value);
-    case ItemType.LongInteger:
-    case ItemType.Interval:
-      return String(item.value);
-    case ItemType.BigInteger:
-      return formatBigInteger(item.value);
-    case ItemType.Boolean:
-      return item.value ? 'true' : 'false';
-    case ItemType.TextString:
-      return item.value;
-    case ItemType.ByteString:
-      return toHex(item.value);
-    case ItemType.DateTime:
-      return formatDateTime(item.value);
-    case ItemType.DateTimeExtended:
-      return formatDateTimeExtended(item.value);
-  }
 }
 
 const ESCAPES: Readonly<Record<string, string>> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', '\t': '&#9;', '\n': '&#10;', '\r': '&#13;' };
