@@ -7,6 +7,7 @@ import { isKmipEdgeError } from '../errors.ts';
 import { runBenchCommand } from './bench-command.ts';
 import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
+import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
 import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
 
 const USAGE = `kmip-edge — KMIP key agent for the edge
@@ -14,12 +15,15 @@ const USAGE = `kmip-edge — KMIP key agent for the edge
 commands:
   kmip-edge demo                                  the all-in-one demo on embedded defaults
   kmip-edge ttlv decode|encode …                  TTLV ⇄ KMIP XML / JSON
+  kmip-edge kmip --server … OP …                  one KMIP operation against a server
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
-${TTLV_USAGE}`;
+${TTLV_USAGE}
+
+${KMIP_USAGE}`;
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -31,6 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       case 'ttlv':
         runTtlvCommand(rest, write);
         return 0;
+      case 'kmip':
+        return await runKmipCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
       case 'demo':

@@ -24,8 +24,8 @@ function describeTlsFailure(error: NodeJS.ErrnoException, where: string): KmipEd
     : code === 'CERT_HAS_EXPIRED' ? 'the server certificate has expired'
     : code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE' || code === 'SELF_SIGNED_CERT_IN_CHAIN' || code === 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY' || code === 'DEPTH_ZERO_SELF_SIGNED_CERT'
       ? `the server certificate is not signed by the configured CA (${code})`
-    : /alert (unknown ca|bad certificate|certificate unknown|certificate expired|handshake failure)/i.test(error.message)
-      ? `the server refused our client certificate (${error.message.replace(/^.*(alert [a-z ]+).*$/is, '$1')})`
+    : /^ERR_SSL_(TLSV1|SSLV3|TLSV13)_ALERT_/.test(code)
+      ? `the server refused our client certificate (${code.replace(/^ERR_SSL_\w+?_ALERT_/, '').toLowerCase().replace(/_/g, ' ')})`
     : error.message;
   return netError('NET_TLS_FAILED', `TLS with ${where} failed: ${reason}`, error);
 }

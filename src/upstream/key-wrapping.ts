@@ -6,7 +6,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { aeskw } from '@noble/ciphers/aes.js';
 import { KmipEdgeError } from '../errors.ts';
-import { EncodingOption, Tag, WrappingMethod } from '../kmip/tables.generated.ts';
+import { BlockCipherMode, EncodingOption, Tag, WrappingMethod } from '../kmip/tables.generated.ts';
 import { keyMaterialOf } from '../kmip/payloads.ts';
 import { findChild, optionalValue, requiredChild, requiredValue } from '../kmip/tree.ts';
 import { enumeration, structure, textString } from '../ttlv/build.ts';
@@ -24,9 +24,16 @@ export interface WrapRequest {
   encoding?: 'none' | 'ttlv';
 }
 
+/** AES key wrap is Block Cipher Mode NIST Key Wrap (RFC 3394) in the key's Cryptographic Parameters. */
+const NIST_KEY_WRAP = structure(Tag.CryptographicParameters, [enumeration(Tag.BlockCipherMode, BlockCipherMode.NISTKeyWrap)]);
+
 /** Key Wrapping Specification 0x420047 (KMIP 1.2 §2.1.6). */
 export function keyWrappingSpecification(wrap: WrapRequest): TtlvItem {
-  const keyInformation = structure(wrap.method === 'encrypt' ? Tag.EncryptionKeyInformation : Tag.MACSignatureKeyInformation, [textString(Tag.UniqueIdentifier, wrap.keyUid)]);
+  // KMIP 1.2 §2.1.6: Cryptographic Parameters select how the wrapping key is used; servers such as
+  // PyKMIP require them for Encrypt. For HMAC the key's algorithm says it all.
+  const keyInformation = wrap.method === 'encrypt'
+    ? structure(Tag.EncryptionKeyInformation, [textString(Tag.UniqueIdentifier, wrap.keyUid), NIST_KEY_WRAP])
+    : structure(Tag.MACSignatureKeyInformation, [textString(Tag.UniqueIdentifier, wrap.keyUid)]);
   return structure(Tag.KeyWrappingSpecification, [
     enumeration(Tag.WrappingMethod, wrap.method === 'encrypt' ? WrappingMethod.Encrypt : WrappingMethod.MACSign),
     keyInformation,
@@ -46,7 +53,10 @@ function wrapError(detail: string): KmipEdgeError {
 export function unwrapKeyBlock(keyBlock: TtlvItem, wrappingKey: Uint8Array): Uint8Array {
   const wrapping = requiredChild(keyBlock, Tag.KeyWrappingData);
   if (requiredValue(wrapping, Tag.WrappingMethod, ItemType.Enumeration) !== WrappingMethod.Encrypt) throw wrapError('the Key Block is not Encrypt-wrapped');
-  const wrapped = requiredValue(keyBlock, Tag.KeyValue, ItemType.ByteString);
+  // KMIP 1.2 §2.1.4: a wrapped Key Value is a Byte String. PyKMIP 0.10 instead sends a Key Value
+  // Structure whose Key Material holds the wrapped bytes; accept both.
+  const keyValue = requiredChild(keyBlock, Tag.KeyValue);
+  const wrapped = keyValue.type === ItemType.ByteString ? keyValue.value : requiredValue(keyValue, Tag.KeyMaterial, ItemType.ByteString);
   let plain: Uint8Array;
   try {
     plain = aeskw(wrappingKey).decrypt(wrapped);
@@ -54,9 +64,9 @@ export function unwrapKeyBlock(keyBlock: TtlvItem, wrappingKey: Uint8Array): Uin
     throw new KmipEdgeError('KMIP_WRAP_INVALID', 'AES key unwrap failed: wrong wrapping key or tampered Key Value', { cause: error });
   }
   if (optionalValue(wrapping, Tag.EncodingOption, ItemType.Enumeration) === EncodingOption.NoEncoding) return plain;
-  const keyValue = decodeTtlv(plain);
-  if (keyValue.tag !== Tag.KeyValue) throw wrapError('the unwrapped bytes are not a TTLV Key Value');
-  return keyMaterialOf(structure(Tag.KeyBlock, [keyValue]));
+  const unwrapped = decodeTtlv(plain);
+  if (unwrapped.tag !== Tag.KeyValue) throw wrapError('the unwrapped bytes are not a TTLV Key Value');
+  return keyMaterialOf(structure(Tag.KeyBlock, [unwrapped]));
 }
 
 /**
