@@ -157,3 +157,63 @@ export class KmipResultError extends KmipEdgeError {
 export function isSuccess(item: ResponseBatchItem): boolean {
   return item.resultStatus === ResultStatus.Success;
 }
+
+export interface ResponseBatchItemInput {
+  operation?: number;
+  uniqueBatchItemId?: Uint8Array;
+  resultStatus: number;
+  resultReason?: number;
+  resultMessage?: string;
+  asynchronousCorrelationValue?: Uint8Array;
+  /** Children of the Response Payload; absent means no payload. */
+  payload?: TtlvItem[];
+}
+
+/** Response Message 0x42007B (KMIP 1.2 §7.2 Table 233), for servers and for Put/Notify acknowledgements. */
+export function buildResponseMessage(version: ProtocolVersion, items: readonly ResponseBatchItemInput[], timeStamp: Date = new Date()): TtlvItem {
+  const header = structure(Tag.ResponseHeader, [protocolVersionItem(version), dateTime(Tag.TimeStamp, timeStamp), integer(Tag.BatchCount, items.length)]);
+  const batch = items.map((item) => {
+    const fields: TtlvItem[] = [];
+    if (item.operation !== undefined) fields.push(enumeration(Tag.Operation, item.operation));
+    if (item.uniqueBatchItemId !== undefined) fields.push(byteString(Tag.UniqueBatchItemID, item.uniqueBatchItemId));
+    fields.push(enumeration(Tag.ResultStatus, item.resultStatus));
+    if (item.resultReason !== undefined) fields.push(enumeration(Tag.ResultReason, item.resultReason));
+    if (item.resultMessage !== undefined) fields.push(textString(Tag.ResultMessage, item.resultMessage));
+    if (item.asynchronousCorrelationValue !== undefined) fields.push(byteString(Tag.AsynchronousCorrelationValue, item.asynchronousCorrelationValue));
+    if (item.payload !== undefined) fields.push(structure(Tag.ResponsePayload, item.payload));
+    return structure(Tag.BatchItem, fields);
+  });
+  return structure(Tag.ResponseMessage, [header, ...batch]);
+}
+
+export interface RequestMessage {
+  protocolVersion: ProtocolVersion;
+  maximumResponseSize: number | undefined;
+  asynchronousIndicator: boolean | undefined;
+  batchErrorContinuationOption: number | undefined;
+  batchOrderOption: boolean | undefined;
+  timeStamp: bigint | undefined;
+  batchItems: { operation: number; uniqueBatchItemId: Uint8Array | undefined; payload: TtlvItem }[];
+}
+
+/** Reads a Request Message 0x420078 (KMIP 1.2 §7.2); throws KMIP_MESSAGE_INVALID when malformed. */
+export function parseRequestMessage(message: TtlvItem): RequestMessage {
+  if (message.tag !== Tag.RequestMessage) throw invalidMessage(`expected a Request Message, got tag 0x${message.tag.toString(16)}`);
+  const header = requiredChild(message, Tag.RequestHeader);
+  const batchCount = requiredValue(header, Tag.BatchCount, ItemType.Integer);
+  const items = findChildren(message, Tag.BatchItem);
+  if (items.length !== batchCount) throw invalidMessage(`Batch Count says ${batchCount}, the message has ${items.length} Batch Items`);
+  return {
+    protocolVersion: readProtocolVersion(requiredChild(header, Tag.ProtocolVersion)),
+    maximumResponseSize: optionalValue(header, Tag.MaximumResponseSize, ItemType.Integer),
+    asynchronousIndicator: optionalValue(header, Tag.AsynchronousIndicator, ItemType.Boolean),
+    batchErrorContinuationOption: optionalValue(header, Tag.BatchErrorContinuationOption, ItemType.Enumeration),
+    batchOrderOption: optionalValue(header, Tag.BatchOrderOption, ItemType.Boolean),
+    timeStamp: optionalValue(header, Tag.TimeStamp, ItemType.DateTime),
+    batchItems: items.map((item) => ({
+      operation: requiredValue(item, Tag.Operation, ItemType.Enumeration),
+      uniqueBatchItemId: optionalValue(item, Tag.UniqueBatchItemID, ItemType.ByteString),
+      payload: requiredChild(item, Tag.RequestPayload),
+    })),
+  };
+}
