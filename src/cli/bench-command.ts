@@ -6,9 +6,9 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { benchTtlv } from '../bench/ttlv-bench.ts';
+import { benchUpstream } from '../bench/upstream-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {
-  upstream: 'the KMIP client (issue #3)',
   ledger: 'the agent core (issue #5)',
   devices: 'the device proxy (issue #6)',
 };
@@ -16,17 +16,21 @@ const NOT_YET_BUILT: Readonly<Record<string, string>> = {
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
   const seconds = values.seconds === undefined ? 1 : Number(values.seconds);
   if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--seconds must be a number in (0, 600]');
-  const names = positionals.length > 0 ? positionals : ['ttlv', ...Object.keys(NOT_YET_BUILT)];
+  const keys = values.keys === undefined ? 1000 : Number(values.keys);
+  if (!(Number.isInteger(keys) && keys > 0 && keys <= 100_000)) throw new UsageError('--keys must be a whole number in [1, 100000]');
+  const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
     if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
+    } else if (name === 'upstream') {
+      await benchUpstream({ keys, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
