@@ -99,13 +99,19 @@ export interface ResponseMessage {
   batchItems: ResponseBatchItem[];
 }
 
-/** Reads a Response Message 0x42007B (KMIP 1.2 §7.2); throws KMIP_MESSAGE_INVALID when malformed. */
-export function parseResponseMessage(message: TtlvItem): ResponseMessage {
-  if (message.tag !== Tag.ResponseMessage) throw invalidMessage(`expected a Response Message, got tag 0x${message.tag.toString(16)}`);
-  const header = requiredChild(message, Tag.ResponseHeader);
+/** The header and Batch Items of a message, after checking its tag and its Batch Count. */
+function headerAndItems(message: TtlvItem, messageTag: number, headerTag: number, what: string): { header: TtlvItem; items: TtlvItem[] } {
+  if (message.tag !== messageTag) throw invalidMessage(`expected ${what}, got tag 0x${message.tag.toString(16)}`);
+  const header = requiredChild(message, headerTag);
   const batchCount = requiredValue(header, Tag.BatchCount, ItemType.Integer);
   const items = findChildren(message, Tag.BatchItem);
   if (items.length !== batchCount) throw invalidMessage(`Batch Count says ${batchCount}, the message has ${items.length} Batch Items`);
+  return { header, items };
+}
+
+/** Reads a Response Message 0x42007B (KMIP 1.2 §7.2); throws KMIP_MESSAGE_INVALID when malformed. */
+export function parseResponseMessage(message: TtlvItem): ResponseMessage {
+  const { header, items } = headerAndItems(message, Tag.ResponseMessage, Tag.ResponseHeader, 'a Response Message');
   return {
     protocolVersion: readProtocolVersion(requiredChild(header, Tag.ProtocolVersion)),
     timeStamp: requiredValue(header, Tag.TimeStamp, ItemType.DateTime),
@@ -198,11 +204,7 @@ export interface RequestMessage {
 
 /** Reads a Request Message 0x420078 (KMIP 1.2 §7.2); throws KMIP_MESSAGE_INVALID when malformed. */
 export function parseRequestMessage(message: TtlvItem): RequestMessage {
-  if (message.tag !== Tag.RequestMessage) throw invalidMessage(`expected a Request Message, got tag 0x${message.tag.toString(16)}`);
-  const header = requiredChild(message, Tag.RequestHeader);
-  const batchCount = requiredValue(header, Tag.BatchCount, ItemType.Integer);
-  const items = findChildren(message, Tag.BatchItem);
-  if (items.length !== batchCount) throw invalidMessage(`Batch Count says ${batchCount}, the message has ${items.length} Batch Items`);
+  const { header, items } = headerAndItems(message, Tag.RequestMessage, Tag.RequestHeader, 'a Request Message');
   return {
     protocolVersion: readProtocolVersion(requiredChild(header, Tag.ProtocolVersion)),
     maximumResponseSize: optionalValue(header, Tag.MaximumResponseSize, ItemType.Integer),
