@@ -56,15 +56,12 @@ const OPTIONS = {
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
 
-/** "wrap-key" / "WrapKey" / "Wrap Key" → "WrapKey": the KMIP XML spelling of a name. */
-function pascal(text: string): string {
-  return text.split(/[-_\s]+/).filter(Boolean).map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('');
-}
-
+/** A table value by name, ignoring case and separators: "wrap-key", "WrapKey" and "wrap_key" alike. */
 function lookup(table: Readonly<Record<string, number>>, text: string, what: string): number {
-  const value = table[text] ?? table[pascal(text)] ?? table[text.toUpperCase().replace(/-/g, '_')];
-  if (value === undefined) throw new UsageError(`unknown ${what} ${JSON.stringify(text)}; one of: ${Object.keys(table).join(', ')}`);
-  return value;
+  const fold = (name: string): string => name.toLowerCase().replace(/[-_\s]/g, '');
+  const key = Object.keys(table).find((name) => fold(name) === fold(text));
+  if (key === undefined) throw new UsageError(`unknown ${what} ${JSON.stringify(text)}; one of: ${Object.keys(table).join(', ')}`);
+  return table[key]!;
 }
 
 function required(values: Values, name: keyof Values): string {

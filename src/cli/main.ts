@@ -7,6 +7,7 @@ import { isKmipEdgeError } from '../errors.ts';
 import { runBenchCommand } from './bench-command.ts';
 import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
+import { runDevServerCommand } from './dev-server-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
 import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
 
@@ -16,6 +17,7 @@ commands:
   kmip-edge demo                                  the all-in-one demo on embedded defaults
   kmip-edge ttlv decode|encode …                  TTLV ⇄ KMIP XML / JSON
   kmip-edge kmip --server … OP …                  one KMIP operation against a server
+  kmip-edge dev-server --port P --dir D           the development KMIP server
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
 ${TTLV_USAGE}
@@ -37,6 +39,8 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'kmip':
         return await runKmipCommand(rest, write);
+      case 'dev-server':
+        return await runDevServerCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
       case 'demo':
