@@ -50,6 +50,8 @@ export interface ServerContext {
   /** Lease Time granted by Obtain Lease, seconds; 0 means no limit. */
   leaseSeconds: number;
   versions: readonly ProtocolVersion[];
+  /** The protocol version of the request being answered. */
+  requestVersion: ProtocolVersion;
   /** Called with each changed object and the attributes that changed (for Notify). */
   onChange?: (object: ManagedObject, changed: Attribute[]) => void;
 }
@@ -265,6 +267,7 @@ type Handler = (context: ServerContext, payload: TtlvItem) => TtlvItem[];
 
 const handlers: Partial<Record<number, Handler>> = {
   [Operation.DiscoverVersions]: (context, payload) => {
+    if (context.requestVersion.major === 1 && context.requestVersion.minor === 0) fail(ResultReason.OperationNotSupported, 'DiscoverVersions is not supported by KMIP 1.0');
     const asked = findChildren(payload, Tag.ProtocolVersion).map(readProtocolVersion);
     const common = asked.length === 0 ? context.versions : asked.filter((v) => context.versions.some((s) => s.major === v.major && s.minor === v.minor));
     return common.map(protocolVersionItem);

@@ -90,6 +90,7 @@ export class RequestProcessor {
       placeholder: undefined,
       leaseSeconds: this.leaseSeconds,
       versions: this.versions,
+      requestVersion: request.protocolVersion,
       ...(this.onChange && { onChange: this.onChange }),
     };
     const out: ResponseBatchItemInput[] = [];

@@ -96,6 +96,8 @@ export interface BatchOptions {
   /** KMIP 1.2 §6.14 Continue/Stop/Undo (BatchErrorContinuationOption values); default Stop. */
   batchErrorContinuationOption?: number;
   maximumResponseSize?: number;
+  /** KMIP 1.2 §6.7: the server may answer Operation Pending; the client then polls to completion. */
+  asynchronousIndicator?: boolean;
 }
 
 export class KmipClient {
@@ -247,6 +249,7 @@ export class KmipClient {
       ...(options.batchOrderOption !== undefined && { batchOrderOption: options.batchOrderOption }),
       ...(options.batchErrorContinuationOption !== undefined && { batchErrorContinuationOption: options.batchErrorContinuationOption }),
       ...(options.maximumResponseSize !== undefined && { maximumResponseSize: options.maximumResponseSize }),
+      ...(options.asynchronousIndicator !== undefined && { asynchronousIndicator: options.asynchronousIndicator }),
     };
     const idempotent = items.every((item) => IDEMPOTENT.has(item.operation));
     const response = await this.exchange(request, header, idempotent);
