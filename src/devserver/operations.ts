@@ -3,7 +3,7 @@
  * FACTS.md §5.14 lists them). Each handler takes the Request Payload and returns the children of
  * the Response Payload, or throws an OperationFailure with the spec's result reason.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { aeskw } from '@noble/ciphers/aes.js';
 import { attributeItem, readAttribute, type Attribute } from '../kmip/attributes.ts';
 import { protocolVersionItem, readProtocolVersion, type ProtocolVersion } from '../kmip/message.ts';
@@ -12,7 +12,9 @@ import {
   CryptographicAlgorithm,
   CryptographicUsageMask,
   EncodingOption,
+  HashingAlgorithm,
   KeyFormatType,
+  LinkType,
   ObjectType,
   Operation,
   QueryFunction,
@@ -57,7 +59,7 @@ export interface ServerContext {
 }
 
 const SUPPORTED_OPERATIONS = [
-  Operation.Create, Operation.Register, Operation.Locate, Operation.Check, Operation.Get, Operation.GetAttributes,
+  Operation.Create, Operation.Register, Operation.ReKey, Operation.Locate, Operation.Check, Operation.Get, Operation.GetAttributes,
   Operation.GetAttributeList, Operation.AddAttribute, Operation.ModifyAttribute, Operation.DeleteAttribute,
   Operation.ObtainLease, Operation.GetUsageAllocation, Operation.Activate, Operation.Revoke, Operation.Destroy,
   Operation.Query, Operation.Cancel, Operation.Poll, Operation.DiscoverVersions,
@@ -151,6 +153,8 @@ function newObject(context: ServerContext, objectType: number, object: TtlvItem,
   }
   setAttribute(created, 'State', enumeration(0, State.PreActive));
   setAttribute(created, 'Initial Date', dateTime(0, now));
+  const digest = digestOf(created);
+  if (digest) setAttribute(created, 'Digest', digest);
   for (const attribute of clientAttributes) {
     if (attribute.value === undefined) fail(ResultReason.InvalidField, `attribute ${attribute.name} has no value`);
     if (['Cryptographic Algorithm', 'Cryptographic Length'].includes(attribute.name)) continue; // taken from the key itself
@@ -165,6 +169,24 @@ function newObject(context: ServerContext, objectType: number, object: TtlvItem,
   setAttribute(created, 'Last Change Date', dateTime(0, now));
   applyDates(created, now);
   return context.store.add(created);
+}
+
+/**
+ * KMIP 1.2 §3.17: the server keeps a SHA-256 Digest of a key's material (here its Raw bytes),
+ * so that clients can tell keys apart without seeing them.
+ */
+function digestOf(object: ManagedObject): TtlvItem | undefined {
+  const block = keyBlock(object);
+  const material = block && findChild(requiredChild(block, Tag.KeyValue), Tag.KeyMaterial);
+  if (material?.type !== ItemType.ByteString) return undefined;
+  const format = optionalValue(block!, Tag.KeyFormatType, ItemType.Enumeration) ?? KeyFormatType.Raw;
+  return structure(Tag.AttributeValue, [enumeration(Tag.HashingAlgorithm, HashingAlgorithm.SHA_256), byteString(Tag.DigestValue, createHash('sha256').update(material.value).digest()), enumeration(Tag.KeyFormatType, format)]);
+}
+
+/** KMIP 1.0 has no Key Format Type in a Digest (added in 1.1). */
+function digestForKmip10(attribute: Attribute): Attribute {
+  const value = attribute.value!;
+  return { ...attribute, value: structure(Tag.AttributeValue, childrenOf(value).filter((c) => c.tag !== Tag.KeyFormatType)) };
 }
 
 /** Usage Limits Count is the server's: it starts at Total (KMIP 1.2 §3.21). */
@@ -195,7 +217,13 @@ function attributeList(object: ManagedObject): Attribute[] {
 const KEY_LENGTHS: Readonly<Record<number, readonly number[]>> = {
   [CryptographicAlgorithm.AES]: [128, 192, 256],
   [CryptographicAlgorithm.HMAC_SHA256]: [256],
+  // 3DES: 168 effective bits in 24 bytes (the OASIS symmetric-key profile cases use it).
+  [CryptographicAlgorithm.DES3]: [168],
 };
+
+function keyMaterialBytes(algorithm: number, lengthBits: number): number {
+  return algorithm === CryptographicAlgorithm.DES3 ? 24 : lengthBits / 8;
+}
 
 function symmetricKey(algorithm: number, lengthBits: number, material: Uint8Array): TtlvItem {
   return structure(Tag.SymmetricKey, [
@@ -290,7 +318,7 @@ const handlers: Partial<Record<number, Handler>> = {
     const length = attributes.find((a) => a.name === 'Cryptographic Length')?.value?.value as number | undefined;
     if (algorithm === undefined || !KEY_LENGTHS[algorithm]) return fail(ResultReason.InvalidField, 'Cryptographic Algorithm must be AES or HMAC-SHA256');
     if (length === undefined || !KEY_LENGTHS[algorithm]!.includes(length)) return fail(ResultReason.InvalidField, `Cryptographic Length must be one of ${KEY_LENGTHS[algorithm]!.join(', ')}`);
-    const created = newObject(context, objectType, symmetricKey(algorithm, length, randomBytes(length / 8)), attributes);
+    const created = newObject(context, objectType, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), attributes);
     context.placeholder = created.uid;
     return [enumeration(Tag.ObjectType, objectType), textString(Tag.UniqueIdentifier, created.uid)];
   },
@@ -301,6 +329,39 @@ const handlers: Partial<Record<number, Handler>> = {
     const expected: Record<number, number> = { [ObjectType.SymmetricKey]: Tag.SymmetricKey, [ObjectType.SecretData]: Tag.SecretData, [ObjectType.OpaqueObject]: Tag.OpaqueObject };
     if (objectType === undefined || !object || expected[objectType] !== object.tag) return fail(ResultReason.InvalidField, 'register a Symmetric Key, Secret Data or Opaque Object matching its Object Type');
     const created = newObject(context, objectType, object, attributesOf(payload));
+    context.placeholder = created.uid;
+    return [textString(Tag.UniqueIdentifier, created.uid)];
+  },
+
+  /**
+   * KMIP 1.2 §4.4 Re-key: a new key of the same kind replaces the existing one. Names move to the
+   * new key, usage limits start afresh, dates keep their distance from the Initial Date (or the
+   * given Offset), and Replacement / Replaced Object Links join the two.
+   */
+  [Operation.ReKey]: (context, payload) => {
+    const old = target(context, payload);
+    const algorithm = Number(first(old, 'Cryptographic Algorithm')?.value);
+    const length = Number(first(old, 'Cryptographic Length')?.value);
+    if (old.objectType !== ObjectType.SymmetricKey || !KEY_LENGTHS[algorithm]?.includes(length)) return fail(ResultReason.IllegalOperation, `${old.uid} cannot be re-keyed here`);
+    const now = seconds(context.now());
+    const offset = optionalValue(payload, Tag.Offset, ItemType.Interval);
+    const initial = first(old, 'Initial Date')!.value as bigint;
+    const carried: Attribute[] = [];
+    for (const name of ['Cryptographic Usage Mask', 'Name', 'Object Group', 'Contact Information', 'Usage Limits', 'Cryptographic Parameters']) {
+      for (const value of old.attributes.get(name) ?? []) carried.push({ name, value });
+    }
+    for (const name of ['Activation Date', 'Process Start Date', 'Protect Stop Date', 'Deactivation Date']) {
+      const date = first(old, name)?.value as bigint | undefined;
+      if (date === undefined) continue;
+      const shift = name === 'Activation Date' && offset !== undefined ? BigInt(offset) : date - initial;
+      carried.push({ name, value: dateTime(Tag.AttributeValue, now + shift) });
+    }
+    carried.push(...attributesOf(payload));
+    const created = newObject(context, ObjectType.SymmetricKey, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), carried);
+    old.attributes.delete('Name');
+    setAttribute(old, 'Link', structure(0, [enumeration(Tag.LinkType, LinkType.ReplacementObjectLink), textString(Tag.LinkedObjectIdentifier, created.uid)]), old.attributes.get('Link')?.length ?? 0);
+    setAttribute(created, 'Link', structure(0, [enumeration(Tag.LinkType, LinkType.ReplacedObjectLink), textString(Tag.LinkedObjectIdentifier, old.uid)]), created.attributes.get('Link')?.length ?? 0);
+    touch(context, old, [{ name: 'Link', value: old.attributes.get('Link')!.at(-1)! }]);
     context.placeholder = created.uid;
     return [textString(Tag.UniqueIdentifier, created.uid)];
   },
@@ -338,7 +399,7 @@ const handlers: Partial<Record<number, Handler>> = {
     const object = target(context, payload);
     const names = findChildren(payload, Tag.AttributeName).map((n) => String(n.value));
     if (new Set(names).size !== names.length) fail(ResultReason.InvalidMessage, 'an Attribute Name is asked twice');
-    const all = attributeList(object);
+    const all = attributeList(object).map((a) => (a.name === 'Digest' && context.requestVersion.minor === 0 ? digestForKmip10(a) : a));
     const chosen = names.length === 0 ? all : names.flatMap((name) => all.filter((a) => a.name === name));
     return [textString(Tag.UniqueIdentifier, object.uid), ...chosen.map(attributeItem)];
   },
@@ -372,6 +433,8 @@ const handlers: Partial<Record<number, Handler>> = {
     if (!values) return fail(ResultReason.InvalidField, `${attribute.name} does not exist on ${object.uid}`);
     const index = attribute.index ?? 0;
     if (values[index] === undefined) fail(ResultReason.ItemNotFound, `no instance ${index} of ${attribute.name}`);
+    // KMIP 1.2 §3.24: the Activation Date can change only while the object is Pre-Active.
+    if (attribute.name === 'Activation Date' && stateOf(object) !== State.PreActive) fail(ResultReason.PermissionDenied, 'the Activation Date of an active object cannot change');
     setAttribute(object, attribute.name, attribute.value!, index);
     if (DATE_ATTRIBUTES.has(attribute.name)) applyDates(object, seconds(context.now()));
     const modified = { name: attribute.name, ...(index > 0 && { index }), value: values[index]! };
