@@ -1,15 +1,21 @@
 /**
- * `kmip-edge dev-server --port P --dir D` (CLI.md): the development KMIP server. Certificates
- * are created in D on first start; when listening it prints one JSON ready line and serves until
- * SIGTERM or SIGINT.
+ * `kmip-edge dev-server --port P --dir D [--push-to HOST:PORT …]` (CLI.md): the development KMIP
+ * server. Certificates are created in D on first start; when listening it prints one JSON ready
+ * line and serves until SIGTERM or SIGINT.
+ * `kmip-edge dev-server push --dir D (--put UID [--replaces OLD] | --notify UID)`: asks the running
+ * server, over its admin socket in D, to push; prints {"pushed":N,"acknowledged":M}.
  */
-import { resolve } from 'node:path';
+import { createConnection } from 'node:net';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { KmipEdgeError } from '../errors.ts';
 import { ensureDevPki } from '../devserver/pki.ts';
-import { DevKmipServer } from '../devserver/server.ts';
+import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
+import { parseHostPort } from '../net/tls-options.ts';
 import { UsageError } from './errors.ts';
 
 export async function runDevServerCommand(args: string[], out: (text: string) => void): Promise<number> {
+  if (args[0] === 'push') return runPush(args.slice(1), out);
   const { values, positionals } = parseArgs({
     args,
     options: {
@@ -23,18 +29,20 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
     allowPositionals: true,
     strict: true,
   });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])} (dev-server push is not built yet)`);
+  if (positionals.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
   if (values.dir === undefined) throw new UsageError('dev-server needs --dir D (certificates are kept there)');
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be 0..65535');
   if (values.store !== 'memory') throw new UsageError(`--store ${values.store}: only the memory store is built so far`);
-  if (values['push-to'] !== undefined) throw new UsageError('--push-to: sending Put/Notify is not built yet');
   const leaseSeconds = Number(values['lease-seconds']);
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 0) throw new UsageError('--lease-seconds must be a whole number ≥ 0');
+  const pushTo = (values['push-to'] ?? []).map((endpoint) => parseHostPort(endpoint));
 
-  const pki = ensureDevPki(resolve(values.dir));
-  const server = new DevKmipServer(pki, { leaseSeconds });
+  const dir = resolve(values.dir);
+  const pki = ensureDevPki(dir);
+  const server = new DevKmipServer(pki, { leaseSeconds, pushTo });
   const bound = await server.listen(port, values.host);
+  await server.listenAdmin(dir);
   out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
   await new Promise<void>((done) => {
     const stop = (): void => void server.close().then(done);
@@ -42,4 +50,23 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
     process.once('SIGINT', stop);
   });
   return 0;
+}
+
+async function runPush(args: string[], out: (text: string) => void): Promise<number> {
+  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, put: { type: 'string' }, replaces: { type: 'string' }, notify: { type: 'string' } }, strict: true });
+  if (values.dir === undefined) throw new UsageError('dev-server push needs --dir D of the running server');
+  if ((values.put === undefined) === (values.notify === undefined)) throw new UsageError('dev-server push needs exactly one of --put UID or --notify UID');
+  if (values.replaces !== undefined && values.put === undefined) throw new UsageError('--replaces goes with --put');
+  const request = values.put !== undefined ? { put: values.put, ...(values.replaces !== undefined && { replaces: values.replaces }) } : { notify: values.notify };
+  const answer = await new Promise<string>((done, fail) => {
+    const socket = createConnection(join(resolve(values.dir!), ADMIN_SOCKET));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk.toString('utf8')));
+    socket.on('end', () => done(text));
+    socket.on('error', (error) => fail(new KmipEdgeError('CLI_INPUT', `no development server answers in ${values.dir} (${(error as NodeJS.ErrnoException).code})`)));
+    socket.write(JSON.stringify(request) + '\n');
+  });
+  const result = JSON.parse(answer) as Record<string, unknown>;
+  out(JSON.stringify(result) + '\n');
+  return result.error === undefined && result.pushed === result.acknowledged ? 0 : 1;
 }

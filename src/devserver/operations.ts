@@ -203,7 +203,8 @@ function attributesOf(payload: TtlvItem): Attribute[] {
   return template ? findChildren(template, Tag.Attribute).map(readAttribute) : [];
 }
 
-function attributeList(object: ManagedObject): Attribute[] {
+/** Every attribute instance of an object, in the order they were set. */
+export function attributeList(object: ManagedObject): Attribute[] {
   const out: Attribute[] = [];
   for (const [name, values] of object.attributes) {
     values.forEach((value, index) => out.push({ name, ...(index > 0 && { index }), value }));

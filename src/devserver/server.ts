@@ -1,36 +1,71 @@
 /**
  * The development KMIP server's listener: TTLV over mutual TLS (KMIP 1.2 §10). Clients must
  * present a certificate from the server's CA; requests on one connection are answered in order.
+ * With push endpoints it sends Notify on every change and Put on request (./push.ts), and takes
+ * admin requests on a local socket in its folder (`kmip-edge dev-server push`).
  */
-import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { readFileSync, rmSync } from 'node:fs';
+import { createServer as createUnixServer, type AddressInfo, type Server as UnixServer } from 'node:net';
+import { join } from 'node:path';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { KmipEdgeError } from '../errors.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
+import { attributeList } from './operations.ts';
 import type { DevPki } from './pki.ts';
+import { PushSender, type PushEndpoint, type PushRecord } from './push.ts';
 import { RequestProcessor, type DevServerOptions } from './request-processor.ts';
+
+export interface DevKmipServerOptions extends DevServerOptions {
+  pushTo?: readonly PushEndpoint[];
+  /** Retry timing of pushes (tests shorten it). */
+  pushRetryMs?: number;
+  pushMaxAttempts?: number;
+}
+
+export const ADMIN_SOCKET = 'admin.sock';
 
 export class DevKmipServer {
   readonly processor: RequestProcessor;
+  readonly pushes: PushSender | undefined;
   private server: Server | undefined;
+  private admin: UnixServer | undefined;
   private readonly sockets = new Set<TLSSocket>();
 
   constructor(
     private readonly pki: DevPki,
-    options: DevServerOptions = {},
+    options: DevKmipServerOptions = {},
   ) {
     this.processor = new RequestProcessor(options);
+    if (options.pushTo && options.pushTo.length > 0) {
+      const pushes = new PushSender(options.pushTo, {
+        ca: readFileSync(pki.ca), cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey),
+        ...(options.pushRetryMs !== undefined && { retryMs: options.pushRetryMs }),
+        ...(options.pushMaxAttempts !== undefined && { maxAttempts: options.pushMaxAttempts }),
+      });
+      this.pushes = pushes;
+      this.processor.onChange = (object, changed) => void pushes.notify(object.uid, changed);
+    }
+  }
+
+  /** Put the object `uid` to every push endpoint (New, or Replace of `replaces`). */
+  put(uid: string, replaces?: string): Promise<PushRecord[]> {
+    const object = this.processor.store.get(uid);
+    if (!object) throw new KmipEdgeError('DEV_PUSH_FAILED', `no object ${uid}`);
+    if (!this.pushes) throw new KmipEdgeError('DEV_PUSH_FAILED', 'no push endpoints configured (--push-to)');
+    return this.pushes.put(uid, object.object, attributeList(object), replaces);
+  }
+
+  /** Notify every push endpoint that `uid` changed (its Last Change Date). */
+  notify(uid: string): Promise<PushRecord[]> {
+    const object = this.processor.store.get(uid);
+    if (!object) throw new KmipEdgeError('DEV_PUSH_FAILED', `no object ${uid}`);
+    if (!this.pushes) throw new KmipEdgeError('DEV_PUSH_FAILED', 'no push endpoints configured (--push-to)');
+    return this.pushes.notify(uid, attributeList(object).filter((a) => a.name === 'Last Change Date'));
   }
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {
     this.server = createServer(
-      {
-        ca: readFileSync(this.pki.ca),
-        cert: readFileSync(this.pki.serverCert),
-        key: readFileSync(this.pki.serverKey),
-        requestCert: true,
-        rejectUnauthorized: true,
-        minVersion: 'TLSv1.2',
-      },
+      { ca: readFileSync(this.pki.ca), cert: readFileSync(this.pki.serverCert), key: readFileSync(this.pki.serverKey), requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' },
       (socket) => this.serve(socket),
     );
     await new Promise<void>((resolve, reject) => {
@@ -38,6 +73,36 @@ export class DevKmipServer {
       this.server!.listen(port, host, () => resolve());
     });
     return (this.server.address() as AddressInfo).port;
+  }
+
+  /** The admin socket: one JSON request per line, {"put":UID,"replaces"?:OLD} or {"notify":UID}. */
+  async listenAdmin(dir: string): Promise<string> {
+    const path = join(dir, ADMIN_SOCKET);
+    rmSync(path, { force: true });
+    this.admin = createUnixServer((socket) => {
+      let buffered = '';
+      socket.on('data', (chunk) => {
+        buffered += chunk.toString('utf8');
+        if (buffered.length > 4096) return void socket.destroy();
+        const newline = buffered.indexOf('\n');
+        if (newline < 0) return;
+        void this.adminRequest(buffered.slice(0, newline)).then((answer) => socket.end(JSON.stringify(answer) + '\n'));
+      });
+      socket.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => this.admin!.listen(path, resolve));
+    return path;
+  }
+
+  private async adminRequest(line: string): Promise<Record<string, unknown>> {
+    try {
+      const request = JSON.parse(line) as { put?: string; replaces?: string; notify?: string };
+      const records = request.put !== undefined ? await this.put(request.put, request.replaces) : request.notify !== undefined ? await this.notify(request.notify) : undefined;
+      if (!records) return { error: 'expected {"put":UID} or {"notify":UID}' };
+      return { pushed: records.length, acknowledged: records.filter((r) => r.acknowledged).length, ...(records.some((r) => !r.acknowledged) && { unacknowledged: records.filter((r) => !r.acknowledged) }) };
+    } catch (error) {
+      return { error: (error as Error).message };
+    }
   }
 
   private serve(socket: TLSSocket): void {
@@ -56,6 +121,8 @@ export class DevKmipServer {
   }
 
   close(): Promise<void> {
+    this.pushes?.close();
+    this.admin?.close();
     return new Promise((resolve) => {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
