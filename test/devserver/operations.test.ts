@@ -35,7 +35,7 @@ import { ItemType } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { keyWrappingSpecification, unwrapKeyBlock, verifyMacKeyBlock, wrappedAttribute } from '../../src/upstream/key-wrapping.ts';
 import { aesKey, attributeValue, rejectsWith } from '../helpers/client-interop-suite.ts';
-import { CountingTransport } from '../helpers/counting-transport.ts';
+import { CountingTransport } from '../../src/net/counting-transport.ts';
 import { startDevServer } from '../helpers/dev-server.ts';
 
 let dev: Awaited<ReturnType<typeof startDevServer>>;

@@ -28,7 +28,7 @@ import { byteString, enumeration, integer, structure, textString } from '../../s
 import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { keyWrappingSpecification, unwrapKeyBlock } from '../../src/upstream/key-wrapping.ts';
-import { CountingTransport } from './counting-transport.ts';
+import { CountingTransport } from '../../src/net/counting-transport.ts';
 
 export interface RunningServer {
   endpoint: TlsEndpoint;

@@ -1,4 +1,4 @@
-import type { KmipChannel, KmipTransport } from '../../src/net/transport.ts';
+import type { KmipChannel, KmipTransport } from './transport.ts';
 
 /** Wraps a transport and counts the messages that cross it, to show what coalescing saved. */
 export class CountingTransport implements KmipTransport {
