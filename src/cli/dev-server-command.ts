@@ -9,6 +9,7 @@ import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
+import { LevelObjectStore } from '../devserver/level-object-store.ts';
 import { ensureDevPki } from '../devserver/pki.ts';
 import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
 import { parseHostPort } from '../net/tls-options.ts';
@@ -33,14 +34,15 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
   if (values.dir === undefined) throw new UsageError('dev-server needs --dir D (certificates are kept there)');
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be 0..65535');
-  if (values.store !== 'memory') throw new UsageError(`--store ${values.store}: only the memory store is built so far`);
+  if (values.store !== 'memory' && values.store !== 'leveldb') throw new UsageError(`--store must be memory or leveldb, not ${JSON.stringify(values.store)}`);
   const leaseSeconds = Number(values['lease-seconds']);
   if (!Number.isInteger(leaseSeconds) || leaseSeconds < 0) throw new UsageError('--lease-seconds must be a whole number ≥ 0');
   const pushTo = (values['push-to'] ?? []).map((endpoint) => parseHostPort(endpoint));
 
   const dir = resolve(values.dir);
   const pki = ensureDevPki(dir);
-  const server = new DevKmipServer(pki, { leaseSeconds, pushTo });
+  const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
+  const server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
   const bound = await server.listen(port, values.host);
   await server.listenAdmin(dir);
   out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');

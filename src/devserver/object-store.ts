@@ -16,8 +16,10 @@ export interface ManagedObject {
 }
 
 export class ObjectStore {
-  private readonly objects = new Map<string, ManagedObject>();
-  private nextSerial = 1;
+  protected readonly objects = new Map<string, ManagedObject>();
+  protected nextSerial = 1;
+  /** Objects handed out or added since the last flush: the ones a request may have changed. */
+  protected readonly dirty = new Set<string>();
 
   /** Identifiers are small decimal numbers, like PyKMIP's, prefixed so tests can tell servers apart. */
   allocateUid(): string {
@@ -27,11 +29,14 @@ export class ObjectStore {
   add(object: Omit<ManagedObject, 'serial'>): ManagedObject {
     const stored = { ...object, serial: this.nextSerial++ };
     this.objects.set(stored.uid, stored);
+    this.dirty.add(stored.uid);
     return stored;
   }
 
   get(uid: string): ManagedObject | undefined {
-    return this.objects.get(uid);
+    const object = this.objects.get(uid);
+    if (object) this.dirty.add(uid);
+    return object;
   }
 
   all(): ManagedObject[] {
@@ -44,8 +49,17 @@ export class ObjectStore {
   }
 
   restore(snapshot: { objects: Map<string, ManagedObject>; nextSerial: number }): void {
+    for (const uid of this.objects.keys()) this.dirty.add(uid);
+    for (const uid of snapshot.objects.keys()) this.dirty.add(uid);
     this.objects.clear();
     for (const [uid, object] of snapshot.objects) this.objects.set(uid, object);
     this.nextSerial = snapshot.nextSerial;
   }
+
+  /** Makes the changes of the last request durable before it is answered; nothing to do in memory. */
+  async flush(): Promise<void> {
+    this.dirty.clear();
+  }
+
+  async close(): Promise<void> {}
 }

@@ -25,6 +25,8 @@ export interface DevServerOptions {
   leaseSeconds?: number;
   versions?: readonly ProtocolVersion[];
   now?: () => Date;
+  /** Where objects live: in memory unless given (e.g. a LevelObjectStore). */
+  store?: ObjectStore;
 }
 
 interface PendingResult {
@@ -33,7 +35,7 @@ interface PendingResult {
 }
 
 export class RequestProcessor {
-  readonly store = new ObjectStore();
+  readonly store: ObjectStore;
   private readonly pending = new Map<string, PendingResult>();
   private readonly asynchronous: Set<number>;
   private readonly pollsBeforeDone: number;
@@ -44,6 +46,7 @@ export class RequestProcessor {
   onChange: ServerContext['onChange'];
 
   constructor(options: DevServerOptions = {}) {
+    this.store = options.store ?? new ObjectStore();
     this.asynchronous = new Set(options.asynchronousOperations ?? [Operation.Locate]);
     this.pollsBeforeDone = options.pollsBeforeDone ?? 1;
     this.now = options.now ?? (() => new Date());

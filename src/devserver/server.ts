@@ -109,24 +109,36 @@ export class DevKmipServer {
     this.sockets.add(socket);
     socket.setNoDelay(true);
     const framer = new TtlvFramer();
+    // Requests on one connection are answered in order, each only once its changes are durable.
+    let queue = Promise.resolve();
     socket.on('data', (chunk: Buffer) => {
+      let messages: Uint8Array[];
       try {
-        for (const message of framer.push(chunk)) socket.write(this.processor.process(message));
+        messages = framer.push(chunk);
       } catch {
         socket.destroy(); // framing lost (KMIP 2.x §10.1 says close); nothing sensible to answer
+        return;
+      }
+      for (const message of messages) {
+        queue = queue.then(async () => {
+          const response = this.processor.process(message);
+          await this.processor.store.flush();
+          socket.write(response);
+        }).catch(() => void socket.destroy());
       }
     });
     socket.on('error', () => socket.destroy());
     socket.on('close', () => this.sockets.delete(socket));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.pushes?.close();
     this.admin?.close();
-    return new Promise((resolve) => {
+    await new Promise<void>((resolve) => {
       if (!this.server) return resolve();
       this.server.close(() => resolve());
       for (const socket of this.sockets) socket.destroy();
     });
+    await this.processor.store.close();
   }
 }
