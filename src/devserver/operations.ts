@@ -25,7 +25,7 @@ import {
   WrappingMethod,
 } from '../kmip/tables.generated.ts';
 import { childrenOf, findChild, findChildren, optionalValue, requiredChild } from '../kmip/tree.ts';
-import { byteString, dateTime, enumeration, integer, interval, longInteger, structure, textString } from '../ttlv/build.ts';
+import { boolean, byteString, dateTime, enumeration, integer, interval, longInteger, structure, textString } from '../ttlv/build.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import type { ManagedObject, ObjectStore } from './object-store.ts';
@@ -139,7 +139,7 @@ function keyBytes(object: ManagedObject): Uint8Array {
 }
 
 /** Sets the attributes every new object gets (KMIP 1.2 §3), then the client's, in order. */
-function newObject(context: ServerContext, objectType: number, object: TtlvItem, clientAttributes: Attribute[]): ManagedObject {
+function newObject(context: ServerContext, objectType: number, object: TtlvItem, clientAttributes: Attribute[], origin: 'generated' | 'registered'): ManagedObject {
   const now = seconds(context.now());
   const created: ManagedObject = { uid: context.store.allocateUid(), objectType, object, attributes: new Map(), serial: 0 };
   setAttribute(created, 'Unique Identifier', textString(0, created.uid));
@@ -153,12 +153,17 @@ function newObject(context: ServerContext, objectType: number, object: TtlvItem,
   }
   setAttribute(created, 'State', enumeration(0, State.PreActive));
   setAttribute(created, 'Initial Date', dateTime(0, now));
+  // KMIP 1.1 §3.34: an object is Fresh until it is first served to a client.
+  setAttribute(created, 'Fresh', boolean(0, true));
+  // KMIP 1.2 §3.43: when a key made here was created; a registered object's original creation
+  // date is not known to the server (the client may supply it).
+  if (origin === 'generated') setAttribute(created, 'Original Creation Date', dateTime(0, now));
   const digest = digestOf(created);
   if (digest) setAttribute(created, 'Digest', digest);
   for (const attribute of clientAttributes) {
     if (attribute.value === undefined) fail(ResultReason.InvalidField, `attribute ${attribute.name} has no value`);
     if (['Cryptographic Algorithm', 'Cryptographic Length'].includes(attribute.name)) continue; // taken from the key itself
-    if (SERVER_ONLY.has(attribute.name)) fail(ResultReason.InvalidField, `${attribute.name} is set by the server`);
+    if (SERVER_ONLY.has(attribute.name) && !(origin === 'registered' && attribute.name === 'Original Creation Date')) fail(ResultReason.InvalidField, `${attribute.name} is set by the server`);
     const values = created.attributes.get(attribute.name) ?? [];
     if (values.length > 0 && !MULTI_INSTANCE.has(attribute.name) && !isCustom(attribute.name)) fail(ResultReason.InvalidField, `${attribute.name} given twice`);
     setAttribute(created, attribute.name, normalizeValue(attribute.name, attribute.value!), values.length);
@@ -182,6 +187,17 @@ function digestOf(object: ManagedObject): TtlvItem | undefined {
   const format = optionalValue(block!, Tag.KeyFormatType, ItemType.Enumeration) ?? KeyFormatType.Raw;
   return structure(Tag.AttributeValue, [enumeration(Tag.HashingAlgorithm, HashingAlgorithm.SHA_256), byteString(Tag.DigestValue, createHash('sha256').update(material.value).digest()), enumeration(Tag.KeyFormatType, format)]);
 }
+
+/** An object's attributes as a peer speaking `version` expects them. */
+export function attributesForVersion(object: ManagedObject, version: ProtocolVersion): Attribute[] {
+  const kmip10 = version.major === 1 && version.minor === 0;
+  return attributeList(object)
+    .filter((a) => version.major > 1 || (ATTRIBUTE_MINOR_SINCE.get(a.name) ?? 0) <= version.minor)
+    .map((a) => (a.name === 'Digest' && kmip10 ? digestForKmip10(a) : a));
+}
+
+/** The KMIP 1.x minor version that introduced each standard attribute (custom ones: 0). */
+const ATTRIBUTE_MINOR_SINCE = new Map(ATTRIBUTE_SPECS.map(([name, , , since]) => [name, Number(since.split('.')[1] ?? 0)] as const));
 
 /** KMIP 1.0 has no Key Format Type in a Digest (added in 1.1). */
 function digestForKmip10(attribute: Attribute): Attribute {
@@ -319,7 +335,7 @@ const handlers: Partial<Record<number, Handler>> = {
     const length = attributes.find((a) => a.name === 'Cryptographic Length')?.value?.value as number | undefined;
     if (algorithm === undefined || !KEY_LENGTHS[algorithm]) return fail(ResultReason.InvalidField, 'Cryptographic Algorithm must be AES or HMAC-SHA256');
     if (length === undefined || !KEY_LENGTHS[algorithm]!.includes(length)) return fail(ResultReason.InvalidField, `Cryptographic Length must be one of ${KEY_LENGTHS[algorithm]!.join(', ')}`);
-    const created = newObject(context, objectType, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), attributes);
+    const created = newObject(context, objectType, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), attributes, 'generated');
     context.placeholder = created.uid;
     return [enumeration(Tag.ObjectType, objectType), textString(Tag.UniqueIdentifier, created.uid)];
   },
@@ -329,7 +345,7 @@ const handlers: Partial<Record<number, Handler>> = {
     const object = childrenOf(payload).find((c) => c.tag !== Tag.ObjectType && c.tag !== Tag.TemplateAttribute);
     const expected: Record<number, number> = { [ObjectType.SymmetricKey]: Tag.SymmetricKey, [ObjectType.SecretData]: Tag.SecretData, [ObjectType.OpaqueObject]: Tag.OpaqueObject };
     if (objectType === undefined || !object || expected[objectType] !== object.tag) return fail(ResultReason.InvalidField, 'register a Symmetric Key, Secret Data or Opaque Object matching its Object Type');
-    const created = newObject(context, objectType, object, attributesOf(payload));
+    const created = newObject(context, objectType, object, attributesOf(payload), 'registered');
     context.placeholder = created.uid;
     return [textString(Tag.UniqueIdentifier, created.uid)];
   },
@@ -358,7 +374,7 @@ const handlers: Partial<Record<number, Handler>> = {
       carried.push({ name, value: dateTime(Tag.AttributeValue, now + shift) });
     }
     carried.push(...attributesOf(payload));
-    const created = newObject(context, ObjectType.SymmetricKey, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), carried);
+    const created = newObject(context, ObjectType.SymmetricKey, symmetricKey(algorithm, length, randomBytes(keyMaterialBytes(algorithm, length))), carried, 'generated');
     old.attributes.delete('Name');
     setAttribute(old, 'Link', structure(0, [enumeration(Tag.LinkType, LinkType.ReplacementObjectLink), textString(Tag.LinkedObjectIdentifier, created.uid)]), old.attributes.get('Link')?.length ?? 0);
     setAttribute(created, 'Link', structure(0, [enumeration(Tag.LinkType, LinkType.ReplacedObjectLink), textString(Tag.LinkedObjectIdentifier, old.uid)]), created.attributes.get('Link')?.length ?? 0);
@@ -385,6 +401,7 @@ const handlers: Partial<Record<number, Handler>> = {
 
   [Operation.Get]: (context, payload) => {
     const object = target(context, payload);
+    if (first(object, 'Fresh')?.value === true) setAttribute(object, 'Fresh', boolean(0, false));
     const format = optionalValue(payload, Tag.KeyFormatType, ItemType.Enumeration);
     if (format !== undefined && format !== KeyFormatType.Raw && format !== KeyFormatType.Opaque) fail(ResultReason.KeyFormatTypeNotSupported, 'only Raw key format is served');
     const specification = findChild(payload, Tag.KeyWrappingSpecification);
@@ -400,14 +417,15 @@ const handlers: Partial<Record<number, Handler>> = {
     const object = target(context, payload);
     const names = findChildren(payload, Tag.AttributeName).map((n) => String(n.value));
     if (new Set(names).size !== names.length) fail(ResultReason.InvalidMessage, 'an Attribute Name is asked twice');
-    const all = attributeList(object).map((a) => (a.name === 'Digest' && context.requestVersion.minor === 0 ? digestForKmip10(a) : a));
+    const all = attributesForVersion(object, context.requestVersion);
     const chosen = names.length === 0 ? all : names.flatMap((name) => all.filter((a) => a.name === name));
     return [textString(Tag.UniqueIdentifier, object.uid), ...chosen.map(attributeItem)];
   },
 
   [Operation.GetAttributeList]: (context, payload) => {
     const object = target(context, payload);
-    return [textString(Tag.UniqueIdentifier, object.uid), ...[...object.attributes.keys()].map((name) => textString(Tag.AttributeName, name))];
+    const names = [...new Set(attributesForVersion(object, context.requestVersion).map((a) => a.name))];
+    return [textString(Tag.UniqueIdentifier, object.uid), ...names.map((name) => textString(Tag.AttributeName, name))];
   },
 
   [Operation.AddAttribute]: (context, payload) => {

@@ -10,13 +10,18 @@ import { join } from 'node:path';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { KmipEdgeError } from '../errors.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
-import { attributeList } from './operations.ts';
+import type { ProtocolVersion } from '../kmip/message.ts';
+import { Tag } from '../kmip/tables.generated.ts';
+import { interval } from '../ttlv/build.ts';
+import { attributesForVersion } from './operations.ts';
 import type { DevPki } from './pki.ts';
 import { PushSender, type PushEndpoint, type PushRecord } from './push.ts';
 import { RequestProcessor, type DevServerOptions } from './request-processor.ts';
 
 export interface DevKmipServerOptions extends DevServerOptions {
   pushTo?: readonly PushEndpoint[];
+  /** Protocol version of pushed requests (default 1.2). */
+  pushVersion?: ProtocolVersion;
   /** Retry timing of pushes (tests shorten it). */
   pushRetryMs?: number;
   pushMaxAttempts?: number;
@@ -31,28 +36,39 @@ export class DevKmipServer {
   private admin: UnixServer | undefined;
   private readonly sockets = new Set<TLSSocket>();
 
+  private readonly pushVersion: ProtocolVersion;
+  private readonly leaseSeconds: number;
+
   constructor(
     private readonly pki: DevPki,
     options: DevKmipServerOptions = {},
   ) {
     this.processor = new RequestProcessor(options);
+    this.pushVersion = options.pushVersion ?? { major: 1, minor: 2 };
+    this.leaseSeconds = options.leaseSeconds ?? 3600;
     if (options.pushTo && options.pushTo.length > 0) {
       const pushes = new PushSender(options.pushTo, {
         ca: readFileSync(pki.ca), cert: readFileSync(pki.serverCert), key: readFileSync(pki.serverKey),
         ...(options.pushRetryMs !== undefined && { retryMs: options.pushRetryMs }),
         ...(options.pushMaxAttempts !== undefined && { maxAttempts: options.pushMaxAttempts }),
+        ...(options.pushVersion !== undefined && { version: options.pushVersion }),
       });
       this.pushes = pushes;
       this.processor.onChange = (object, changed) => void pushes.notify(object.uid, changed);
     }
   }
 
-  /** Put the object `uid` to every push endpoint (New, or Replace of `replaces`). */
-  put(uid: string, replaces?: string): Promise<PushRecord[]> {
+  /**
+   * Put the object `uid` to every push endpoint (New, or Replace of `replaces`) with all its
+   * attributes; a Lease Time attribute grants the lease (KMIP 1.2 §5.2).
+   */
+  async put(uid: string, replaces?: string): Promise<PushRecord[]> {
     const object = this.processor.store.get(uid);
     if (!object) throw new KmipEdgeError('DEV_PUSH_FAILED', `no object ${uid}`);
     if (!this.pushes) throw new KmipEdgeError('DEV_PUSH_FAILED', 'no push endpoints configured (--push-to)');
-    return this.pushes.put(uid, object.object, attributeList(object), replaces);
+    if (this.leaseSeconds > 0 && !object.attributes.has('Lease Time')) object.attributes.set('Lease Time', [interval(Tag.AttributeValue, this.leaseSeconds)]);
+    await this.processor.store.flush();
+    return this.pushes.put(uid, object.object, attributesForVersion(object, this.pushVersion), replaces);
   }
 
   /** Notify every push endpoint that `uid` changed (its Last Change Date). */
@@ -60,7 +76,7 @@ export class DevKmipServer {
     const object = this.processor.store.get(uid);
     if (!object) throw new KmipEdgeError('DEV_PUSH_FAILED', `no object ${uid}`);
     if (!this.pushes) throw new KmipEdgeError('DEV_PUSH_FAILED', 'no push endpoints configured (--push-to)');
-    return this.pushes.notify(uid, attributeList(object).filter((a) => a.name === 'Last Change Date'));
+    return this.pushes.notify(uid, attributesForVersion(object, this.pushVersion).filter((a) => a.name === 'Last Change Date'));
   }
 
   async listen(port: number, host = '127.0.0.1'): Promise<number> {

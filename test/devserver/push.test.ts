@@ -9,60 +9,21 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { createServer, type Server } from 'node:tls';
 import { promisify } from 'node:util';
 import { nameValue } from '../../src/kmip/attributes.ts';
-import { buildResponseMessage, parseRequestMessage, type RequestMessage } from '../../src/kmip/message.ts';
-import { ObjectType, Operation, PutFunction, ResultReason, ResultStatus, Tag } from '../../src/kmip/tables.generated.ts';
+import { ObjectType, Operation, PutFunction, Tag } from '../../src/kmip/tables.generated.ts';
 import { findChildren, optionalValue } from '../../src/kmip/tree.ts';
 import { ensureDevPki, type DevPki } from '../../src/devserver/pki.ts';
 import { DevKmipServer } from '../../src/devserver/server.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
 import { textString } from '../../src/ttlv/build.ts';
-import { decodeTtlv } from '../../src/ttlv/decode.ts';
-import { encodeTtlv } from '../../src/ttlv/encode.ts';
-import { TtlvFramer } from '../../src/ttlv/framer.ts';
 import { ItemType } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { TestCa } from '../helpers/certificates.ts';
 import { freePort } from '../helpers/ports.ts';
 import { ROOT } from '../helpers/cli.ts';
-
-/** A KMIP client's push listener: records each request and answers as `mode` says. */
-class PushListener {
-  readonly received: RequestMessage[] = [];
-  handshakes = 0;
-  mode: 'ack' | 'refuse' = 'ack';
-  private server: Server | undefined;
-
-  constructor(private readonly identity: { ca: Buffer; cert: Buffer; key: Buffer }) {}
-
-  async listen(port = 0): Promise<number> {
-    this.server = createServer({ ...this.identity, requestCert: true, rejectUnauthorized: true }, (socket) => {
-      this.handshakes++;
-      const framer = new TtlvFramer();
-      socket.on('error', () => socket.destroy());
-      socket.on('data', (chunk: Buffer) => {
-        for (const message of framer.push(chunk)) {
-          const request = parseRequestMessage(decodeTtlv(message));
-          this.received.push(request);
-          const operation = request.batchItems[0]!.operation;
-          const item = this.mode === 'ack'
-            ? { operation, resultStatus: ResultStatus.Success, payload: [] }
-            : { operation, resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.GeneralFailure };
-          socket.write(encodeTtlv(buildResponseMessage(request.protocolVersion, [item])));
-        }
-      });
-    });
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  close(): Promise<void> {
-    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
+import { PushListener } from '../helpers/push-listener.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-push-'));
 let pki: DevPki;
@@ -148,7 +109,7 @@ describe('development server: Put and Notify', () => {
     await withServer(port, async (server, client) => {
       const uid = await client.create(ObjectType.SymmetricKey, aesKey('retry'));
       const pending = server.put(uid);
-      await until(() => server.pushes!.all()[0]!.attempts >= 2);
+      await until(() => (server.pushes!.all()[0]?.attempts ?? 0) >= 2);
       assert.equal(server.pushes!.unacknowledged().length, 1);
       const listener = new PushListener(agentIdentity());
       await listener.listen(port);

@@ -60,6 +60,38 @@ function withoutQueryPayloads(list: Element[]): Element[] {
   return out;
 }
 
+/** The Batch Items of a message: pushed requests are compared from there (their headers differ by design). */
+function batchItems(list: Element[]): Element[] {
+  const start = list.findIndex((e) => e.name === 'BatchItem');
+  return start < 0 ? list : list.slice(start);
+}
+
+/**
+ * Attribute structures of one payload sorted by Attribute Name (stable): the order in which a
+ * server lists an object's attributes carries no meaning in KMIP 1.x.
+ */
+function attributesByName(list: Element[]): Element[] {
+  const out: Element[] = [];
+  for (let i = 0; i < list.length; ) {
+    const element = list[i]!;
+    if (element.name !== 'Attribute') {
+      out.push(element);
+      i++;
+      continue;
+    }
+    const groups: Element[][] = [];
+    while (i < list.length && list[i]!.name === 'Attribute' && list[i]!.depth === element.depth) {
+      const group = [list[i]!];
+      for (i++; i < list.length && list[i]!.depth > element.depth; i++) group.push(list[i]!);
+      groups.push(group);
+    }
+    const nameOf = (group: Element[]) => (group.find((e) => e.name === 'AttributeName')?.value ?? '').replace(/\s+/g, ' ');
+    groups.sort((a, b) => (nameOf(a) < nameOf(b) ? -1 : nameOf(a) > nameOf(b) ? 1 : 0));
+    for (const group of groups) out.push(...group);
+  }
+  return out;
+}
+
 function maskSet(value: string): string {
   return value.split(/\s+/).filter(Boolean).sort().join(' ');
 }
@@ -73,10 +105,22 @@ export interface ReplayResult {
 
 export type Exchange = (request: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 
-/** Replays `file` (a path) through `exchange`. */
-export async function replayTestCase(file: string, exchange: Exchange, now: () => Date = () => new Date()): Promise<ReplayResult> {
+/** For cases with server-to-client messages: make the server Put, and take what it sent next. */
+export interface PushProbe {
+  triggerPut(uid: string): Promise<void>;
+  /** The next request the server pushed (waits a little), or undefined. */
+  next(): Promise<Uint8Array | undefined>;
+}
+
+/** Replays `file` (a path) through `exchange` (and `pushes`, for Put/Notify cases). */
+export async function replayTestCase(file: string, exchange: Exchange, pushes?: PushProbe, now: () => Date = () => new Date()): Promise<ReplayResult> {
   const text = readFileSync(file, 'utf8');
-  const messages = [...text.matchAll(/<(RequestMessage|ResponseMessage)>[\s\S]*?<\/\1>/g)].map((m) => ({ kind: m[1]!, xml: m[0] }));
+  const messages = [...text.matchAll(/(?:# \[(Client-to-Server|Server-to-Client)\]\s*)?<(RequestMessage|ResponseMessage)>[\s\S]*?<\/\2>/g)].map((m) => ({
+    // Files without direction markers (TC-NP-1-14): Put and Notify requests come from the server.
+    direction: m[1] ?? (m[2] === 'RequestMessage' && /value="(Put|Notify)"/.test(m[0]) ? 'Server-to-Client' : 'Client-to-Server'),
+    kind: m[2]!,
+    xml: m[0].replace(/^# \[[^\]]*\]\s*/, ''),
+  }));
   const bindings = new Map<string, string>();
   let exchanges = 0;
   for (let i = 0; i < messages.length; i++) {
@@ -86,6 +130,23 @@ export async function replayTestCase(file: string, exchange: Exchange, now: () =
       return { file, exchanges, failure: `message ${i} is not a request followed by a response` };
     }
     i++;
+    if (request.direction === 'Server-to-Client') {
+      // The server produces this request (Put or Notify); the client's answer is not the server's to match.
+      if (!pushes) return { file, exchanges, failure: 'the case has server-to-client messages and no push listener was given' };
+      const operation = /<Operation type="Enumeration" value="(\w+)"/.exec(request.xml)?.[1];
+      const uidPlaceholder = /<UniqueIdentifier type="TextString" value="(\$UNIQUE_IDENTIFIER_\d+)"/.exec(request.xml)?.[1];
+      const uid = uidPlaceholder === undefined ? undefined : bindings.get(uidPlaceholder);
+      if (operation === 'Put') {
+        if (uid === undefined) return { file, exchanges, failure: `Put of an unknown object ${uidPlaceholder}` };
+        await pushes.triggerPut(uid);
+      }
+      const received = await pushes.next();
+      if (received === undefined) return { file, exchanges, failure: `exchange ${exchanges + 1}: the server sent no ${operation}` };
+      const mismatch = compare(attributesByName(batchItems(elements(request.xml))), attributesByName(batchItems(elements(formatKmipXml(decodeTtlv(received))))), bindings);
+      exchanges++;
+      if (mismatch) return { file, exchanges, failure: `exchange ${exchanges} (${operation} from the server): ${mismatch}` };
+      continue;
+    }
     let requestXml: string;
     try {
       requestXml = request.xml.replace(/value="\$([A-Z_]+?)(?:_?(\d+))?([+-]\d+)?"/g, (_m, name: string, index: string | undefined, delta: string | undefined) => {
