@@ -4,6 +4,7 @@
  * line and serves until SIGTERM or SIGINT.
  * `kmip-edge dev-server push --dir D (--put UID [--replaces OLD] | --notify UID)`: asks the running
  * server, over its admin socket in D, to push; prints {"pushed":N,"acknowledged":M}.
+ * `kmip-edge dev-server push --dir D --list`: the pushes not (yet) acknowledged.
  */
 import { createConnection } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -55,11 +56,11 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
 }
 
 async function runPush(args: string[], out: (text: string) => void): Promise<number> {
-  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, put: { type: 'string' }, replaces: { type: 'string' }, notify: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args, options: { dir: { type: 'string' }, put: { type: 'string' }, replaces: { type: 'string' }, notify: { type: 'string' }, list: { type: 'boolean', default: false } }, strict: true });
   if (values.dir === undefined) throw new UsageError('dev-server push needs --dir D of the running server');
-  if ((values.put === undefined) === (values.notify === undefined)) throw new UsageError('dev-server push needs exactly one of --put UID or --notify UID');
+  if ([values.put !== undefined, values.notify !== undefined, values.list].filter(Boolean).length !== 1) throw new UsageError('dev-server push needs exactly one of --put UID, --notify UID or --list');
   if (values.replaces !== undefined && values.put === undefined) throw new UsageError('--replaces goes with --put');
-  const request = values.put !== undefined ? { put: values.put, ...(values.replaces !== undefined && { replaces: values.replaces }) } : { notify: values.notify };
+  const request = values.list ? { list: true } : values.put !== undefined ? { put: values.put, ...(values.replaces !== undefined && { replaces: values.replaces }) } : { notify: values.notify };
   const answer = await new Promise<string>((done, fail) => {
     const socket = createConnection(join(resolve(values.dir!), ADMIN_SOCKET));
     let text = '';
@@ -70,5 +71,6 @@ async function runPush(args: string[], out: (text: string) => void): Promise<num
   });
   const result = JSON.parse(answer) as Record<string, unknown>;
   out(JSON.stringify(result) + '\n');
+  if (values.list) return result.error === undefined ? 0 : 1;
   return result.error === undefined && result.pushed === result.acknowledged ? 0 : 1;
 }

@@ -91,7 +91,7 @@ export class DevKmipServer {
     return (this.server.address() as AddressInfo).port;
   }
 
-  /** The admin socket: one JSON request per line, {"put":UID,"replaces"?:OLD} or {"notify":UID}. */
+  /** The admin socket: one JSON request per line, {"put":UID,"replaces"?:OLD}, {"notify":UID} or {"list":true}. */
   async listenAdmin(dir: string): Promise<string> {
     const path = join(dir, ADMIN_SOCKET);
     rmSync(path, { force: true });
@@ -112,7 +112,8 @@ export class DevKmipServer {
 
   private async adminRequest(line: string): Promise<Record<string, unknown>> {
     try {
-      const request = JSON.parse(line) as { put?: string; replaces?: string; notify?: string };
+      const request = JSON.parse(line) as { put?: string; replaces?: string; notify?: string; list?: boolean };
+      if (request.list === true) return { unacknowledged: this.pushes?.unacknowledged() ?? [] };
       const records = request.put !== undefined ? await this.put(request.put, request.replaces) : request.notify !== undefined ? await this.notify(request.notify) : undefined;
       if (!records) return { error: 'expected {"put":UID} or {"notify":UID}' };
       return { pushed: records.length, acknowledged: records.filter((r) => r.acknowledged).length, ...(records.some((r) => !r.acknowledged) && { unacknowledged: records.filter((r) => !r.acknowledged) }) };

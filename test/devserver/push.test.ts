@@ -165,6 +165,8 @@ describe('development server: Put and Notify', () => {
       await client.close();
       const { stdout } = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/kmip-edge.mjs'), 'dev-server', 'push', '--dir', serverDir, '--put', uid]);
       assert.deepEqual(JSON.parse(stdout), { pushed: 1, acknowledged: 1 });
+      const listed = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/kmip-edge.mjs'), 'dev-server', 'push', '--dir', serverDir, '--list']);
+      assert.deepEqual(JSON.parse(listed.stdout), { unacknowledged: [] });
       await until(() => cliListener.received.length === 2);
       assert.deepEqual(cliListener.received.map((r) => r.batchItems[0]!.operation), [Operation.Notify, Operation.Put]);
     } finally {
