@@ -1,0 +1,186 @@
+/**
+ * The usage-allocation ledger (KMIP Usage Guide §4.4; ARCHITECTURE.md §3, §4 invariants 1–3).
+ * Per key: the units the upstream granted this agent (Get Usage Allocation), the units granted
+ * to devices, and one record per device grant. Rules:
+ * - a device grant is on disk (one synced, group-committed batch with the new totals) before it
+ *   is acknowledged, and a retried request (same device, same request id) gets the same answer
+ *   without being counted again;
+ * - units granted to devices never exceed units granted by the upstream;
+ * - an upstream allocation is recorded only after the server said yes: one whose outcome is
+ *   unknown counts as not granted, so a crash loses at most one small chunk, never over-uses;
+ * - refills ask for small chunks, sized from the recent consumption rate within bounds.
+ */
+import { KmipEdgeError } from '../errors.ts';
+import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
+
+/** Asks the upstream for `count` more units of `uid` (KMIP Get Usage Allocation). */
+export type AllocateFromUpstream = (uid: string, count: bigint) => Promise<void>;
+
+export interface LedgerOptions {
+  store: KeyValueStore;
+  allocate: AllocateFromUpstream;
+  /** Refill chunk bounds (units) and how many seconds of recent consumption a chunk should cover. */
+  minChunk?: bigint;
+  maxChunk?: bigint;
+  chunkSeconds?: number;
+  /** Start a background refill when the remaining allocation falls below this many chunks. */
+  lowWaterChunks?: number;
+  now?: () => number;
+}
+
+export interface KeyTotals {
+  allocatedFromUpstream: bigint;
+  grantedToDevices: bigint;
+}
+
+export interface GrantRecord {
+  uid: string;
+  device: string;
+  requestId: string;
+  count: bigint;
+  /** Milliseconds since the epoch, when the grant was made. */
+  at: number;
+}
+
+const TOTALS = 'ledger/totals/';
+const GRANT = 'ledger/grant/';
+
+function totalsKey(uid: string): string {
+  return TOTALS + encodeURIComponent(uid);
+}
+
+function grantKey(uid: string, device: string, requestId: string): string {
+  return `${GRANT}${encodeURIComponent(uid)}/${encodeURIComponent(device)}/${encodeURIComponent(requestId)}`;
+}
+
+function encodeJson(value: unknown): Uint8Array {
+  return new Uint8Array(Buffer.from(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))));
+}
+
+interface KeyState extends KeyTotals {
+  grants: Map<string, Promise<GrantRecord>>;
+  refill: Promise<void> | undefined;
+  /** Recent consumption: [time ms, units] of the last grants, for sizing refills. */
+  recent: [number, bigint][];
+}
+
+export class Ledger {
+  private readonly keys = new Map<string, KeyState>();
+  private readonly options: Required<Omit<LedgerOptions, 'store' | 'allocate'>> & Pick<LedgerOptions, 'store' | 'allocate'>;
+
+  constructor(options: LedgerOptions) {
+    this.options = { minChunk: 10n, maxChunk: 10_000n, chunkSeconds: 10, lowWaterChunks: 1, now: Date.now, ...options };
+  }
+
+  /** Loads the ledger of `uid` from the store (once). */
+  private async state(uid: string): Promise<KeyState> {
+    const known = this.keys.get(uid);
+    if (known) return known;
+    const raw = await this.options.store.get(totalsKey(uid));
+    const totals = raw ? (JSON.parse(Buffer.from(raw).toString()) as { allocatedFromUpstream: string; grantedToDevices: string }) : undefined;
+    const state: KeyState = this.keys.get(uid) ?? {
+      allocatedFromUpstream: BigInt(totals?.allocatedFromUpstream ?? 0),
+      grantedToDevices: BigInt(totals?.grantedToDevices ?? 0),
+      grants: new Map(),
+      refill: undefined,
+      recent: [],
+    };
+    this.keys.set(uid, state);
+    return state;
+  }
+
+  async totals(uid: string): Promise<KeyTotals> {
+    const { allocatedFromUpstream, grantedToDevices } = await this.state(uid);
+    return { allocatedFromUpstream, grantedToDevices };
+  }
+
+  /**
+   * Grants `count` units of `uid` to `device` for its request `requestId`. Resolves once the grant
+   * is durable; throws LEDGER_INSUFFICIENT when neither the allocation nor a refill covers it.
+   */
+  async grant(uid: string, device: string, requestId: string, count: bigint): Promise<GrantRecord> {
+    if (count <= 0n) throw new KmipEdgeError('LEDGER_INVALID', 'a grant is for at least one unit');
+    const state = await this.state(uid);
+    const id = `${device}\u0000${requestId}`;
+    const existing = state.grants.get(id);
+    if (existing) return existing;
+    const stored = await this.options.store.get(grantKey(uid, device, requestId));
+    if (stored) {
+      const record = parseGrant(stored);
+      state.grants.set(id, Promise.resolve(record));
+      return record;
+    }
+    // Synchronously from here to the reservation: concurrent grants see each other's units.
+    if (state.grants.has(id)) return state.grants.get(id)!;
+    const pending = this.reserve(uid, state, device, requestId, count);
+    state.grants.set(id, pending);
+    pending.catch(() => state.grants.delete(id));
+    return pending;
+  }
+
+  private async reserve(uid: string, state: KeyState, device: string, requestId: string, count: bigint): Promise<GrantRecord> {
+    while (state.allocatedFromUpstream - state.grantedToDevices < count) {
+      await this.refill(uid, state, count);
+    }
+    state.grantedToDevices += count;
+    const now = this.options.now();
+    state.recent.push([now, count]);
+    if (state.recent.length > 256) state.recent.splice(0, state.recent.length - 256);
+    const record: GrantRecord = { uid, device, requestId, count, at: now };
+    const operations: BatchOperation[] = [
+      { type: 'put', key: grantKey(uid, device, requestId), value: encodeJson(record) },
+      { type: 'put', key: totalsKey(uid), value: encodeJson({ allocatedFromUpstream: state.allocatedFromUpstream, grantedToDevices: state.grantedToDevices }) },
+    ];
+    await this.options.store.commit(operations);
+    if (state.allocatedFromUpstream - state.grantedToDevices < this.chunk(state) * BigInt(this.options.lowWaterChunks)) {
+      void this.refill(uid, state, 1n).catch(() => undefined); // background top-up below the low-water mark
+    }
+    return record;
+  }
+
+  /** Chunk size: the units consumed over the last `chunkSeconds`, within [minChunk, maxChunk]. */
+  private chunk(state: KeyState): bigint {
+    const since = this.options.now() - this.options.chunkSeconds * 1000;
+    const recent = state.recent.filter(([at]) => at >= since).reduce((sum, [, units]) => sum + units, 0n);
+    return recent < this.options.minChunk ? this.options.minChunk : recent > this.options.maxChunk ? this.options.maxChunk : recent;
+  }
+
+  /** One upstream refill at a time per key; the allocation is recorded only once granted. */
+  private refill(uid: string, state: KeyState, atLeast: bigint): Promise<void> {
+    if (state.refill) return state.refill;
+    const wanted = this.chunk(state) > atLeast ? this.chunk(state) : atLeast;
+    state.refill = (async () => {
+      try {
+        await this.options.allocate(uid, wanted);
+      } catch (error) {
+        throw new KmipEdgeError('LEDGER_INSUFFICIENT', `no units of ${uid} left here and the upstream did not grant ${wanted} more: ${(error as Error).message}`, { cause: error });
+      }
+      state.allocatedFromUpstream += wanted;
+      await this.options.store.commit([
+        { type: 'put', key: totalsKey(uid), value: encodeJson({ allocatedFromUpstream: state.allocatedFromUpstream, grantedToDevices: state.grantedToDevices }) },
+      ]);
+    })().finally(() => {
+      state.refill = undefined;
+    });
+    return state.refill;
+  }
+
+  /** Every grant record of `uid`, from the store. */
+  async grants(uid: string): Promise<GrantRecord[]> {
+    const out: GrantRecord[] = [];
+    for await (const [, value] of this.options.store.entries(`${GRANT}${encodeURIComponent(uid)}/`)) out.push(parseGrant(value));
+    return out;
+  }
+
+  /** Keys with a ledger, from the store. */
+  async keyIds(): Promise<string[]> {
+    const out: string[] = [];
+    for await (const [key] of this.options.store.entries(TOTALS)) out.push(decodeURIComponent(key.slice(TOTALS.length)));
+    return out;
+  }
+}
+
+function parseGrant(bytes: Uint8Array): GrantRecord {
+  const raw = JSON.parse(Buffer.from(bytes).toString()) as Omit<GrantRecord, 'count'> & { count: string };
+  return { ...raw, count: BigInt(raw.count) };
+}
