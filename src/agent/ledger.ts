@@ -120,7 +120,7 @@ export class Ledger {
 
   private async reserve(uid: string, state: KeyState, device: string, requestId: string, count: bigint): Promise<GrantRecord> {
     while (state.allocatedFromUpstream - state.grantedToDevices < count) {
-      await this.refill(uid, state, count);
+      await this.refill(uid, state, count - (state.allocatedFromUpstream - state.grantedToDevices));
     }
     state.grantedToDevices += count;
     const now = this.options.now();
@@ -133,7 +133,7 @@ export class Ledger {
     ];
     await this.options.store.commit(operations);
     if (state.allocatedFromUpstream - state.grantedToDevices < this.chunk(state) * BigInt(this.options.lowWaterChunks)) {
-      void this.refill(uid, state, 1n).catch(() => undefined); // background top-up below the low-water mark
+      void this.refill(uid, state, undefined).catch(() => undefined); // background top-up below the low-water mark
     }
     return record;
   }
@@ -145,17 +145,32 @@ export class Ledger {
     return recent < this.options.minChunk ? this.options.minChunk : recent > this.options.maxChunk ? this.options.maxChunk : recent;
   }
 
-  /** One upstream refill at a time per key; the allocation is recorded only once granted. */
-  private refill(uid: string, state: KeyState, atLeast: bigint): Promise<void> {
+  /**
+   * One upstream refill at a time per key; the allocation is recorded only once granted. A full
+   * chunk first; when the upstream refuses it and units are `needed` now, just those. A background
+   * top-up (`needed` undefined) asks for a chunk only.
+   */
+  private refill(uid: string, state: KeyState, needed: bigint | undefined): Promise<void> {
     if (state.refill) return state.refill;
-    const wanted = this.chunk(state) > atLeast ? this.chunk(state) : atLeast;
+    const chunk = this.chunk(state);
+    const attempts = needed === undefined ? [chunk] : chunk > needed ? [chunk, needed] : [needed];
     state.refill = (async () => {
-      try {
-        await this.options.allocate(uid, wanted);
-      } catch (error) {
-        throw new KmipEdgeError('LEDGER_INSUFFICIENT', `no units of ${uid} left here and the upstream did not grant ${wanted} more: ${(error as Error).message}`, { cause: error });
+      let granted: bigint | undefined;
+      let failure: unknown;
+      for (const wanted of attempts) {
+        try {
+          await this.options.allocate(uid, wanted);
+          granted = wanted;
+          break;
+        } catch (error) {
+          failure = error;
+          if ((error as { code?: string }).code === 'KMIP_OUTCOME_UNKNOWN' || (error as { code?: string }).code?.startsWith('NET_')) break;
+        }
       }
-      state.allocatedFromUpstream += wanted;
+      if (granted === undefined) {
+        throw new KmipEdgeError('LEDGER_INSUFFICIENT', `no units of ${uid} left here and the upstream granted no more: ${(failure as Error).message}`, { cause: failure });
+      }
+      state.allocatedFromUpstream += granted;
       await this.options.store.commit([
         { type: 'put', key: totalsKey(uid), value: encodeJson({ allocatedFromUpstream: state.allocatedFromUpstream, grantedToDevices: state.grantedToDevices }) },
       ]);
