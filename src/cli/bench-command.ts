@@ -6,10 +6,10 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { benchTtlv } from '../bench/ttlv-bench.ts';
+import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {
-  ledger: 'the agent core (issue #5)',
   devices: 'the device proxy (issue #6)',
 };
 
@@ -24,11 +24,13 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--seconds must be a number in (0, 600]');
   const keys = values.keys === undefined ? 1000 : Number(values.keys);
   if (!(Number.isInteger(keys) && keys > 0 && keys <= 100_000)) throw new UsageError('--keys must be a whole number in [1, 100000]');
-  const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', ...Object.keys(NOT_YET_BUILT)];
+  const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
     if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
+    } else if (name === 'ledger') {
+      await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
       await benchUpstream({ keys, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
