@@ -9,6 +9,7 @@ import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
 import { runDevServerCommand } from './dev-server-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
+import { runLedgerCommand } from './ledger-command.ts';
 import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
 
 const USAGE = `kmip-edge — KMIP key agent for the edge
@@ -18,6 +19,7 @@ commands:
   kmip-edge ttlv decode|encode …                  TTLV ⇄ KMIP XML / JSON
   kmip-edge kmip --server … OP …                  one KMIP operation against a server
   kmip-edge dev-server --port P --dir D           the development KMIP server
+  kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
 ${TTLV_USAGE}
@@ -25,7 +27,7 @@ ${TTLV_USAGE}
 ${KMIP_USAGE}`;
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -41,6 +43,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runKmipCommand(rest, write);
       case 'dev-server':
         return await runDevServerCommand(rest, write);
+      case 'ledger':
+        return await runLedgerCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
       case 'demo':
