@@ -1,0 +1,104 @@
+/**
+ * The agent core (ARCHITECTURE.md layer 6): the API the device layer and the Put/Notify listener
+ * call — get a key for a device and purpose, grant usage units, obtain a lease, apply Put and
+ * Notify. It joins the store (LevelDB, group commit), the master key, the key cache, the ledger
+ * and the upstream client behind a circuit breaker, so that with the upstream unreachable the
+ * agent keeps serving what its cache, leases and allocations cover, and says exactly why not
+ * otherwise (AGENT_OFFLINE, LEDGER_INSUFFICIENT, KEY_…).
+ */
+import type { Attribute } from '../kmip/attributes.ts';
+import { LevelStore } from '../store/kv-store.ts';
+import { MasterKey } from '../store/master-key.ts';
+import type { TtlvItem } from '../ttlv/item.ts';
+import type { KmipClient } from '../upstream/client.ts';
+import { CircuitBreaker } from './circuit-breaker.ts';
+import { dataDir } from './data-dir.ts';
+import { KeyCache, type CachedKey, type KeyMetadata } from './key-cache.ts';
+import type { Purpose } from './key-policy.ts';
+import { Ledger, type GrantRecord, type LedgerOptions } from './ledger.ts';
+
+export interface AgentCoreOptions {
+  /** The data folder: store and master key (`--data DIR`). */
+  data: string;
+  client: KmipClient;
+  breaker?: CircuitBreaker;
+  ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>;
+  now?: () => bigint;
+}
+
+export class AgentCore {
+  private constructor(
+    private readonly store: LevelStore,
+    readonly cache: KeyCache,
+    readonly ledger: Ledger,
+    readonly breaker: CircuitBreaker,
+  ) {}
+
+  static async open(options: AgentCoreOptions): Promise<AgentCore> {
+    const paths = dataDir(options.data, true);
+    const masterKey = MasterKey.load(paths.masterKey);
+    const store = await LevelStore.open(paths.store);
+    const breaker = options.breaker ?? new CircuitBreaker();
+    const { client } = options;
+    const cache = new KeyCache(store, masterKey, {
+      get: (uid) => breaker.run(`fetching key ${uid}`, () => client.get(uid)),
+      getAttributes: async (uid) => (await breaker.run(`reading attributes of ${uid}`, () => client.getAttributes(uid))).attributes,
+      obtainLease: async (uid) => (await breaker.run(`a lease on ${uid}`, () => client.obtainLease(uid))).leaseTime,
+    }, options.now);
+    const ledger = new Ledger({
+      store,
+      allocate: async (uid, count) => void (await breaker.run(`a usage allocation of ${uid}`, () => client.getUsageAllocation(uid, count))),
+      ...options.ledger,
+    });
+    return new AgentCore(store, cache, ledger, breaker);
+  }
+
+  /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */
+  getKey(_device: string, uid: string, purpose: Purpose): Promise<CachedKey> {
+    return this.cache.use(uid, purpose);
+  }
+
+  /**
+   * Grants `count` units of `uid` to `device` for its request `requestId` (idempotent), after
+   * checking the key may protect now; durable before it resolves.
+   */
+  async grantUnits(device: string, requestId: string, uid: string, count: bigint): Promise<GrantRecord> {
+    await this.cache.use(uid, 'protect');
+    return this.ledger.grant(uid, device, requestId, count);
+  }
+
+  /** A fresh lease on `uid` from the upstream. */
+  obtainLease(uid: string): Promise<KeyMetadata> {
+    return this.cache.renewLease(uid);
+  }
+
+  /** Renews the leases ending within `marginSeconds`; failures (offline) are left for next time. */
+  async renewLeases(marginSeconds: bigint): Promise<string[]> {
+    const renewed: string[] = [];
+    for (const uid of this.cache.dueForRenewal(marginSeconds)) {
+      try {
+        await this.cache.renewLease(uid);
+        renewed.push(uid);
+      } catch {
+        // offline or refused: the key stays usable until its lease ends, then policy says no
+      }
+    }
+    return renewed;
+  }
+
+  applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
+    return this.cache.applyPut(uid, object, attributes, replaces);
+  }
+
+  applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
+    return this.cache.applyNotify(uid, attributes);
+  }
+
+  listKeys(): Promise<KeyMetadata[]> {
+    return this.cache.list();
+  }
+
+  close(): Promise<void> {
+    return this.store.close();
+  }
+}

@@ -1,0 +1,202 @@
+/**
+ * The agent's key cache (ARCHITECTURE.md §3): keys fetched from the upstream (Get, Get
+ * Attributes, Obtain Lease — one upstream fill shared by concurrent misses) and kept on disk:
+ * the key material sealed under the master key, the metadata (state, dates, lease, names) in the
+ * clear. Notify updates metadata, Put installs or replaces keys. Decisions use key-policy.ts.
+ */
+import { KmipEdgeError } from '../errors.ts';
+import type { Attribute } from '../kmip/attributes.ts';
+import { keyBlockOf, keyMaterialOf } from '../kmip/payloads.ts';
+import { ObjectType, Tag } from '../kmip/tables.generated.ts';
+import { enumerationText } from '../kmip/vocabulary.ts';
+import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
+import type { MasterKey } from '../store/master-key.ts';
+import { ItemType, type TtlvItem } from '../ttlv/item.ts';
+import { mayUse, type KeyFacts, type Purpose } from './key-policy.ts';
+
+/** What the cache keeps about a key besides its material: safe to list and to log. */
+export interface KeyMetadata extends KeyFacts {
+  uniqueIdentifier: string;
+  objectType: number;
+  algorithm: number | undefined;
+  length: number | undefined;
+  usageMask: number | undefined;
+  names: string[];
+  objectGroups: string[];
+  lastChangeDate: bigint | undefined;
+  /** Seconds since the epoch when the agent last heard from the upstream about this key. */
+  refreshedAt: bigint;
+}
+
+/** The upstream calls a fill needs (an adapter over KmipClient, behind the circuit breaker). */
+export interface KeySource {
+  get(uid: string): Promise<{ objectType: number; object: TtlvItem }>;
+  getAttributes(uid: string): Promise<Attribute[]>;
+  /** Lease Time in seconds (0: no limit). */
+  obtainLease(uid: string): Promise<number>;
+}
+
+const META = 'cache/meta/';
+const MATERIAL = 'cache/key/';
+
+const DATE_ATTRIBUTES: Record<string, keyof KeyFacts> = {
+  'Activation Date': 'activationDate',
+  'Process Start Date': 'processStartDate',
+  'Protect Stop Date': 'protectStopDate',
+  'Deactivation Date': 'deactivationDate',
+  'Compromise Date': 'compromiseDate',
+};
+
+function toJson(meta: KeyMetadata): Uint8Array {
+  return new Uint8Array(Buffer.from(JSON.stringify(meta, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))));
+}
+
+function fromJson(bytes: Uint8Array): KeyMetadata {
+  return JSON.parse(Buffer.from(bytes).toString(), (_k, v: unknown) => (typeof v === 'string' && /^-?\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v)) as KeyMetadata;
+}
+
+/** Applies attributes (from Get Attributes, Notify or Put) to metadata; no value = deleted. */
+export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribute[], now: bigint): void {
+  const touched = new Set(attributes.map((a) => a.name));
+  if (touched.has('Name')) meta.names = [];
+  if (touched.has('Object Group')) meta.objectGroups = [];
+  for (const { name, value } of attributes) {
+    const v = value?.value;
+    const dateField = DATE_ATTRIBUTES[name];
+    if (dateField) (meta as unknown as Record<string, unknown>)[dateField] = typeof v === 'bigint' ? v : undefined;
+    else if (name === 'State' && typeof v === 'number') meta.state = v;
+    else if (name === 'Last Change Date' && typeof v === 'bigint') meta.lastChangeDate = v;
+    else if (name === 'Cryptographic Algorithm' && typeof v === 'number') meta.algorithm = v;
+    else if (name === 'Cryptographic Length' && typeof v === 'number') meta.length = v;
+    else if (name === 'Cryptographic Usage Mask') meta.usageMask = typeof v === 'number' ? v : undefined;
+    else if (name === 'Object Group' && typeof v === 'string') meta.objectGroups.push(v);
+    else if (name === 'Name' && value?.type === ItemType.Structure) {
+      const text = value.value.find((c) => c.tag === Tag.NameValue)?.value;
+      if (typeof text === 'string') meta.names.push(text);
+    } else if (name === 'Lease Time' && typeof v === 'number') meta.leaseExpiresAt = v === 0 ? undefined : now + BigInt(v);
+  }
+}
+
+export interface CachedKey {
+  metadata: KeyMetadata;
+  material: Uint8Array;
+}
+
+export class KeyCache {
+  private readonly memory = new Map<string, CachedKey>();
+  private readonly fills = new Map<string, Promise<CachedKey>>();
+
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly masterKey: MasterKey,
+    private readonly source: KeySource,
+    private readonly now: () => bigint = () => BigInt(Math.floor(Date.now() / 1000)),
+  ) {}
+
+  /** The key, from memory, disk or the upstream (concurrent misses share one upstream fill). */
+  async get(uid: string): Promise<CachedKey> {
+    const known = this.memory.get(uid) ?? (await this.load(uid));
+    if (known) return known;
+    let fill = this.fills.get(uid);
+    if (!fill) {
+      fill = this.fill(uid).finally(() => this.fills.delete(uid));
+      this.fills.set(uid, fill);
+    }
+    return fill;
+  }
+
+  /** The key's material if policy allows `purpose` now; a coded error (KEY_…) otherwise. */
+  async use(uid: string, purpose: Purpose): Promise<CachedKey> {
+    const key = await this.get(uid);
+    const decision = mayUse(key.metadata, purpose, this.now());
+    if (!decision.allowed) throw new KmipEdgeError(decision.code, `${uid}: ${decision.reason}`);
+    return key;
+  }
+
+  /** Metadata of every cached key, without key material (for listing). */
+  async list(): Promise<KeyMetadata[]> {
+    const out: KeyMetadata[] = [];
+    for await (const [, value] of this.store.entries(META)) out.push(fromJson(value));
+    return out;
+  }
+
+  /** Obtain Lease again for `uid` (lease renewal); records the new expiry. */
+  async renewLease(uid: string): Promise<KeyMetadata> {
+    const key = await this.get(uid);
+    const leaseTime = await this.source.obtainLease(uid);
+    key.metadata.leaseExpiresAt = leaseTime === 0 ? undefined : this.now() + BigInt(leaseTime);
+    key.metadata.refreshedAt = this.now();
+    await this.store.commit([{ type: 'put', key: META + uid, value: toJson(key.metadata) }]);
+    return key.metadata;
+  }
+
+  /** Keys whose lease ends within `marginSeconds` (to renew before expiry). */
+  dueForRenewal(marginSeconds: bigint): string[] {
+    const horizon = this.now() + marginSeconds;
+    return [...this.memory.values()].filter((k) => k.metadata.leaseExpiresAt !== undefined && k.metadata.leaseExpiresAt <= horizon).map((k) => k.metadata.uniqueIdentifier);
+  }
+
+  /** Notify (KMIP 1.2 §5.1): changed attributes; ignored when older than what is cached. */
+  async applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
+    const key = this.memory.get(uid) ?? (await this.load(uid));
+    if (!key) return false; // not a key this agent holds
+    const changed = attributes.find((a) => a.name === 'Last Change Date')?.value?.value;
+    if (typeof changed === 'bigint' && key.metadata.lastChangeDate !== undefined && changed < key.metadata.lastChangeDate) return false;
+    applyAttributes(key.metadata, attributes, this.now());
+    key.metadata.refreshedAt = this.now();
+    await this.store.commit([{ type: 'put', key: META + uid, value: toJson(key.metadata) }]);
+    return true;
+  }
+
+  /** Put (KMIP 1.2 §5.2): installs the object; a Replace retires the replaced key from the cache. */
+  async applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
+    const key = this.record(uid, ObjectType.SymmetricKey, object, attributes);
+    const operations = this.recordOperations(key);
+    if (replaces !== undefined && replaces !== uid) {
+      this.memory.delete(replaces);
+      operations.push({ type: 'del', key: META + replaces }, { type: 'del', key: MATERIAL + replaces });
+    }
+    await this.store.commit(operations);
+    this.memory.set(uid, key);
+    return key;
+  }
+
+  private async fill(uid: string): Promise<CachedKey> {
+    const [got, attributes, leaseTime] = await Promise.all([this.source.get(uid), this.source.getAttributes(uid), this.source.obtainLease(uid)]);
+    const key = this.record(uid, got.objectType, got.object, [...attributes, { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: ItemType.Interval, value: leaseTime } }]);
+    await this.store.commit(this.recordOperations(key));
+    this.memory.set(uid, key);
+    return key;
+  }
+
+  private record(uid: string, objectType: number, object: TtlvItem, attributes: readonly Attribute[]): CachedKey {
+    const material = keyMaterialOf(keyBlockOf(object));
+    const metadata: KeyMetadata = {
+      uniqueIdentifier: uid, objectType, state: 0, algorithm: undefined, length: undefined, usageMask: undefined,
+      names: [], objectGroups: [], lastChangeDate: undefined, refreshedAt: this.now(),
+    };
+    applyAttributes(metadata, attributes, this.now());
+    return { metadata, material };
+  }
+
+  private recordOperations(key: CachedKey): BatchOperation[] {
+    const uid = key.metadata.uniqueIdentifier;
+    return [
+      { type: 'put', key: MATERIAL + uid, value: this.masterKey.seal(key.material, MATERIAL + uid) },
+      { type: 'put', key: META + uid, value: toJson(key.metadata) },
+    ];
+  }
+
+  private async load(uid: string): Promise<CachedKey | undefined> {
+    const [meta, sealed] = await Promise.all([this.store.get(META + uid), this.store.get(MATERIAL + uid)]);
+    if (!meta || !sealed) return undefined;
+    const key = { metadata: fromJson(meta), material: this.masterKey.open(sealed, MATERIAL + uid) };
+    this.memory.set(uid, key);
+    return key;
+  }
+}
+
+/** A one-line description of a cached key for operators: never the material. */
+export function describeKey(meta: KeyMetadata): string {
+  return `${meta.uniqueIdentifier} ${meta.names.join(',') || '-'} ${enumerationText(Tag.State, meta.state)} lease ${meta.leaseExpiresAt === undefined ? 'unlimited' : new Date(Number(meta.leaseExpiresAt) * 1000).toISOString()}`;
+}
