@@ -7,6 +7,7 @@
  * otherwise (AGENT_OFFLINE, LEDGER_INSUFFICIENT, KEY_…).
  */
 import type { Attribute } from '../kmip/attributes.ts';
+import { KmipResultError } from '../kmip/message.ts';
 import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
 import type { TtlvItem } from '../ttlv/item.ts';
@@ -43,7 +44,14 @@ export class AgentCore {
     const cache = new KeyCache(store, masterKey, {
       get: (uid) => breaker.run(`fetching key ${uid}`, () => client.get(uid)),
       getAttributes: async (uid) => (await breaker.run(`reading attributes of ${uid}`, () => client.getAttributes(uid))).attributes,
-      obtainLease: async (uid) => (await breaker.run(`a lease on ${uid}`, () => client.obtainLease(uid))).leaseTime,
+      obtainLease: async (uid) => {
+        try {
+          return (await breaker.run(`a lease on ${uid}`, () => client.obtainLease(uid))).leaseTime;
+        } catch (error) {
+          if (error instanceof KmipResultError) return undefined; // refused (e.g. not Active): no lease
+          throw error;
+        }
+      },
     }, options.now);
     const ledger = new Ledger({
       store,

@@ -32,8 +32,8 @@ export interface KeyMetadata extends KeyFacts {
 export interface KeySource {
   get(uid: string): Promise<{ objectType: number; object: TtlvItem }>;
   getAttributes(uid: string): Promise<Attribute[]>;
-  /** Lease Time in seconds (0: no limit). */
-  obtainLease(uid: string): Promise<number>;
+  /** Lease Time in seconds (0: no limit); undefined when the upstream refuses a lease. */
+  obtainLease(uid: string): Promise<number | undefined>;
 }
 
 const META = 'cache/meta/';
@@ -124,7 +124,7 @@ export class KeyCache {
   async renewLease(uid: string): Promise<KeyMetadata> {
     const key = await this.get(uid);
     const leaseTime = await this.source.obtainLease(uid);
-    key.metadata.leaseExpiresAt = leaseTime === 0 ? undefined : this.now() + BigInt(leaseTime);
+    key.metadata.leaseExpiresAt = leaseTime === undefined ? this.now() : leaseTime === 0 ? undefined : this.now() + BigInt(leaseTime);
     key.metadata.refreshedAt = this.now();
     await this.store.commit([{ type: 'put', key: META + uid, value: toJson(key.metadata) }]);
     return key.metadata;
@@ -163,7 +163,8 @@ export class KeyCache {
 
   private async fill(uid: string): Promise<CachedKey> {
     const [got, attributes, leaseTime] = await Promise.all([this.source.get(uid), this.source.getAttributes(uid), this.source.obtainLease(uid)]);
-    const key = this.record(uid, got.objectType, got.object, [...attributes, { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: ItemType.Interval, value: leaseTime } }]);
+    const key = this.record(uid, got.objectType, got.object, leaseTime === undefined ? attributes : [...attributes, { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: ItemType.Interval, value: leaseTime } }]);
+    if (leaseTime === undefined) key.metadata.leaseExpiresAt = this.now(); // refused: no lease to use it under
     await this.store.commit(this.recordOperations(key));
     this.memory.set(uid, key);
     return key;

@@ -28,18 +28,22 @@ export function mayUse(key: KeyFacts, purpose: Purpose, now: bigint): Decision {
   if (key.state === State.Compromised || key.state === State.DestroyedCompromised || (key.compromiseDate !== undefined && key.compromiseDate <= now)) {
     return deny('KEY_COMPROMISED', 'the key is compromised');
   }
-  // KMIP 1.2 §3.20: once a lease expires the object must not be used until a new lease is obtained.
-  if (key.leaseExpiresAt !== undefined && now >= key.leaseExpiresAt) return deny('KEY_LEASE_EXPIRED', 'the lease on the key has expired');
   const deactivated = key.state === State.Deactivated || (key.deactivationDate !== undefined && key.deactivationDate <= now);
   if (purpose === 'protect') {
     if (deactivated) return deny('KEY_DEACTIVATED', 'a deactivated key may only process');
     if (key.state !== State.Active) return deny('KEY_NOT_ACTIVE', `the key is not Active`);
     if (key.activationDate !== undefined && now < key.activationDate) return deny('KEY_NOT_YET_ACTIVE', 'before the Activation Date');
     if (key.protectStopDate !== undefined && now >= key.protectStopDate) return deny('KEY_PROTECT_STOPPED', 'past the Protect Stop Date');
-    return { allowed: true };
+    return leaseCheck(key, now);
   }
   if (key.state !== State.Active && key.state !== State.Deactivated) return deny('KEY_NOT_ACTIVE', 'only an Active or Deactivated key may process');
   const processStart = key.processStartDate ?? key.activationDate;
   if (processStart !== undefined && now < processStart) return deny('KEY_PROCESS_NOT_STARTED', 'before the Process Start Date');
+  return leaseCheck(key, now);
+}
+
+/** KMIP 1.2 §3.20: once a lease expires the object must not be used until a new lease is obtained. */
+function leaseCheck(key: KeyFacts, now: bigint): Decision {
+  if (key.leaseExpiresAt !== undefined && now >= key.leaseExpiresAt) return deny('KEY_LEASE_EXPIRED', 'no current lease on the key');
   return { allowed: true };
 }
