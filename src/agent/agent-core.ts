@@ -11,6 +11,7 @@ import { KmipResultError } from '../kmip/message.ts';
 import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
 import type { TtlvItem } from '../ttlv/item.ts';
+import { silentLogger, type Logger } from '../log.ts';
 import type { KmipClient } from '../upstream/client.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { dataDir } from './data-dir.ts';
@@ -21,6 +22,7 @@ import { Ledger, type GrantRecord, type LedgerOptions } from './ledger.ts';
 export interface AgentCoreOptions {
   /** The data folder: store and master key (`--data DIR`). */
   data: string;
+  log?: Logger;
   client: KmipClient;
   breaker?: CircuitBreaker;
   ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>;
@@ -33,6 +35,7 @@ export class AgentCore {
     readonly cache: KeyCache,
     readonly ledger: Ledger,
     readonly breaker: CircuitBreaker,
+    private readonly log: Logger,
   ) {}
 
   static async open(options: AgentCoreOptions): Promise<AgentCore> {
@@ -58,12 +61,21 @@ export class AgentCore {
       allocate: async (uid, count) => void (await breaker.run(`a usage allocation of ${uid}`, () => client.getUsageAllocation(uid, count))),
       ...options.ledger,
     });
-    return new AgentCore(store, cache, ledger, breaker);
+    const log = options.log ?? silentLogger;
+    log.info({ data: options.data }, 'agent core open');
+    return new AgentCore(store, cache, ledger, breaker, log);
   }
 
   /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */
-  getKey(_device: string, uid: string, purpose: Purpose): Promise<CachedKey> {
-    return this.cache.use(uid, purpose);
+  async getKey(device: string, uid: string, purpose: Purpose): Promise<CachedKey> {
+    try {
+      const key = await this.cache.use(uid, purpose);
+      this.log.debug({ device, uid, purpose, state: key.metadata.state }, 'key served');
+      return key;
+    } catch (error) {
+      this.log.info({ device, uid, purpose, code: (error as { code?: string }).code, offline: this.breaker.offline }, 'key refused');
+      throw error;
+    }
   }
 
   /**
@@ -72,7 +84,14 @@ export class AgentCore {
    */
   async grantUnits(device: string, requestId: string, uid: string, count: bigint): Promise<GrantRecord> {
     await this.cache.use(uid, 'protect');
-    return this.ledger.grant(uid, device, requestId, count);
+    try {
+      const grant = await this.ledger.grant(uid, device, requestId, count);
+      this.log.info({ device, uid, requestId, count: Number(count) }, 'units granted');
+      return grant;
+    } catch (error) {
+      this.log.warn({ device, uid, requestId, count: Number(count), code: (error as { code?: string }).code, offline: this.breaker.offline }, 'units refused');
+      throw error;
+    }
   }
 
   /** A fresh lease on `uid` from the upstream. */
@@ -94,12 +113,16 @@ export class AgentCore {
     return renewed;
   }
 
-  applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
-    return this.cache.applyPut(uid, object, attributes, replaces);
+  async applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
+    const key = await this.cache.applyPut(uid, object, attributes, replaces);
+    this.log.info({ uid, replaces, names: key.metadata.names }, 'put applied');
+    return key;
   }
 
-  applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
-    return this.cache.applyNotify(uid, attributes);
+  async applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
+    const applied = await this.cache.applyNotify(uid, attributes);
+    this.log.info({ uid, attributes: attributes.map((a) => a.name), applied }, 'notify');
+    return applied;
   }
 
   listKeys(): Promise<KeyMetadata[]> {

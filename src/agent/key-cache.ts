@@ -114,10 +114,8 @@ export class KeyCache {
   }
 
   /** Metadata of every cached key, without key material (for listing). */
-  async list(): Promise<KeyMetadata[]> {
-    const out: KeyMetadata[] = [];
-    for await (const [, value] of this.store.entries(META)) out.push(fromJson(value));
-    return out;
+  list(): Promise<KeyMetadata[]> {
+    return listCachedKeys(this.store);
   }
 
   /** Obtain Lease again for `uid` (lease renewal); records the new expiry. */
@@ -195,6 +193,13 @@ export class KeyCache {
     this.memory.set(uid, key);
     return key;
   }
+}
+
+/** Metadata of every key cached in `store`; needs no master key, carries no key material. */
+export async function listCachedKeys(store: KeyValueStore): Promise<KeyMetadata[]> {
+  const out: KeyMetadata[] = [];
+  for await (const [, value] of store.entries(META)) out.push(fromJson(value));
+  return out;
 }
 
 /** A one-line description of a cached key for operators: never the material. */

@@ -9,6 +9,7 @@ import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
 import { runDevServerCommand } from './dev-server-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
+import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
 import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
 
@@ -20,6 +21,7 @@ commands:
   kmip-edge kmip --server … OP …                  one KMIP operation against a server
   kmip-edge dev-server --port P --dir D           the development KMIP server
   kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
+  kmip-edge cache --data DIR [--json]             the agent's cached keys, never their material
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
 ${TTLV_USAGE}
@@ -43,6 +45,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runKmipCommand(rest, write);
       case 'dev-server':
         return await runDevServerCommand(rest, write);
+      case 'cache':
+        return await runCacheCommand(rest, write);
       case 'ledger':
         return await runLedgerCommand(rest, write);
       case 'bench':

@@ -16,8 +16,10 @@ import { TlsPool } from '../../src/net/tls-pool.ts';
 import { byteString, dateTime, enumeration, integer, longInteger, structure } from '../../src/ttlv/build.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
+import { createLogger } from '../../src/log.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { startDevServer } from '../helpers/dev-server.ts';
+import { runCli } from '../helpers/cli.ts';
 
 let dev: Awaited<ReturnType<typeof startDevServer>>;
 let admin: KmipClient;
@@ -30,11 +32,11 @@ after(async () => {
   await dev.stop();
 });
 
-async function openAgent() {
+async function openAgent(log?: ReturnType<typeof createLogger>) {
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-agent-'));
   const transport = new CountingTransport(new TlsPool(dev.endpoint));
   const client = new KmipClient({ transport, version: { major: 1, minor: 2 } });
-  const agent = await AgentCore.open({ data, client, ledger: { minChunk: 10n } });
+  const agent = await AgentCore.open({ data, client, ledger: { minChunk: 10n }, ...(log && { log }) });
   return { data, transport, agent, close: async () => { await agent.close(); await client.close(); } };
 }
 
@@ -84,6 +86,26 @@ describe('AgentCore', () => {
     }
   });
 
+  it('renews leases before they end; without renewal, an expired lease refuses use', async () => {
+    const uid = await activeKey('leased');
+    let now = BigInt(Math.floor(Date.now() / 1000));
+    const data = mkdtempSync(join(tmpdir(), 'kmip-edge-agent-'));
+    const client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+    const agent = await AgentCore.open({ data, client, now: () => now });
+    try {
+      const filled = (await agent.getKey('d', uid, 'protect')).metadata.leaseExpiresAt!;
+      assert.equal(filled, now + 600n);
+      now += 550n;
+      assert.deepEqual(await agent.renewLeases(60n), [uid]);
+      assert.equal((await agent.getKey('d', uid, 'protect')).metadata.leaseExpiresAt, now + 600n);
+      now += 600n;
+      await assert.rejects(agent.getKey('d', uid, 'protect'), (e: unknown) => (e as { code?: string }).code === 'KEY_LEASE_EXPIRED');
+    } finally {
+      await agent.close();
+      await client.close();
+    }
+  });
+
   it('Put installs a key with its lease; Put Replace retires the replaced one', async () => {
     const { agent, close } = await openAgent();
     try {
@@ -103,10 +125,11 @@ describe('AgentCore', () => {
     }
   });
 
-  it('grants units within the upstream allocation, durable, and keeps no key material in clear on disk', async () => {
+  it('grants units within the upstream allocation, durable; no key material in clear on disk or in the logs', async () => {
     const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Object)]);
     const uid = await activeKey('granted', [{ name: 'Usage Limits', value: limits }]);
-    const { agent, data, close } = await openAgent();
+    const lines: string[] = [];
+    const { agent, data, close } = await openAgent(createLogger({ level: 'debug' }, { write: (line: string) => void lines.push(line) }));
     let material: Uint8Array;
     try {
       material = (await agent.getKey('d', uid, 'protect')).material;
@@ -114,9 +137,22 @@ describe('AgentCore', () => {
       assert.equal(grant.count, 7n);
       const totals = await agent.ledger.totals(uid);
       assert.ok(totals.grantedToDevices === 7n && totals.allocatedFromUpstream >= 7n);
+      await assert.rejects(agent.grantUnits('tape-1', 'req-2', uid, 100_000n));
+      await agent.applyNotify(uid, [{ name: 'Name', value: nameValue('renamed') }]);
     } finally {
       await close();
     }
+    const logs = lines.join('');
+    assert.match(logs, /"msg":"units granted"/);
+    assert.match(logs, /"msg":"units refused"/);
+    assert.match(logs, /"msg":"key served"/);
+    for (const form of [toHex(material!), Buffer.from(material!).toString('base64'), Buffer.from(material!).toString('latin1')]) {
+      assert.ok(!logs.includes(form), 'key material in the logs');
+    }
+    const listing = runCli(['cache', '--data', data, '--json']);
+    assert.equal(listing.status, 0, listing.stderr);
+    assert.ok((JSON.parse(listing.stdout) as { keys: { uniqueIdentifier: string }[] }).keys.some((k) => k.uniqueIdentifier === uid));
+    assert.ok(!listing.stdout.includes(toHex(material!)), 'key material in the cache listing');
     const files = readdirSync(join(data, 'store')).map((f) => readFileSync(join(data, 'store', f)));
     const all = Buffer.concat(files);
     assert.ok(all.includes(Buffer.from(uid)), 'the store holds the records (a check that the grep sees the data)');
