@@ -8,6 +8,9 @@
  */
 import type { Attribute } from '../kmip/attributes.ts';
 import { KmipResultError } from '../kmip/message.ts';
+import { KmipEdgeError } from '../errors.ts';
+import { Tag } from '../kmip/tables.generated.ts';
+import { enumerationText } from '../kmip/vocabulary.ts';
 import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
 import type { TtlvItem } from '../ttlv/item.ts';
@@ -80,10 +83,15 @@ export class AgentCore {
 
   /**
    * Grants `count` units of `uid` to `device` for its request `requestId` (idempotent), after
-   * checking the key may protect now; durable before it resolves.
+   * checking the key may protect now and, when the device names one, that the unit is the key's
+   * Usage Limits Unit (bytes are not objects); durable before it resolves.
    */
-  async grantUnits(device: string, requestId: string, uid: string, count: bigint): Promise<GrantRecord> {
-    await this.cache.use(uid, 'protect');
+  async grantUnits(device: string, requestId: string, uid: string, count: bigint, unit?: number): Promise<GrantRecord> {
+    const key = await this.cache.use(uid, 'protect');
+    if (key.metadata.usageLimitsUnit === undefined) throw new KmipEdgeError('LEDGER_NO_USAGE_LIMITS', `${uid} has no Usage Limits: there is nothing to allocate`);
+    if (unit !== undefined && unit !== key.metadata.usageLimitsUnit) {
+      throw new KmipEdgeError('LEDGER_UNIT_MISMATCH', `${uid} counts ${enumerationText(Tag.UsageLimitsUnit, key.metadata.usageLimitsUnit)}, the request counts ${enumerationText(Tag.UsageLimitsUnit, unit)}`);
+    }
     try {
       const grant = await this.ledger.grant(uid, device, requestId, count);
       this.log.info({ device, uid, requestId, count: Number(count) }, 'units granted');

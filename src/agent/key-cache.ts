@@ -21,6 +21,8 @@ export interface KeyMetadata extends KeyFacts {
   algorithm: number | undefined;
   length: number | undefined;
   usageMask: number | undefined;
+  /** KMIP 1.2 §3.21 Usage Limits Unit (Byte 1, Object 2) when the key has Usage Limits. */
+  usageLimitsUnit: number | undefined;
   names: string[];
   objectGroups: string[];
   lastChangeDate: bigint | undefined;
@@ -69,6 +71,7 @@ export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribut
     else if (name === 'Cryptographic Algorithm' && typeof v === 'number') meta.algorithm = v;
     else if (name === 'Cryptographic Length' && typeof v === 'number') meta.length = v;
     else if (name === 'Cryptographic Usage Mask') meta.usageMask = typeof v === 'number' ? v : undefined;
+    else if (name === 'Usage Limits') meta.usageLimitsUnit = value?.type === ItemType.Structure ? (value.value.find((c) => c.tag === Tag.UsageLimitsUnit)?.value as number | undefined) : undefined;
     else if (name === 'Object Group' && typeof v === 'string') meta.objectGroups.push(v);
     else if (name === 'Name' && value?.type === ItemType.Structure) {
       const text = value.value.find((c) => c.tag === Tag.NameValue)?.value;
@@ -171,7 +174,7 @@ export class KeyCache {
   private record(uid: string, objectType: number, object: TtlvItem, attributes: readonly Attribute[]): CachedKey {
     const material = keyMaterialOf(keyBlockOf(object));
     const metadata: KeyMetadata = {
-      uniqueIdentifier: uid, objectType, state: 0, algorithm: undefined, length: undefined, usageMask: undefined,
+      uniqueIdentifier: uid, objectType, state: 0, algorithm: undefined, length: undefined, usageMask: undefined, usageLimitsUnit: undefined,
       names: [], objectGroups: [], lastChangeDate: undefined, refreshedAt: this.now(),
     };
     applyAttributes(metadata, attributes, this.now());

@@ -137,7 +137,12 @@ describe('AgentCore', () => {
       assert.equal(grant.count, 7n);
       const totals = await agent.ledger.totals(uid);
       assert.ok(totals.grantedToDevices === 7n && totals.allocatedFromUpstream >= 7n);
+      assert.equal((await agent.getKey('d', uid, 'protect')).metadata.usageLimitsUnit, UsageLimitsUnit.Object);
       await assert.rejects(agent.grantUnits('tape-1', 'req-2', uid, 100_000n));
+      await assert.rejects(agent.grantUnits('tape-1', 'req-3', uid, 1n, UsageLimitsUnit.Byte), (e: unknown) => (e as { code?: string }).code === 'LEDGER_UNIT_MISMATCH');
+      assert.equal((await agent.grantUnits('tape-1', 'req-4', uid, 1n, UsageLimitsUnit.Object)).count, 1n);
+      const plain = await activeKey('no-limits');
+      await assert.rejects(agent.grantUnits('tape-1', 'req-5', plain, 1n), (e: unknown) => (e as { code?: string }).code === 'LEDGER_NO_USAGE_LIMITS');
       await agent.applyNotify(uid, [{ name: 'Name', value: nameValue('renamed') }]);
     } finally {
       await close();
