@@ -14,4 +14,8 @@ const reports = await runLedgerCrashCycles(cycles, (r) => {
   if (r.cycle % 10 === 0 || r.cycle === cycles) console.log(`cycle ${r.cycle}: ${r.acked} grants acknowledged; devices ${r.grantedToDevices} ≤ upstream ${r.allocatedFromUpstream} ≤ server ${r.usedAtServer}`);
 });
 const last = reports.at(-1)!;
-console.log(`${cycles} SIGKILL cycles in ${((Date.now() - started) / 1000).toFixed(0)} s: every acknowledged grant found, none counted twice, no over-use; ${last.allocatedFromUpstream - last.grantedToDevices} units allocated but not yet granted (lost to kills at most one chunk each)`);
+console.log(
+  `${cycles} SIGKILL cycles in ${((Date.now() - started) / 1000).toFixed(0)} s: every acknowledged grant found, none counted twice, no over-use. ` +
+    `${last.usedAtServer - last.allocatedFromUpstream} units the server granted were lost to kills between its answer and the agent's record (at most one chunk per kill, never over-use); ` +
+    `${last.allocatedFromUpstream - last.grantedToDevices} units are allocated to the agent and not yet granted to devices.`,
+);

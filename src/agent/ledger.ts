@@ -43,6 +43,8 @@ export interface GrantRecord {
 }
 
 const TOTALS = 'ledger/totals/';
+/** Grants kept in memory per key for retry detection; older ones are looked up on disk. */
+const MAX_INDEXED_GRANTS = 200_000;
 const GRANT = 'ledger/grant/';
 
 function totalsKey(uid: string): string {
@@ -58,7 +60,10 @@ function encodeJson(value: unknown): Uint8Array {
 }
 
 interface KeyState extends KeyTotals {
+  /** Grants by device and request id: all of the key's while `complete`, else the most recent. */
   grants: Map<string, Promise<GrantRecord>>;
+  /** Every grant of the key on disk is in `grants`: a miss there means a new request. */
+  complete: boolean;
   refill: Promise<void> | undefined;
   /** Recent consumption: [time ms, units] of the last grants, for sizing refills. */
   recent: [number, bigint][];
@@ -78,10 +83,17 @@ export class Ledger {
     if (known) return known;
     const raw = await this.options.store.get(totalsKey(uid));
     const totals = raw ? (JSON.parse(Buffer.from(raw).toString()) as { allocatedFromUpstream: string; grantedToDevices: string }) : undefined;
+    // Index the key's grants once, so that checking a request for a retry costs no disk read.
+    const grants = new Map<string, Promise<GrantRecord>>();
+    for await (const [, value] of this.options.store.entries(`${GRANT}${encodeURIComponent(uid)}/`)) {
+      const record = parseGrant(value);
+      grants.set(`${record.device}\u0000${record.requestId}`, Promise.resolve(record));
+    }
     const state: KeyState = this.keys.get(uid) ?? {
       allocatedFromUpstream: BigInt(totals?.allocatedFromUpstream ?? 0),
       grantedToDevices: BigInt(totals?.grantedToDevices ?? 0),
-      grants: new Map(),
+      grants,
+      complete: grants.size <= MAX_INDEXED_GRANTS,
       refill: undefined,
       recent: [],
     };
@@ -104,17 +116,24 @@ export class Ledger {
     const id = `${device}\u0000${requestId}`;
     const existing = state.grants.get(id);
     if (existing) return existing;
-    const stored = await this.options.store.get(grantKey(uid, device, requestId));
-    if (stored) {
-      const record = parseGrant(stored);
-      state.grants.set(id, Promise.resolve(record));
-      return record;
+    if (!state.complete) {
+      const stored = await this.options.store.get(grantKey(uid, device, requestId));
+      if (stored) {
+        const record = parseGrant(stored);
+        state.grants.set(id, Promise.resolve(record));
+        return record;
+      }
+      if (state.grants.has(id)) return state.grants.get(id)!;
     }
     // Synchronously from here to the reservation: concurrent grants see each other's units.
-    if (state.grants.has(id)) return state.grants.get(id)!;
     const pending = this.reserve(uid, state, device, requestId, count);
     state.grants.set(id, pending);
     pending.catch(() => state.grants.delete(id));
+    if (state.grants.size > MAX_INDEXED_GRANTS) {
+      // Forget the oldest; from now on a miss must be checked on disk.
+      state.grants.delete(state.grants.keys().next().value!);
+      state.complete = false;
+    }
     return pending;
   }
 
