@@ -3,27 +3,20 @@
  * granted to devices, remaining, and per device. Reads the store of a stopped agent (LevelDB
  * admits one process at a time; a running agent answers STORE_LOCKED).
  */
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Ledger } from '../agent/ledger.ts';
-import { dataDir } from '../agent/data-dir.ts';
-import { LevelStore } from '../store/kv-store.ts';
-import { UsageError } from './errors.ts';
+import { withAgentStore } from './agent-store.ts';
 
 export async function runLedgerCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values } = parseArgs({ args, options: { data: { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
-  if (values.data === undefined) throw new UsageError('ledger needs --data DIR');
-  const { store: path } = dataDir(values.data);
-  if (!existsSync(path)) throw new UsageError(`no agent store in ${values.data}`);
-  const store = await LevelStore.open(path);
-  try {
+  const keys = await withAgentStore(values.data, 'ledger', async (store) => {
     const ledger = new Ledger({ store, allocate: async () => { throw new Error('read only'); } });
-    const keys = [];
+    const rows = [];
     for (const uid of await ledger.keyIds()) {
       const totals = await ledger.totals(uid);
       const perDevice: Record<string, number> = {};
       for (const grant of await ledger.grants(uid)) perDevice[grant.device] = (perDevice[grant.device] ?? 0) + Number(grant.count);
-      keys.push({
+      rows.push({
         uniqueIdentifier: uid,
         allocatedFromUpstream: Number(totals.allocatedFromUpstream),
         grantedToDevices: Number(totals.grantedToDevices),
@@ -31,16 +24,15 @@ export async function runLedgerCommand(args: string[], out: (text: string) => vo
         perDevice,
       });
     }
-    if (values.json) out(JSON.stringify({ keys }) + '\n');
-    else {
-      if (keys.length === 0) out('no usage allocations recorded\n');
-      for (const key of keys) {
-        out(`${key.uniqueIdentifier}: ${key.allocatedFromUpstream} allocated from upstream, ${key.grantedToDevices} granted to devices, ${key.remaining} remaining\n`);
-        for (const [device, units] of Object.entries(key.perDevice)) out(`  ${device}: ${units}\n`);
-      }
+    return rows;
+  });
+  if (values.json) out(JSON.stringify({ keys }) + '\n');
+  else {
+    if (keys.length === 0) out('no usage allocations recorded\n');
+    for (const key of keys) {
+      out(`${key.uniqueIdentifier}: ${key.allocatedFromUpstream} allocated from upstream, ${key.grantedToDevices} granted to devices, ${key.remaining} remaining\n`);
+      for (const [device, units] of Object.entries(key.perDevice)) out(`  ${device}: ${units}\n`);
     }
-    return 0;
-  } finally {
-    await store.close();
   }
+  return 0;
 }

@@ -1,10 +1,9 @@
 /**
- * The development server's objects on disk, in LevelDB (classic-level): the in-memory store,
- * plus one synced batch per request holding every object the request may have changed, written
- * before the response goes out. Each object is one TTLV record. This is a test stand-in for an
+ * The development server's objects on disk, in the agent's LevelDB store (src/store): the
+ * in-memory store, plus one synced batch per request holding every object the request may have
+ * changed, written before the response goes out. Each object is one TTLV record. This is a test stand-in for an
  * enterprise key server: its keys are stored unencrypted — never give it real keys.
  */
-import { ClassicLevel } from 'classic-level';
 import { attributeItem, readAttribute } from '../kmip/attributes.ts';
 import { Tag } from '../kmip/tables.generated.ts';
 import { childrenOf, findChildren, requiredChild, requiredValue } from '../kmip/tree.ts';
@@ -12,6 +11,7 @@ import { enumeration, integer, structure, textString } from '../ttlv/build.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
+import { LevelStore } from '../store/kv-store.ts';
 import { ObjectStore, type ManagedObject } from './object-store.ts';
 
 /** Extension tags (KMIP 1.2 §9.1.3.1: 0x54xxxx) for the record layout; never on the wire. */
@@ -52,15 +52,14 @@ function fromRecord(bytes: Uint8Array): ManagedObject {
 }
 
 export class LevelObjectStore extends ObjectStore {
-  private constructor(private readonly db: ClassicLevel<string, Uint8Array>) {
+  private constructor(private readonly db: LevelStore) {
     super();
   }
 
   static async open(path: string): Promise<LevelObjectStore> {
-    const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view' });
-    await db.open();
+    const db = await LevelStore.open(path);
     const store = new LevelObjectStore(db);
-    for await (const value of db.values()) {
+    for await (const [, value] of db.entries('')) {
       const object = fromRecord(value);
       store.objects.set(object.uid, object);
       store.nextSerial = Math.max(store.nextSerial, object.serial + 1);
@@ -75,7 +74,7 @@ export class LevelObjectStore extends ObjectStore {
       return object ? { type: 'put' as const, key: uid, value: toRecord(object) } : { type: 'del' as const, key: uid };
     });
     this.dirty.clear();
-    await this.db.batch(operations, { sync: true });
+    await this.db.commit(operations);
   }
 
   override async close(): Promise<void> {
