@@ -1,5 +1,6 @@
 /**
- * Time-boxed fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON and hex.
+ * Time-boxed fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON, hex,
+ * device frames and SLIP.
  * Inputs are random and mutated versions of real messages (the OASIS corpus, when ../shared is
  * there). A parser may accept or refuse; refusing with anything but its coded error is a bug, and
  * so is accepting TTLV that does not re-encode to the same bytes.
@@ -16,6 +17,8 @@ import { encodeTtlv } from '../src/ttlv/encode.ts';
 import { TtlvFramer } from '../src/ttlv/framer.ts';
 import { fromHex, toHex } from '../src/ttlv/hex.ts';
 import type { TtlvItem } from '../src/ttlv/item.ts';
+import { MAX_FRAME_BYTES, openFrame, sealFrame, Suite } from '../src/devices/frame.ts';
+import { SlipDecoder, slipEncode } from '../src/devices/slip.ts';
 import { corpusFiles, readCorpusFile } from '../test/helpers/corpus.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
@@ -61,6 +64,14 @@ const textEdit = fc.tuple(fc.nat(), fc.oneof(fc.string({ maxLength: 3 }), fc.con
 const mutatedText = (seedsOf: string[]) =>
   fc.tuple(fc.constantFrom(...(seedsOf.length > 0 ? seedsOf : ['<BatchCount type="Integer" value="1"/>'])), fc.array(textEdit, { maxLength: 6 }), fc.nat()).map(([t, e, c]) => mutateText(t, e, c));
 
+const FRAME_KEY = new Uint8Array(32).fill(7);
+const validFrame = sealFrame({ suite: Suite.AES_256_GCM, direction: 'up', deviceId: 'fuzz-device', counter: 1n, replyTo: undefined }, FRAME_KEY, seedBytes[0] ?? new Uint8Array(16));
+const mutatedFrame = fc.tuple(fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }), fc.nat()).map(([edits, cut]) => {
+  const bytes = Uint8Array.from(validFrame);
+  for (const [position, value] of edits) bytes[position % bytes.length] = value;
+  return bytes.subarray(0, cut % (bytes.length + 1));
+});
+
 const targets: [string, fc.IProperty<[unknown]>][] = [
   [
     'TTLV decode',
@@ -83,6 +94,14 @@ const targets: [string, fc.IProperty<[unknown]>][] = [
   ['KMIP XML', fc.property(fc.oneof(mutatedText(seedXml), fc.string({ maxLength: 200 })), (text) => clean(() => parseKmipXml(text, { maxDepth: 16, maxItems: 4096 }))) as fc.IProperty<[unknown]>],
   ['KMIP JSON', fc.property(fc.oneof(mutatedText(seedJson), fc.json({ maxDepth: 5 })), (text) => clean(() => parseKmipJson(text, { maxDepth: 16, maxItems: 4096 }))) as fc.IProperty<[unknown]>],
   ['hex', fc.property(fc.string({ maxLength: 64 }), (text) => clean(() => fromHex(text))) as fc.IProperty<[unknown]>],
+  ['device frame', fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutatedFrame), (bytes) => clean(() => openFrame(bytes, FRAME_KEY))) as fc.IProperty<[unknown]>],
+  [
+    'SLIP',
+    fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutatedFrame.map(slipEncode)), { maxLength: 8 }), (chunks) => {
+      const decoder = new SlipDecoder();
+      for (const chunk of chunks) for (const frame of decoder.push(chunk)) if (frame.length > MAX_FRAME_BYTES) throw new Error('SLIP yielded an oversize frame');
+    }) as fc.IProperty<[unknown]>,
+  ],
 ];
 
 let failed = false;
