@@ -8,6 +8,7 @@ import { runBenchCommand } from './bench-command.ts';
 import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
 import { runDevServerCommand } from './dev-server-command.ts';
+import { runDeviceCommand } from './device-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
 import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
@@ -22,6 +23,7 @@ commands:
   kmip-edge dev-server --port P --dir D           the development KMIP server
   kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
   kmip-edge cache --data DIR [--json]             the agent's cached keys, never their material
+  kmip-edge device add|list|remove --data DIR …   provision devices (add prints the device key once)
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
 ${TTLV_USAGE}
@@ -29,7 +31,7 @@ ${TTLV_USAGE}
 ${KMIP_USAGE}`;
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -45,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runKmipCommand(rest, write);
       case 'dev-server':
         return await runDevServerCommand(rest, write);
+      case 'device':
+        return await runDeviceCommand(rest, write);
       case 'cache':
         return await runCacheCommand(rest, write);
       case 'ledger':

@@ -1,0 +1,93 @@
+/**
+ * The device registry (ARCHITECTURE.md §5): each device's id, suite, 256-bit key (sealed under
+ * the agent's master key, never stored in clear) and its allow-lists of keys — by Unique
+ * Identifier, Name or Object Group — and of KMIP operations.
+ */
+import { randomBytes } from 'node:crypto';
+import { KmipEdgeError } from '../errors.ts';
+import type { KeyValueStore } from '../store/kv-store.ts';
+import type { MasterKey } from '../store/master-key.ts';
+import { Suite } from './frame.ts';
+
+const PREFIX = 'device/registry/';
+const DEVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Operations a device may be allowed (PROTOCOL.md §5), by KMIP XML name. */
+export const DEVICE_OPERATIONS = ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions', 'AddAttribute', 'ModifyAttribute'] as const;
+export type DeviceOperation = (typeof DEVICE_OPERATIONS)[number];
+
+export interface KeyRule {
+  uniqueIdentifier?: string;
+  name?: string;
+  objectGroup?: string;
+}
+
+export interface Device {
+  id: string;
+  suite: Suite;
+  key: Uint8Array;
+  keys: KeyRule[];
+  operations: DeviceOperation[];
+}
+
+interface StoredDevice {
+  id: string;
+  suite: Suite;
+  sealedKey: string;
+  keys: KeyRule[];
+  operations: DeviceOperation[];
+}
+
+export class DeviceRegistry {
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly masterKey: MasterKey,
+  ) {}
+
+  /** Registers a device with a fresh key; refuses an id already in use. */
+  async add(id: string, options: { suite?: Suite; keys?: KeyRule[]; operations?: DeviceOperation[] } = {}): Promise<Device> {
+    if (!DEVICE_ID.test(id)) throw new KmipEdgeError('DEVICE_INVALID', `device id ${JSON.stringify(id)} is not 1-64 of [A-Za-z0-9._-]`);
+    if (await this.store.get(PREFIX + id)) throw new KmipEdgeError('DEVICE_EXISTS', `device ${id} is already registered`);
+    const device: Device = {
+      id,
+      suite: options.suite ?? Suite.AES_256_GCM,
+      key: new Uint8Array(randomBytes(32)),
+      keys: options.keys ?? [],
+      operations: options.operations ?? ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions'],
+    };
+    const stored: StoredDevice = { id, suite: device.suite, sealedKey: Buffer.from(this.masterKey.seal(device.key, PREFIX + id)).toString('base64'), keys: device.keys, operations: device.operations };
+    await this.store.commit([{ type: 'put', key: PREFIX + id, value: new Uint8Array(Buffer.from(JSON.stringify(stored))) }]);
+    return device;
+  }
+
+  async get(id: string): Promise<Device | undefined> {
+    const raw = await this.store.get(PREFIX + id);
+    if (!raw) return undefined;
+    const stored = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
+    return { id: stored.id, suite: stored.suite, key: this.masterKey.open(new Uint8Array(Buffer.from(stored.sealedKey, 'base64')), PREFIX + id), keys: stored.keys, operations: stored.operations };
+  }
+
+  /** Every device, without its key. */
+  async list(): Promise<Omit<Device, 'key'>[]> {
+    const out: Omit<Device, 'key'>[] = [];
+    for await (const [, raw] of this.store.entries(PREFIX)) {
+      const { sealedKey: _sealed, ...device } = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
+      out.push(device);
+    }
+    return out;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    if (!(await this.store.get(PREFIX + id))) return false;
+    await this.store.commit([{ type: 'del', key: PREFIX + id }]);
+    return true;
+  }
+}
+
+/** Whether a key (its identifier, names and groups) is on a device's allow-list. */
+export function keyAllowed(device: Pick<Device, 'keys'>, key: { uniqueIdentifier: string; names: readonly string[]; objectGroups: readonly string[] }): boolean {
+  return device.keys.some((rule) =>
+    (rule.uniqueIdentifier !== undefined && rule.uniqueIdentifier === key.uniqueIdentifier) ||
+    (rule.name !== undefined && key.names.includes(rule.name)) ||
+    (rule.objectGroup !== undefined && key.objectGroups.includes(rule.objectGroup)));
+}
