@@ -1,0 +1,248 @@
+/**
+ * The agent's side of the device protocol (firmware-bridge/PROTOCOL.md, ARCHITECTURE.md §3): a
+ * frame in, a reply frame out (or nothing — bad frames are dropped silently). Transports only move
+ * frames; this is where they are authenticated, replay-checked, authorized against the device's
+ * allow-lists and answered through the agent core (cache, ledger, leases).
+ *
+ * Replay and retries: the up counter, the down counter and the reply are stored in one synced
+ * batch before the reply is sent. A resent frame (same counter) is answered with the stored reply,
+ * not acted on again; effects are idempotent by (device, counter) — a grant's request id is the
+ * frame counter — so a crash between the effect and the counter write cannot double-count.
+ */
+import type { AgentCore } from '../agent/agent-core.ts';
+import type { KeyMetadata } from '../agent/key-cache.ts';
+import { mayUse } from '../agent/key-policy.ts';
+import { isKmipEdgeError } from '../errors.ts';
+import { attributeItem, nameValue, type Attribute } from '../kmip/attributes.ts';
+import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, protocolVersionItem, readProtocolVersion, type ProtocolVersion, type ResponseBatchItemInput } from '../kmip/message.ts';
+import { KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { findChildren, optionalValue } from '../kmip/tree.ts';
+import { enumerationText } from '../kmip/vocabulary.ts';
+import type { Logger } from '../log.ts';
+import type { KeyValueStore } from '../store/kv-store.ts';
+import { byteString, dateTime, enumeration, integer, interval, structure, textString } from '../ttlv/build.ts';
+import { decodeTtlv } from '../ttlv/decode.ts';
+import { encodeTtlv } from '../ttlv/encode.ts';
+import { ItemType, type TtlvItem } from '../ttlv/item.ts';
+import { openFrame, parseFrameHeader, sealFrame, type FrameHeader } from './frame.ts';
+import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
+import { ReplayGuard } from './replay-guard.ts';
+
+/** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
+const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
+const LAST_REPLY = 'device/reply/';
+const DOWN_COUNTER = 'device/down/';
+
+class Refusal extends Error {
+  constructor(readonly reason: number, message: string) {
+    super(message);
+  }
+}
+
+export class DeviceService {
+  private readonly replay: ReplayGuard;
+  /** Frames dropped, by reason code (never their content). */
+  readonly dropped = new Map<string, number>();
+  /**
+   * One frame at a time per device: the down counter must never be used twice (it is half of the
+   * AEAD nonce), and replies go out in request order.
+   */
+  private readonly lanes = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly agent: AgentCore,
+    private readonly registry: DeviceRegistry,
+    private readonly store: KeyValueStore,
+    private readonly log: Logger,
+  ) {
+    this.replay = new ReplayGuard(store);
+  }
+
+  private drop(code: string, deviceId?: string): undefined {
+    this.dropped.set(code, (this.dropped.get(code) ?? 0) + 1);
+    this.log.warn({ code, device: deviceId }, 'device frame dropped');
+    return undefined;
+  }
+
+  /** Handles one frame; `topicDeviceId` is the device the transport received it for, if it knows. */
+  async handle(frame: Uint8Array, topicDeviceId?: string): Promise<Uint8Array | undefined> {
+    let header: FrameHeader;
+    try {
+      header = parseFrameHeader(frame).header;
+    } catch (error) {
+      return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_INVALID');
+    }
+    if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
+    if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
+    const previous = this.lanes.get(header.deviceId) ?? Promise.resolve();
+    const turn = previous.then(() => this.handleInLane(frame, header));
+    const settled = turn.catch(() => undefined);
+    this.lanes.set(header.deviceId, settled);
+    void settled.then(() => {
+      if (this.lanes.get(header.deviceId) === settled) this.lanes.delete(header.deviceId);
+    });
+    return turn;
+  }
+
+  private async handleInLane(frame: Uint8Array, header: FrameHeader): Promise<Uint8Array | undefined> {
+    const device = await this.registry.get(header.deviceId);
+    if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
+    if (header.suite !== device.suite) return this.drop('FRAME_SUITE', device.id);
+    let body: Uint8Array;
+    try {
+      body = openFrame(frame, device.key).body;
+    } catch (error) {
+      return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_AUTH_FAILED', device.id);
+    }
+    let counterWrite;
+    try {
+      counterWrite = await this.replay.accept(device.id, 'up', header.counter);
+    } catch {
+      // A resent frame: answer it again with the reply stored for it, or drop a true replay.
+      const stored = await this.store.get(LAST_REPLY + device.id);
+      if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
+      return this.drop('FRAME_REPLAYED', device.id);
+    }
+    const response = await this.respond(device, header.counter, body);
+    const downCounter = await this.nextDownCounter(device.id);
+    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: downCounter, replyTo: header.counter }, device.key, response);
+    const stored = new Uint8Array(8 + reply.length);
+    new DataView(stored.buffer).setBigUint64(0, header.counter);
+    stored.set(reply, 8);
+    const down = new Uint8Array(8);
+    new DataView(down.buffer).setBigUint64(0, downCounter);
+    await this.store.commit([counterWrite, { type: 'put', key: DOWN_COUNTER + device.id, value: down }, { type: 'put', key: LAST_REPLY + device.id, value: stored }]);
+    return reply;
+  }
+
+  private async nextDownCounter(deviceId: string): Promise<bigint> {
+    const stored = await this.store.get(DOWN_COUNTER + deviceId);
+    return (stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n) + 1n;
+  }
+
+  /** The KMIP Response Message for a device's request body (always a valid message). */
+  private async respond(device: Device, counter: bigint, body: Uint8Array): Promise<Uint8Array> {
+    let version: ProtocolVersion = { major: 1, minor: 2 };
+    let items: ResponseBatchItemInput[];
+    try {
+      const request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
+      version = request.protocolVersion;
+      items = [];
+      for (const [index, item] of request.batchItems.entries()) {
+        const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
+        try {
+          items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
+        } catch (error) {
+          const refusal = error instanceof Refusal ? error : this.refusalFor(error);
+          this.log.info({ device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message });
+        }
+      }
+    } catch {
+      items = [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }];
+    }
+    return encodeTtlv(buildResponseMessage(version, items));
+  }
+
+  /** Agent errors as KMIP results; their codes are safe to tell the device, their causes are not. */
+  private refusalFor(error: unknown): Refusal {
+    const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
+    if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
+    if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
+    return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');
+  }
+
+  private allowedOperation(device: Device, operation: number): void {
+    const name = enumerationText(Tag.Operation, operation) as DeviceOperation;
+    if (!device.operations.includes(name)) throw new Refusal(ResultReason.PermissionDenied, `operation ${name} is not allowed for this device`);
+  }
+
+  /** The key a request names, if the device may use it (otherwise: as if it did not exist). */
+  private async allowedKey(device: Device, payload: TtlvItem): Promise<{ uid: string; metadata: KeyMetadata }> {
+    const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
+    if (uid === undefined) throw new Refusal(ResultReason.InvalidMessage, 'a device request names its key');
+    // Check the allow-list by identifier first: a device must not make the agent fetch keys it may not use.
+    const byId = keyAllowed(device, { uniqueIdentifier: uid, names: [], objectGroups: [] });
+    const needsMetadata = !byId && device.keys.some((rule) => rule.uniqueIdentifier === undefined);
+    if (!byId && !needsMetadata) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
+    const { metadata } = await this.agent.cache.get(uid);
+    if (!keyAllowed(device, metadata)) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
+    return { uid, metadata };
+  }
+
+  private async operate(device: Device, operation: number, payload: TtlvItem, requestId: string): Promise<TtlvItem[]> {
+    this.allowedOperation(device, operation);
+    switch (operation) {
+      case Operation.Query:
+        return device.operations.map((name) => enumeration(Tag.Operation, Operation[name as keyof typeof Operation]));
+      case Operation.DiscoverVersions: {
+        const asked = findChildren(payload, Tag.ProtocolVersion).map(readProtocolVersion);
+        const ours = KMIP_VERSIONS.filter((v) => asked.length === 0 || asked.some((a) => a.major === v.major && a.minor === v.minor));
+        return ours.map(protocolVersionItem);
+      }
+      case Operation.Get: {
+        const { uid, metadata } = await this.allowedKey(device, payload);
+        const key = await this.agent.getKey(device.id, uid, 'process');
+        return [
+          enumeration(Tag.ObjectType, ObjectType.SymmetricKey),
+          textString(Tag.UniqueIdentifier, uid),
+          structure(Tag.SymmetricKey, [structure(Tag.KeyBlock, [
+            enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
+            structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, key.material)]),
+            ...(metadata.algorithm !== undefined ? [enumeration(Tag.CryptographicAlgorithm, metadata.algorithm)] : []),
+            ...(metadata.length !== undefined ? [integer(Tag.CryptographicLength, metadata.length)] : []),
+          ])]),
+        ];
+      }
+      case Operation.GetUsageAllocation: {
+        const { uid } = await this.allowedKey(device, payload);
+        const count = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger);
+        if (count === undefined) throw new Refusal(ResultReason.InvalidMessage, 'Usage Limits Count is required');
+        await this.agent.grantUnits(device.id, requestId, uid, count);
+        return [textString(Tag.UniqueIdentifier, uid)];
+      }
+      case Operation.ObtainLease: {
+        const { uid, metadata } = await this.allowedKey(device, payload);
+        let current = metadata;
+        try {
+          current = await this.agent.obtainLease(uid);
+        } catch (error) {
+          if (!isKmipEdgeError(error, 'AGENT_OFFLINE')) throw error; // offline: the lease the agent holds
+        }
+        const now = BigInt(Math.floor(Date.now() / 1000));
+        const decision = mayUse(current, 'process', now);
+        if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
+        const seconds = current.leaseExpiresAt === undefined ? 0 : Number(current.leaseExpiresAt - now);
+        return [textString(Tag.UniqueIdentifier, uid), interval(Tag.LeaseTime, seconds), dateTime(Tag.LastChangeDate, current.lastChangeDate ?? now)];
+      }
+      case Operation.Check: {
+        const { uid, metadata } = await this.allowedKey(device, payload);
+        const protect = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger) !== undefined || optionalValue(payload, Tag.CryptographicUsageMask, ItemType.Integer) !== undefined;
+        const decision = mayUse(metadata, protect ? 'protect' : 'process', BigInt(Math.floor(Date.now() / 1000)));
+        if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
+        return [textString(Tag.UniqueIdentifier, uid)];
+      }
+      case Operation.GetAttributes: {
+        const { uid, metadata } = await this.allowedKey(device, payload);
+        return [textString(Tag.UniqueIdentifier, uid), ...metadataAttributes(metadata).map(attributeItem)];
+      }
+      default:
+        throw new Refusal(ResultReason.OperationNotSupported, `${enumerationText(Tag.Operation, operation)} is not a device operation`);
+    }
+  }
+}
+
+/** The attributes a device may read: what the cache knows, never the material. */
+function metadataAttributes(meta: KeyMetadata): Attribute[] {
+  const value = (item: TtlvItem): TtlvItem => ({ ...item, tag: Tag.AttributeValue });
+  const out: Attribute[] = [{ name: 'State', value: value(enumeration(0, meta.state)) }];
+  if (meta.algorithm !== undefined) out.push({ name: 'Cryptographic Algorithm', value: value(enumeration(0, meta.algorithm)) });
+  if (meta.length !== undefined) out.push({ name: 'Cryptographic Length', value: value(integer(0, meta.length)) });
+  if (meta.usageMask !== undefined) out.push({ name: 'Cryptographic Usage Mask', value: value(integer(0, meta.usageMask)) });
+  for (const name of meta.names) out.push({ name: 'Name', value: nameValue(name) });
+  for (const [attribute, field] of [['Activation Date', 'activationDate'], ['Process Start Date', 'processStartDate'], ['Protect Stop Date', 'protectStopDate'], ['Deactivation Date', 'deactivationDate']] as const) {
+    const date = meta[field];
+    if (date !== undefined) out.push({ name: attribute, value: value(dateTime(0, date)) });
+  }
+  return out;
+}

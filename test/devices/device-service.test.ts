@@ -1,0 +1,159 @@
+/**
+ * The device service: devices get keys, allocations, leases and attributes through the agent
+ * core (development server upstream, LevelDB store); every forged, replayed, misdirected or
+ * disallowed frame is refused and changes nothing (counter, ledger, cache).
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { AgentCore } from '../../src/agent/agent-core.ts';
+import { dataDir } from '../../src/agent/data-dir.ts';
+import { DeviceClient, memoryCounters } from '../../src/devices/device-client.ts';
+import { DeviceService } from '../../src/devices/device-service.ts';
+import { Suite } from '../../src/devices/frame.ts';
+import { DeviceRegistry, type Device } from '../../src/devices/registry.ts';
+import { silentLogger } from '../../src/log.ts';
+import { buildRequestMessage, type ResponseBatchItem } from '../../src/kmip/message.ts';
+import { keyBlockOf, keyMaterialOf, payload, readGet } from '../../src/kmip/payloads.ts';
+import { ObjectType, Operation, ResultReason, ResultStatus, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
+import { optionalValue } from '../../src/kmip/tree.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { LevelStore } from '../../src/store/kv-store.ts';
+import { MasterKey } from '../../src/store/master-key.ts';
+import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
+import { encodeTtlv } from '../../src/ttlv/encode.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
+import { ItemType } from '../../src/ttlv/item.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
+import { aesKey } from '../helpers/client-interop-suite.ts';
+import { startDevServer } from '../helpers/dev-server.ts';
+
+let dev: Awaited<ReturnType<typeof startDevServer>>;
+let admin: KmipClient;
+let client: KmipClient;
+let agent: AgentCore;
+let service: DeviceService;
+let registry: DeviceRegistry;
+let deviceStore: LevelStore;
+let tape: Device;
+let other: Device;
+let allowedKey: string;
+let forbiddenKey: string;
+
+before(async () => {
+  dev = await startDevServer({ leaseSeconds: 600 });
+  admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+  const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Object)]);
+  allowedKey = await admin.create(ObjectType.SymmetricKey, aesKey('tape-key', undefined, [{ name: 'Usage Limits', value: limits }]));
+  forbiddenKey = await admin.create(ObjectType.SymmetricKey, aesKey('other-key'));
+  await admin.activate(allowedKey);
+  await admin.activate(forbiddenKey);
+  const data = mkdtempSync(join(tmpdir(), 'kmip-edge-devsvc-'));
+  client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+  agent = await AgentCore.open({ data, client, ledger: { minChunk: 50n } });
+  // The registry and replay state share the agent's folder but not its store handle: a second store.
+  deviceStore = await LevelStore.open(join(data, 'devices'));
+  registry = new DeviceRegistry(deviceStore, MasterKey.load(dataDir(data).masterKey));
+  tape = await registry.add('tape-drive-7', { keys: [{ name: 'tape-key' }] });
+  other = await registry.add('sensor-1', { suite: Suite.CHACHA20_POLY1305, keys: [{ uniqueIdentifier: forbiddenKey }], operations: ['Get'] });
+  service = new DeviceService(agent, registry, deviceStore, silentLogger);
+});
+
+after(async () => {
+  await deviceStore.close();
+  await agent.close();
+  await client.close();
+  await admin.close();
+  await dev.stop();
+});
+
+const request = (operation: number, items = payload.get(allowedKey)) => encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }]));
+
+async function ask(device: DeviceClient, operation: number, items?: ReturnType<typeof payload.get>): Promise<ResponseBatchItem> {
+  const { frame, counter } = device.seal(request(operation, items));
+  const reply = await service.handle(frame, device.id);
+  assert.ok(reply, 'the service answered');
+  return device.open(reply, counter).batchItems[0]!;
+}
+
+describe('device service: what devices get', () => {
+  it('Get returns the key (the same bytes the upstream holds); Get Attributes, Lease, Check, Query', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters());
+    const got = await ask(device, Operation.Get);
+    assert.equal(got.resultStatus, ResultStatus.Success);
+    const upstream = keyMaterialOf(keyBlockOf((await admin.get(allowedKey)).object));
+    assert.equal(toHex(keyMaterialOf(keyBlockOf(readGet(got.payload!).object))), toHex(upstream));
+    const attributes = await ask(device, Operation.GetAttributes, payload.getAttributes(allowedKey));
+    assert.equal(attributes.resultStatus, ResultStatus.Success);
+    const lease = await ask(device, Operation.ObtainLease, payload.obtainLease(allowedKey));
+    const seconds = optionalValue(lease.payload!, Tag.LeaseTime, ItemType.Interval)!;
+    assert.ok(seconds > 500 && seconds <= 600, `lease ${seconds}`);
+    assert.equal((await ask(device, Operation.Check, payload.check(allowedKey, { usageLimitsCount: 1n }))).resultStatus, ResultStatus.Success);
+    assert.equal((await ask(device, Operation.Query, payload.query([1]))).resultStatus, ResultStatus.Success);
+  });
+
+  it('Get Usage Allocation grants units through the ledger, idempotently for a resent frame', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(1000n));
+    const before = (await agent.ledger.totals(allowedKey)).grantedToDevices;
+    const { frame, counter } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 12n)));
+    const first = await service.handle(frame, tape.id);
+    const again = await service.handle(frame, tape.id); // the device did not hear the reply and resends
+    assert.ok(first && again);
+    assert.equal(toHex(again), toHex(first), 'the stored reply is sent again');
+    assert.equal(device.open(first, counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices, before + 12n, 'counted once');
+  });
+
+  it('a key or operation outside the allow-list is refused as if it did not exist / not allowed', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(2000n));
+    const item = await ask(device, Operation.Get, payload.get(forbiddenKey));
+    assert.equal(item.resultReason, ResultReason.ItemNotFound);
+    const sensor = new DeviceClient(other.id, other.key, other.suite, memoryCounters());
+    assert.equal((await ask(sensor, Operation.ObtainLease, payload.obtainLease(forbiddenKey))).resultReason, ResultReason.PermissionDenied);
+    assert.equal((await ask(sensor, Operation.Get, payload.get(forbiddenKey))).resultStatus, ResultStatus.Success);
+  });
+});
+
+describe('device service: refused frames change nothing', () => {
+  /** Sends a frame that must be dropped and checks counters, ledger and replies did not move. */
+  async function refused(frame: Uint8Array, topicDeviceId: string | undefined, code: string): Promise<void> {
+    const before = { dropped: service.dropped.get(code) ?? 0, ledger: await agent.ledger.totals(allowedKey), counter: await deviceStore.get(`device/counter/${tape.id}/up`) };
+    assert.equal(await service.handle(frame, topicDeviceId), undefined);
+    assert.equal(service.dropped.get(code), before.dropped + 1, `dropped as ${code}`);
+    assert.deepEqual(await agent.ledger.totals(allowedKey), before.ledger);
+    assert.deepEqual(await deviceStore.get(`device/counter/${tape.id}/up`), before.counter);
+  }
+
+  it('a replayed frame, an old counter, the wrong topic, another device key, the wrong suite', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(3000n));
+    const grant = request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 3n));
+    const first = device.seal(grant);
+    await service.handle(first.frame, tape.id);
+    const second = device.seal(grant);
+    await service.handle(second.frame, tape.id);
+    await refused(first.frame, tape.id, 'FRAME_REPLAYED'); // an older counter, not the last request
+    await refused(device.seal(grant).frame, other.id, 'FRAME_WRONG_DEVICE');
+    const forged = new DeviceClient(tape.id, other.key, tape.suite, memoryCounters(9000n)).seal(grant).frame;
+    await refused(forged, tape.id, 'FRAME_AUTH_FAILED');
+    const wrongSuite = new DeviceClient(tape.id, tape.key, Suite.CHACHA20_POLY1305, memoryCounters(9100n)).seal(grant).frame;
+    await refused(wrongSuite, tape.id, 'FRAME_SUITE');
+  });
+
+  it('every single-bit flip of a valid frame, and every truncation', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(10_000n));
+    const { frame } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n)));
+    const before = { ledger: await agent.ledger.totals(allowedKey), counter: await deviceStore.get(`device/counter/${tape.id}/up`) };
+    for (let bit = 0; bit < frame.length * 8; bit++) {
+      const flipped = Uint8Array.from(frame);
+      flipped[bit >> 3]! ^= 1 << (bit & 7);
+      assert.equal(await service.handle(flipped, tape.id), undefined, `bit ${bit}`);
+    }
+    for (let length = 0; length < frame.length; length++) assert.equal(await service.handle(frame.subarray(0, length), tape.id), undefined);
+    assert.equal(await service.handle(new Uint8Array(5000), tape.id), undefined, 'oversize');
+    assert.deepEqual(await agent.ledger.totals(allowedKey), before.ledger);
+    assert.deepEqual(await deviceStore.get(`device/counter/${tape.id}/up`), before.counter);
+    assert.ok(await service.handle(frame, tape.id), 'the untouched frame is still accepted afterwards');
+  });
+});
