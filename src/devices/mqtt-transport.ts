@@ -1,0 +1,72 @@
+/**
+ * The MQTT binding (firmware-bridge/PROTOCOL.md §6): devices publish frames to
+ * `<prefix>/<device_id>/up` and read replies from `<prefix>/<device_id>/down`, QoS 1. The
+ * transport only moves frames; the device service decides. TCP no-delay on the socket, or every
+ * request/response costs ~88 ms of Nagle (TOOLCHAIN.md); reconnects and resubscribes.
+ */
+import { createConnection } from 'node:net';
+import { MqttClient, type IClientOptions } from 'mqtt';
+import { KmipEdgeError } from '../errors.ts';
+
+export interface MqttEndpoint {
+  host: string;
+  port: number;
+  /** 4 = MQTT 3.1.1, 5 = MQTT 5. */
+  protocolVersion?: 4 | 5;
+  clientId?: string;
+}
+
+/** Connects with TCP no-delay (also on every reconnect) and resolves once connected. */
+export function connectMqtt(endpoint: MqttEndpoint, options: Partial<IClientOptions> = {}): Promise<MqttClient> {
+  const client = new MqttClient(() => createConnection({ host: endpoint.host, port: endpoint.port, noDelay: true }), {
+    protocolVersion: endpoint.protocolVersion ?? 4,
+    reconnectPeriod: 500,
+    connectTimeout: 5000,
+    clean: true,
+    ...(endpoint.clientId !== undefined && { clientId: endpoint.clientId }),
+    ...options,
+  });
+  return new Promise((resolve, reject) => {
+    client.once('connect', () => resolve(client));
+    client.once('error', (error) => {
+      client.end(true);
+      reject(new KmipEdgeError('MQTT_CONNECT_FAILED', `MQTT ${endpoint.host}:${endpoint.port}: ${error.message}`, { cause: error }));
+    });
+  });
+}
+
+export type FrameHandler = (frame: Uint8Array, deviceId: string) => Promise<Uint8Array | undefined>;
+
+export class MqttDeviceTransport {
+  private constructor(
+    private readonly client: MqttClient,
+    private readonly prefix: string,
+  ) {}
+
+  /** Subscribes to every device's up topic and answers on its down topic. */
+  static async start(endpoint: MqttEndpoint, handle: FrameHandler, prefix = 'kmip-edge'): Promise<MqttDeviceTransport> {
+    const client = await connectMqtt(endpoint, { clientId: endpoint.clientId ?? `kmip-edge-agent-${process.pid}` });
+    const upTopic = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([A-Za-z0-9._-]{1,64})/up$`);
+    client.on('message', (topic, payload) => {
+      const match = upTopic.exec(topic);
+      if (!match) return;
+      const deviceId = match[1]!;
+      void handle(new Uint8Array(payload), deviceId).then((reply) => {
+        if (reply) client.publish(`${prefix}/${deviceId}/down`, Buffer.from(reply), { qos: 1 });
+      });
+    });
+    // Resubscribe after every (re)connect: a clean session forgets subscriptions.
+    const subscribe = () => client.subscribe(`${prefix}/+/up`, { qos: 1 });
+    client.on('connect', subscribe);
+    await new Promise<void>((resolve, reject) => client.subscribe(`${prefix}/+/up`, { qos: 1 }, (error) => (error ? reject(error) : resolve())));
+    return new MqttDeviceTransport(client, prefix);
+  }
+
+  get topicPrefix(): string {
+    return this.prefix;
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.client.end(false, {}, () => resolve()));
+  }
+}
