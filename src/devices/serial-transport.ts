@@ -1,0 +1,49 @@
+/**
+ * The serial binding (firmware-bridge/PROTOCOL.md §6): SLIP-framed frames with a CRC-32 over a
+ * serial line (serialport). The decoder resynchronizes after line noise and never buffers more
+ * than one maximal packet; each reply goes back on the same line.
+ */
+import { SerialPort } from 'serialport';
+import { KmipEdgeError } from '../errors.ts';
+import { SlipDecoder, slipEncode } from './slip.ts';
+
+export type SerialFrameHandler = (frame: Uint8Array) => Promise<Uint8Array | undefined>;
+
+export class SerialLine {
+  readonly decoder = new SlipDecoder();
+
+  private constructor(private readonly port: SerialPort) {}
+
+  /** Opens `path`; every complete frame is passed to `onFrame`. */
+  static open(path: string, onFrame: (frame: Uint8Array) => void, baudRate = 115_200): Promise<SerialLine> {
+    return new Promise((resolve, reject) => {
+      const port = new SerialPort({ path, baudRate, autoOpen: false });
+      const line = new SerialLine(port);
+      port.on('data', (chunk: Buffer) => {
+        for (const frame of line.decoder.push(chunk)) onFrame(frame);
+      });
+      port.open((error) => (error ? reject(new KmipEdgeError('SERIAL_OPEN_FAILED', `cannot open ${path}: ${error.message}`, { cause: error })) : resolve(line)));
+    });
+  }
+
+  send(frame: Uint8Array): void {
+    this.port.write(Buffer.from(slipEncode(frame)));
+  }
+
+  /** Bytes as they are, unframed (line diagnostics and noise tests). */
+  sendRaw(bytes: Uint8Array): void {
+    this.port.write(Buffer.from(bytes));
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => (this.port.isOpen ? this.port.close(() => resolve()) : resolve()));
+  }
+}
+
+/** The agent on a serial line: frames in, replies out, through the device service. */
+export async function startSerialTransport(path: string, handle: SerialFrameHandler, baudRate?: number): Promise<SerialLine> {
+  const line: SerialLine = await SerialLine.open(path, (frame) => {
+    void handle(frame).then((reply) => reply && line.send(reply));
+  }, baudRate);
+  return line;
+}
