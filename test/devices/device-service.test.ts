@@ -4,38 +4,28 @@
  * disallowed frame is refused and changes nothing (counter, ledger, cache).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentCore } from '../../src/agent/agent-core.ts';
-import { dataDir } from '../../src/agent/data-dir.ts';
+import type { AgentCore } from '../../src/agent/agent-core.ts';
 import { DeviceClient, memoryCounters } from '../../src/devices/device-client.ts';
-import { DeviceService } from '../../src/devices/device-service.ts';
+import type { DeviceService } from '../../src/devices/device-service.ts';
 import { Suite } from '../../src/devices/frame.ts';
-import { DeviceRegistry, type Device } from '../../src/devices/registry.ts';
-import { silentLogger } from '../../src/log.ts';
-import { buildRequestMessage, type ResponseBatchItem } from '../../src/kmip/message.ts';
+import type { Device } from '../../src/devices/registry.ts';
+import type { ResponseBatchItem } from '../../src/kmip/message.ts';
 import { keyBlockOf, keyMaterialOf, payload, readGet } from '../../src/kmip/payloads.ts';
 import { ObjectType, Operation, ResultReason, ResultStatus, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
 import { optionalValue } from '../../src/kmip/tree.ts';
-import { TlsPool } from '../../src/net/tls-pool.ts';
-import { LevelStore } from '../../src/store/kv-store.ts';
-import { MasterKey } from '../../src/store/master-key.ts';
+import type { LevelStore } from '../../src/store/kv-store.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
-import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
 import { ItemType } from '../../src/ttlv/item.ts';
-import { KmipClient } from '../../src/upstream/client.ts';
+import type { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
-import { startDevServer } from '../helpers/dev-server.ts';
+import { deviceRequest, startGateway } from '../helpers/gateway.ts';
 
-let dev: Awaited<ReturnType<typeof startDevServer>>;
+let gateway: Awaited<ReturnType<typeof startGateway>>;
 let admin: KmipClient;
-let client: KmipClient;
 let agent: AgentCore;
 let service: DeviceService;
-let registry: DeviceRegistry;
 let deviceStore: LevelStore;
 let tape: Device;
 let other: Device;
@@ -43,33 +33,20 @@ let allowedKey: string;
 let forbiddenKey: string;
 
 before(async () => {
-  dev = await startDevServer({ leaseSeconds: 600 });
-  admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+  gateway = await startGateway({ ledger: { minChunk: 50n } });
+  ({ admin, agent, service, deviceStore } = gateway);
   const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Object)]);
   allowedKey = await admin.create(ObjectType.SymmetricKey, aesKey('tape-key', undefined, [{ name: 'Usage Limits', value: limits }]));
   forbiddenKey = await admin.create(ObjectType.SymmetricKey, aesKey('other-key'));
   await admin.activate(allowedKey);
   await admin.activate(forbiddenKey);
-  const data = mkdtempSync(join(tmpdir(), 'kmip-edge-devsvc-'));
-  client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
-  agent = await AgentCore.open({ data, client, ledger: { minChunk: 50n } });
-  // The registry and replay state share the agent's folder but not its store handle: a second store.
-  deviceStore = await LevelStore.open(join(data, 'devices'));
-  registry = new DeviceRegistry(deviceStore, MasterKey.load(dataDir(data).masterKey));
-  tape = await registry.add('tape-drive-7', { keys: [{ name: 'tape-key' }] });
-  other = await registry.add('sensor-1', { suite: Suite.CHACHA20_POLY1305, keys: [{ uniqueIdentifier: forbiddenKey }], operations: ['Get'] });
-  service = new DeviceService(agent, registry, deviceStore, silentLogger);
+  tape = await gateway.registry.add('tape-drive-7', { keys: [{ name: 'tape-key' }] });
+  other = await gateway.registry.add('sensor-1', { suite: Suite.CHACHA20_POLY1305, keys: [{ uniqueIdentifier: forbiddenKey }], operations: ['Get'] });
 });
 
-after(async () => {
-  await deviceStore.close();
-  await agent.close();
-  await client.close();
-  await admin.close();
-  await dev.stop();
-});
+after(() => gateway.stop());
 
-const request = (operation: number, items = payload.get(allowedKey)) => encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }]));
+const request = (operation: number, items = payload.get(allowedKey)) => deviceRequest(operation, items);
 
 async function ask(device: DeviceClient, operation: number, items?: ReturnType<typeof payload.get>): Promise<ResponseBatchItem> {
   const { frame, counter } = device.seal(request(operation, items));

@@ -1,0 +1,48 @@
+/**
+ * A gateway for device tests: the development server as upstream, the agent core on LevelDB in a
+ * temporary folder, a device registry and the device service — everything but a transport.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AgentCore } from '../../src/agent/agent-core.ts';
+import { dataDir } from '../../src/agent/data-dir.ts';
+import { DeviceService } from '../../src/devices/device-service.ts';
+import { DeviceRegistry } from '../../src/devices/registry.ts';
+import { buildRequestMessage } from '../../src/kmip/message.ts';
+import type { LedgerOptions } from '../../src/agent/ledger.ts';
+import { silentLogger } from '../../src/log.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { LevelStore } from '../../src/store/kv-store.ts';
+import { MasterKey } from '../../src/store/master-key.ts';
+import { encodeTtlv } from '../../src/ttlv/encode.ts';
+import type { TtlvItem } from '../../src/ttlv/item.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
+import { startDevServer } from './dev-server.ts';
+
+export async function startGateway(options: { leaseSeconds?: number; ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>> } = {}) {
+  const dev = await startDevServer({ leaseSeconds: options.leaseSeconds ?? 600 });
+  const admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+  const data = mkdtempSync(join(tmpdir(), 'kmip-edge-gateway-'));
+  const client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
+  const agent = await AgentCore.open({ data, client, ...(options.ledger && { ledger: options.ledger }) });
+  // The registry and replay state live beside the agent's store, in a store of their own.
+  const deviceStore = await LevelStore.open(join(data, 'devices'));
+  const registry = new DeviceRegistry(deviceStore, MasterKey.load(dataDir(data).masterKey));
+  const service = new DeviceService(agent, registry, deviceStore, silentLogger);
+  return {
+    dev, admin, agent, deviceStore, registry, service,
+    async stop(): Promise<void> {
+      await deviceStore.close();
+      await agent.close();
+      await client.close();
+      await admin.close();
+      await dev.stop();
+    },
+  };
+}
+
+/** A one-item KMIP 1.2 request message in TTLV, as a device sends it. */
+export function deviceRequest(operation: number, payload: TtlvItem[]): Uint8Array {
+  return encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload }]));
+}
