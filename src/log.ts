@@ -5,6 +5,8 @@
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 
+export { pino };
+
 export type { Logger };
 
 const REDACT = ['material', 'keyMaterial', 'key', 'secret', '*.material', '*.keyMaterial', '*.key', '*.secret'];

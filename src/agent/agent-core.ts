@@ -34,7 +34,9 @@ export interface AgentCoreOptions {
 
 export class AgentCore {
   private constructor(
-    private readonly store: LevelStore,
+    /** The agent's store: the device layer keeps its registry and counters here too. */
+    readonly store: LevelStore,
+    readonly masterKey: MasterKey,
     readonly cache: KeyCache,
     readonly ledger: Ledger,
     readonly breaker: CircuitBreaker,
@@ -66,7 +68,7 @@ export class AgentCore {
     });
     const log = options.log ?? silentLogger;
     log.info({ data: options.data }, 'agent core open');
-    return new AgentCore(store, cache, ledger, breaker, log);
+    return new AgentCore(store, masterKey, cache, ledger, breaker, log);
   }
 
   /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */

@@ -9,6 +9,8 @@ import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
 import { runDevServerCommand } from './dev-server-command.ts';
 import { runDeviceCommand } from './device-command.ts';
+import { runDeviceSimCommand } from './device-sim-command.ts';
+import { runAgentCommand } from './run-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
 import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
@@ -24,6 +26,8 @@ commands:
   kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
   kmip-edge cache --data DIR [--json]             the agent's cached keys, never their material
   kmip-edge device add|list|remove --data DIR …   provision devices (add prints the device key once)
+  kmip-edge run --data DIR --upstream … --mqtt URL  the agent: upstream client, cache, ledger, devices
+  kmip-edge device-sim --id ID --key HEX --mqtt URL get|allocate|lease --uid U   a simulated device
   kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
 
 ${TTLV_USAGE}
@@ -47,6 +51,10 @@ export async function main(argv: string[]): Promise<number> {
         return await runKmipCommand(rest, write);
       case 'dev-server':
         return await runDevServerCommand(rest, write);
+      case 'run':
+        return await runAgentCommand(rest, write);
+      case 'device-sim':
+        return await runDeviceSimCommand(rest, write);
       case 'device':
         return await runDeviceCommand(rest, write);
       case 'cache':

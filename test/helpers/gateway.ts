@@ -6,15 +6,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AgentCore } from '../../src/agent/agent-core.ts';
-import { dataDir } from '../../src/agent/data-dir.ts';
 import { DeviceService } from '../../src/devices/device-service.ts';
 import { DeviceRegistry } from '../../src/devices/registry.ts';
 import { buildRequestMessage } from '../../src/kmip/message.ts';
 import type { LedgerOptions } from '../../src/agent/ledger.ts';
 import { silentLogger } from '../../src/log.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
-import { LevelStore } from '../../src/store/kv-store.ts';
-import { MasterKey } from '../../src/store/master-key.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
@@ -26,14 +23,13 @@ export async function startGateway(options: { leaseSeconds?: number; ledger?: Pa
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-gateway-'));
   const client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
   const agent = await AgentCore.open({ data, client, ...(options.ledger && { ledger: options.ledger }) });
-  // The registry and replay state live beside the agent's store, in a store of their own.
-  const deviceStore = await LevelStore.open(join(data, 'devices'));
-  const registry = new DeviceRegistry(deviceStore, MasterKey.load(dataDir(data).masterKey));
+  // The device registry and replay state live in the agent's store, as with `kmip-edge run`.
+  const deviceStore = agent.store;
+  const registry = new DeviceRegistry(deviceStore, agent.masterKey);
   const service = new DeviceService(agent, registry, deviceStore, silentLogger);
   return {
     dev, admin, agent, deviceStore, registry, service,
     async stop(): Promise<void> {
-      await deviceStore.close();
       await agent.close();
       await client.close();
       await admin.close();

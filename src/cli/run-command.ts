@@ -1,0 +1,83 @@
+/**
+ * `kmip-edge run` (CLI.md): the agent process — the composition root. Wires the upstream client
+ * (mutual TLS), the store, key cache and ledger (agent core), the device registry and service,
+ * and the MQTT and serial transports; prints {"ready":true,…} on stdout when serving; renews
+ * leases before they end; on SIGTERM stops taking frames, lets the store drain, and exits 0.
+ * Logs are JSON lines on stderr.
+ */
+import { parseArgs } from 'node:util';
+import { AgentCore } from '../agent/agent-core.ts';
+import { DeviceService } from '../devices/device-service.ts';
+import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { DeviceRegistry } from '../devices/registry.ts';
+import { startSerialTransport, type SerialLine } from '../devices/serial-transport.ts';
+import { createLogger, pino } from '../log.ts';
+import { parseHostPort, readPem } from '../net/tls-options.ts';
+import { TlsPool } from '../net/tls-pool.ts';
+import { KmipClient } from '../upstream/client.ts';
+import { UsageError } from './errors.ts';
+
+/** Renew a lease this long before it ends, checking this often. */
+const RENEW_MARGIN_SECONDS = 120n;
+const RENEW_EVERY_MS = 30_000;
+
+export async function runAgentCommand(args: string[], out: (text: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' }, data: { type: 'string' },
+      upstream: { type: 'string' }, 'upstream-ca': { type: 'string' }, 'upstream-cert': { type: 'string' }, 'upstream-key': { type: 'string' },
+      'upstream-server-name': { type: 'string' },
+      mqtt: { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
+      'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
+      metrics: { type: 'string' }, 'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+  });
+  if (values.config !== undefined) throw new UsageError('--config: configuration files are not built yet; use the flags');
+  if (values['push-listen'] !== undefined) throw new UsageError('--push-listen: the Put/Notify listener is not built yet (issue #7)');
+  if (values.metrics !== undefined) throw new UsageError('--metrics: metrics are not built yet');
+  if (values.data === undefined) throw new UsageError('run needs --data DIR');
+  for (const flag of ['upstream', 'upstream-ca', 'upstream-cert', 'upstream-key'] as const) {
+    if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
+  }
+  if (values.mqtt === undefined && (values.serial ?? []).length === 0) throw new UsageError('run needs --mqtt URL or --serial PATH for its devices');
+  const mqtt = values.mqtt === undefined ? undefined : new URL(values.mqtt);
+  if (mqtt && mqtt.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
+
+  const log = createLogger({ level: values['log-level'] }, pino.destination(2));
+  const client = new KmipClient({
+    transport: new TlsPool({
+      ...parseHostPort(values.upstream!),
+      ca: readPem(values['upstream-ca']!, 'upstream CA'),
+      cert: readPem(values['upstream-cert']!, 'client certificate'),
+      key: readPem(values['upstream-key']!, 'client key'),
+      ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
+    }),
+  });
+  const agent = await AgentCore.open({ data: values.data, client, log });
+  const service = new DeviceService(agent, new DeviceRegistry(agent.store, agent.masterKey), agent.store, log);
+  const transports: { close(): Promise<void> }[] = [];
+  try {
+    if (mqtt) transports.push(await MqttDeviceTransport.start({ host: mqtt.hostname, port: Number(mqtt.port || 1883) }, (frame, id) => service.handle(frame, id), values['mqtt-prefix']));
+    for (const path of values.serial ?? []) transports.push(await startSerialTransport(path, (frame) => service.handle(frame)) as SerialLine);
+  } catch (error) {
+    await Promise.all(transports.map((t) => t.close()));
+    await agent.close();
+    await client.close();
+    throw error;
+  }
+  const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
+  out(JSON.stringify({ ready: true, data: values.data, mqtt: values.mqtt ?? null, serial: values.serial ?? [] }) + '\n');
+  log.info({ mqtt: values.mqtt, serial: values.serial }, 'agent serving');
+  await new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  clearInterval(renewal);
+  await Promise.all(transports.map((t) => t.close()));
+  await agent.close(); // waits for the store's queued synced writes
+  await client.close();
+  log.info('agent stopped');
+  return 0;
+}

@@ -1,0 +1,80 @@
+/**
+ * The whole gateway from the shell, every part a real process: the development server, a
+ * Mosquitto broker, `kmip-edge run` and `kmip-edge device-sim`. A provisioned device gets its key,
+ * an allocation and a lease; SIGTERM stops the agent cleanly; `kmip-edge ledger` shows the grant.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { UsageLimitsUnit, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
+import { aesKey } from '../helpers/client-interop-suite.ts';
+import { ROOT, runCli } from '../helpers/cli.ts';
+import { startMosquitto } from '../helpers/mosquitto.ts';
+
+const BIN = join(ROOT, 'dist/kmip-edge.mjs');
+
+function startProcess(args: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', (line: Buffer) => resolve({ child, ready: JSON.parse(line.toString()) as Record<string, unknown> }));
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}: ${stderr}`)));
+  });
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+}
+
+it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease; clean SIGTERM; ledger', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-'));
+  const kms = join(work, 'kms');
+  const data = join(work, 'agent');
+  const broker = await startMosquitto();
+  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  let agent: ChildProcess | undefined;
+  try {
+    const port = server.ready.port as number;
+    const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+    const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1_000_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
+    const uid = await admin.create(ObjectType.SymmetricKey, aesKey('e2e-tape-key', undefined, [{ name: 'Usage Limits', value: limits }]));
+    await admin.activate(uid);
+    await admin.close();
+
+    const added = runCli(['device', 'add', '--data', data, '--id', 'tape-drive-1', '--key-uid', uid]);
+    assert.equal(added.status, 0, added.stderr);
+    const { key } = JSON.parse(added.stdout) as { key: string };
+
+    const run = await startProcess(['run', '--data', data, '--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key'), '--mqtt', `mqtt://127.0.0.1:${broker.port}`]);
+    agent = run.child;
+    assert.equal(run.ready.ready, true);
+
+    const sim = (...action: string[]) => runCli(['device-sim', '--id', 'tape-drive-1', '--key', key, '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--state', join(work, 'tape.counter'), ...action]);
+    for (const [action, extra] of [['get', []], ['allocate', ['--count', '4096', '--repeat', '3']], ['lease', []]] as const) {
+      const result = sim(action, '--uid', uid, ...extra);
+      assert.equal(result.status, 0, `${action}: ${result.stdout} ${result.stderr}`);
+      for (const line of result.stdout.trim().split('\n')) assert.equal((JSON.parse(line) as { ok: boolean }).ok, true, line);
+    }
+    assert.equal(readFileSync(join(work, 'tape.counter'), 'utf8').trim(), '5', 'the device persisted its counter');
+    const denied = sim('get', '--uid', 'not-allowed');
+    assert.equal(denied.status, 1);
+    assert.match(denied.stdout, /"ok":false/);
+
+    agent.kill('SIGTERM');
+    assert.equal(await exited(agent), 0, 'SIGTERM drains and exits 0');
+    agent = undefined;
+    const ledger = JSON.parse(runCli(['ledger', '--data', data, '--json']).stdout) as { keys: { uniqueIdentifier: string; grantedToDevices: number; perDevice: Record<string, number> }[] };
+    assert.deepEqual(ledger.keys.map((k) => [k.uniqueIdentifier, k.grantedToDevices, k.perDevice]), [[uid, 3 * 4096, { 'tape-drive-1': 3 * 4096 }]]);
+  } finally {
+    agent?.kill('SIGKILL');
+    server.child.kill('SIGTERM');
+    await broker.stop();
+  }
+});
