@@ -23,6 +23,7 @@ export async function runDeviceCommand(args: string[], out: (text: string) => vo
       data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
       'key-uid': { type: 'string', multiple: true }, 'key-name': { type: 'string', multiple: true }, 'key-group': { type: 'string', multiple: true },
       operation: { type: 'string', multiple: true },
+      rate: { type: 'string' }, 'max-frame': { type: 'string' },
     },
     strict: true,
   });
@@ -52,7 +53,11 @@ export async function runDeviceCommand(args: string[], out: (text: string) => vo
       ...(values['key-name'] ?? []).map((name) => ({ name })),
       ...(values['key-group'] ?? []).map((objectGroup) => ({ objectGroup })),
     ];
-    const device = await registry.add(values.id, { suite, keys, ...(operations && { operations }) });
+    const limits = {
+      ...(values.rate !== undefined && { requestsPerSecond: Number(values.rate) }),
+      ...(values['max-frame'] !== undefined && { maxFrameBytes: Number(values['max-frame']) }),
+    };
+    const device = await registry.add(values.id, { suite, keys, limits, ...(operations && { operations }) });
     out(JSON.stringify({ id: device.id, suite: suiteName(device.suite), key: toHex(device.key) }) + '\n');
     return 0;
   } finally {

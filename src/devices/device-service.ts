@@ -48,6 +48,8 @@ export class DeviceService {
    * AEAD nonce), and replies go out in request order.
    */
   private readonly lanes = new Map<string, Promise<unknown>>();
+  /** Token buckets per device: [tokens, last refill in ms]. */
+  private readonly buckets = new Map<string, [number, number]>();
 
   constructor(
     private readonly agent: AgentCore,
@@ -88,6 +90,7 @@ export class DeviceService {
     const device = await this.registry.get(header.deviceId);
     if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
     if (header.suite !== device.suite) return this.drop('FRAME_SUITE', device.id);
+    if (frame.length > device.limits.maxFrameBytes) return this.drop('FRAME_TOO_LARGE', device.id);
     let body: Uint8Array;
     try {
       body = openFrame(frame, device.key).body;
@@ -103,7 +106,9 @@ export class DeviceService {
       if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
       return this.drop('FRAME_REPLAYED', device.id);
     }
-    const response = await this.respond(device, header.counter, body);
+    // The rate limit applies to authenticated frames only, so that forged ones cannot use up a
+    // device's allowance; a limited request is answered (and its counter consumed), not acted on.
+    const response = this.withinRate(device) ? await this.respond(device, header.counter, body) : this.rateLimited(body);
     const downCounter = await this.nextDownCounter(device.id);
     const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: downCounter, replyTo: header.counter }, device.key, response);
     const stored = new Uint8Array(8 + reply.length);
@@ -113,6 +118,30 @@ export class DeviceService {
     new DataView(down.buffer).setBigUint64(0, downCounter);
     await this.store.commit([counterWrite, { type: 'put', key: DOWN_COUNTER + device.id, value: down }, { type: 'put', key: LAST_REPLY + device.id, value: stored }]);
     return reply;
+  }
+
+  private withinRate(device: Device): boolean {
+    const now = Date.now();
+    const rate = device.limits.requestsPerSecond;
+    const [tokens, last] = this.buckets.get(device.id) ?? [rate * 2, now];
+    const available = Math.min(rate * 2, tokens + ((now - last) / 1000) * rate);
+    if (available < 1) {
+      this.buckets.set(device.id, [available, now]);
+      this.dropped.set('DEVICE_RATE_LIMITED', (this.dropped.get('DEVICE_RATE_LIMITED') ?? 0) + 1);
+      return false;
+    }
+    this.buckets.set(device.id, [available - 1, now]);
+    return true;
+  }
+
+  private rateLimited(body: Uint8Array): Uint8Array {
+    let version: ProtocolVersion = { major: 1, minor: 2 };
+    try {
+      version = parseRequestMessage(decodeTtlv(body, BODY_LIMITS)).protocolVersion;
+    } catch {
+      // answer in 1.2
+    }
+    return encodeTtlv(buildResponseMessage(version, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.PermissionDenied, resultMessage: 'DEVICE_RATE_LIMITED' }]));
   }
 
   private async nextDownCounter(deviceId: string): Promise<bigint> {

@@ -22,12 +22,22 @@ export interface KeyRule {
   objectGroup?: string;
 }
 
+export interface DeviceLimits {
+  /** Requests per second a device may make (token bucket, bursts up to twice that). */
+  requestsPerSecond: number;
+  /** Largest frame accepted from this device (≤ PROTOCOL.md's 4096). */
+  maxFrameBytes: number;
+}
+
+export const DEFAULT_DEVICE_LIMITS: Readonly<DeviceLimits> = Object.freeze({ requestsPerSecond: 50, maxFrameBytes: 4096 });
+
 export interface Device {
   id: string;
   suite: Suite;
   key: Uint8Array;
   keys: KeyRule[];
   operations: DeviceOperation[];
+  limits: DeviceLimits;
 }
 
 interface StoredDevice {
@@ -36,6 +46,7 @@ interface StoredDevice {
   sealedKey: string;
   keys: KeyRule[];
   operations: DeviceOperation[];
+  limits?: DeviceLimits;
 }
 
 export class DeviceRegistry {
@@ -45,7 +56,7 @@ export class DeviceRegistry {
   ) {}
 
   /** Registers a device with a fresh key; refuses an id already in use. */
-  async add(id: string, options: { suite?: Suite; keys?: KeyRule[]; operations?: DeviceOperation[] } = {}): Promise<Device> {
+  async add(id: string, options: { suite?: Suite; keys?: KeyRule[]; operations?: DeviceOperation[]; limits?: Partial<DeviceLimits> } = {}): Promise<Device> {
     if (!DEVICE_ID.test(id)) throw new KmipEdgeError('DEVICE_INVALID', `device id ${JSON.stringify(id)} is not 1-64 of [A-Za-z0-9._-]`);
     if (await this.store.get(PREFIX + id)) throw new KmipEdgeError('DEVICE_EXISTS', `device ${id} is already registered`);
     const device: Device = {
@@ -54,8 +65,12 @@ export class DeviceRegistry {
       key: new Uint8Array(randomBytes(32)),
       keys: options.keys ?? [],
       operations: options.operations ?? ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions'],
+      limits: { ...DEFAULT_DEVICE_LIMITS, ...options.limits },
     };
-    const stored: StoredDevice = { id, suite: device.suite, sealedKey: Buffer.from(this.masterKey.seal(device.key, PREFIX + id)).toString('base64'), keys: device.keys, operations: device.operations };
+    if (!(device.limits.requestsPerSecond > 0) || !(device.limits.maxFrameBytes >= 64 && device.limits.maxFrameBytes <= 4096)) {
+      throw new KmipEdgeError('DEVICE_INVALID', 'limits: requests per second > 0, frames of 64 to 4096 bytes');
+    }
+    const stored: StoredDevice = { id, suite: device.suite, sealedKey: Buffer.from(this.masterKey.seal(device.key, PREFIX + id)).toString('base64'), keys: device.keys, operations: device.operations, limits: device.limits };
     await this.store.commit([{ type: 'put', key: PREFIX + id, value: new Uint8Array(Buffer.from(JSON.stringify(stored))) }]);
     return device;
   }
@@ -64,15 +79,15 @@ export class DeviceRegistry {
     const raw = await this.store.get(PREFIX + id);
     if (!raw) return undefined;
     const stored = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
-    return { id: stored.id, suite: stored.suite, key: this.masterKey.open(new Uint8Array(Buffer.from(stored.sealedKey, 'base64')), PREFIX + id), keys: stored.keys, operations: stored.operations };
+    return { id: stored.id, suite: stored.suite, key: this.masterKey.open(new Uint8Array(Buffer.from(stored.sealedKey, 'base64')), PREFIX + id), keys: stored.keys, operations: stored.operations, limits: stored.limits ?? DEFAULT_DEVICE_LIMITS };
   }
 
   /** Every device, without its key. */
   async list(): Promise<Omit<Device, 'key'>[]> {
     const out: Omit<Device, 'key'>[] = [];
     for await (const [, raw] of this.store.entries(PREFIX)) {
-      const { sealedKey: _sealed, ...device } = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
-      out.push(device);
+      const { sealedKey: _sealed, limits, ...device } = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
+      out.push({ ...device, limits: limits ?? DEFAULT_DEVICE_LIMITS });
     }
     return out;
   }

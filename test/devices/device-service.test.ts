@@ -134,3 +134,29 @@ describe('device service: refused frames change nothing', () => {
     assert.ok(await service.handle(frame, tape.id), 'the untouched frame is still accepted afterwards');
   });
 });
+
+describe('device service: per-device limits', () => {
+  it('frame size: a frame of exactly the device limit is served; with the limit one byte lower it is dropped', async () => {
+    const probe = new DeviceClient('probe', new Uint8Array(32), Suite.AES_256_GCM, memoryCounters()).seal(request(Operation.Get, payload.get(allowedKey))).frame.length;
+    const exact = await gateway.registry.add('limit-exact', { keys: [{ name: 'tape-key' }], limits: { maxFrameBytes: probe - 'probe'.length + 'limit-exact'.length } });
+    const under = await gateway.registry.add('limit-under', { keys: [{ name: 'tape-key' }], limits: { maxFrameBytes: probe - 'probe'.length + 'limit-under'.length - 1 } });
+    const ok = await ask(new DeviceClient(exact.id, exact.key, exact.suite, memoryCounters()), Operation.Get);
+    assert.equal(ok.resultStatus, ResultStatus.Success);
+    const dropped = service.dropped.get('FRAME_TOO_LARGE') ?? 0;
+    const { frame } = new DeviceClient(under.id, under.key, under.suite, memoryCounters()).seal(request(Operation.Get, payload.get(allowedKey)));
+    assert.equal(frame.length, under.limits.maxFrameBytes + 1);
+    assert.equal(await service.handle(frame, under.id), undefined);
+    assert.equal(service.dropped.get('FRAME_TOO_LARGE'), dropped + 1);
+  });
+
+  it('rate: bursts up to twice the rate are served, then requests are refused (answered, not acted on)', async () => {
+    const slow = await gateway.registry.add('slow-device', { keys: [{ name: 'tape-key' }], limits: { requestsPerSecond: 2 } });
+    const device = new DeviceClient(slow.id, slow.key, slow.suite, memoryCounters());
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push(await ask(device, Operation.Get));
+    assert.deepEqual(results.map((r) => r.resultStatus), [0, 0, 0, 0, ResultStatus.OperationFailed]);
+    assert.equal(results[4]!.resultMessage, 'DEVICE_RATE_LIMITED');
+    await new Promise((resolve) => setTimeout(resolve, 600)); // a token comes back every 500 ms
+    assert.equal((await ask(device, Operation.Get)).resultStatus, ResultStatus.Success);
+  });
+});
