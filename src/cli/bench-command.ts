@@ -6,12 +6,11 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { benchTtlv } from '../bench/ttlv-bench.ts';
+import { benchDevices } from '../bench/devices-bench.ts';
 import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
 
-const NOT_YET_BUILT: Readonly<Record<string, string>> = {
-  devices: 'the device proxy (issue #6)',
-};
+const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
@@ -24,11 +23,13 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--seconds must be a number in (0, 600]');
   const keys = values.keys === undefined ? 1000 : Number(values.keys);
   if (!(Number.isInteger(keys) && keys > 0 && keys <= 100_000)) throw new UsageError('--keys must be a whole number in [1, 100000]');
-  const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', ...Object.keys(NOT_YET_BUILT)];
+  const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
     if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
+    } else if (name === 'devices') {
+      await benchDevices({ seconds, json: values.json, out });
     } else if (name === 'ledger') {
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {

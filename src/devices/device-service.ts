@@ -4,10 +4,10 @@
  * frames; this is where they are authenticated, replay-checked, authorized against the device's
  * allow-lists and answered through the agent core (cache, ledger, leases).
  *
- * Replay and retries: the up counter, the down counter and the reply are stored in one synced
- * batch before the reply is sent. A resent frame (same counter) is answered with the stored reply,
- * not acted on again; effects are idempotent by (device, counter) — a grant's request id is the
- * frame counter — so a crash between the effect and the counter write cannot double-count.
+ * Replay and retries: the up counter is stored before the reply is sent (synced when the request
+ * had an effect); down counters come from durably reserved blocks. A resent frame (same counter)
+ * is answered with the kept reply, not acted on again; effects are idempotent by (device,
+ * counter) — a grant's request id is the frame counter — so a crash cannot double-count.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
 import type { KeyMetadata } from '../agent/key-cache.ts';
@@ -19,7 +19,7 @@ import { KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, Tag }
 import { findChildren, optionalValue } from '../kmip/tree.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { Logger } from '../log.ts';
-import type { KeyValueStore } from '../store/kv-store.ts';
+import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import { byteString, dateTime, enumeration, integer, interval, structure, textString } from '../ttlv/build.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
@@ -30,8 +30,9 @@ import { ReplayGuard } from './replay-guard.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
-const LAST_REPLY = 'device/reply/';
 const DOWN_COUNTER = 'device/down/';
+/** Down counters reserved per durable write. */
+const DOWN_BLOCK = 1024n;
 
 class Refusal extends Error {
   constructor(readonly reason: number, message: string) {
@@ -48,6 +49,12 @@ export class DeviceService {
    * AEAD nonce), and replies go out in request order.
    */
   private readonly lanes = new Map<string, Promise<unknown>>();
+  /** The last reply per device, to answer a resent frame (same counter) without acting again. */
+  private readonly lastReply = new Map<string, { counter: bigint; reply: Uint8Array }>();
+  /** Reserved blocks of down counters per device. */
+  private readonly downBlocks = new Map<string, { next: bigint; limit: bigint }>();
+  /** Devices by id (their keys unsealed once, kept in memory like the agent's other keys). */
+  private readonly devices = new Map<string, Device>();
   /** Token buckets per device: [tokens, last refill in ms]. */
   private readonly buckets = new Map<string, [number, number]>();
 
@@ -87,7 +94,8 @@ export class DeviceService {
   }
 
   private async handleInLane(frame: Uint8Array, header: FrameHeader): Promise<Uint8Array | undefined> {
-    const device = await this.registry.get(header.deviceId);
+    const device = this.devices.get(header.deviceId) ?? (await this.registry.get(header.deviceId));
+    if (device) this.devices.set(device.id, device);
     if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
     if (header.suite !== device.suite) return this.drop('FRAME_SUITE', device.id);
     if (frame.length > device.limits.maxFrameBytes) return this.drop('FRAME_TOO_LARGE', device.id);
@@ -101,23 +109,43 @@ export class DeviceService {
     try {
       counterWrite = await this.replay.accept(device.id, 'up', header.counter);
     } catch {
-      // A resent frame: answer it again with the reply stored for it, or drop a true replay.
-      const stored = await this.store.get(LAST_REPLY + device.id);
-      if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
+      // A resent frame: answer it again with the reply kept for it, or drop a true replay.
+      const last = this.lastReply.get(device.id);
+      if (last && last.counter === header.counter) return last.reply;
       return this.drop('FRAME_REPLAYED', device.id);
     }
-    // The rate limit applies to authenticated frames only, so that forged ones cannot use up a
-    // device's allowance; a limited request is answered (and its counter consumed), not acted on.
-    const response = this.withinRate(device) ? await this.respond(device, header.counter, body) : this.rateLimited(body);
-    const downCounter = await this.nextDownCounter(device.id);
-    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: downCounter, replyTo: header.counter }, device.key, response);
-    const stored = new Uint8Array(8 + reply.length);
-    new DataView(stored.buffer).setBigUint64(0, header.counter);
-    stored.set(reply, 8);
-    const down = new Uint8Array(8);
-    new DataView(down.buffer).setBigUint64(0, downCounter);
-    await this.store.commit([counterWrite, { type: 'put', key: DOWN_COUNTER + device.id, value: down }, { type: 'put', key: LAST_REPLY + device.id, value: stored }]);
+    const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
+    const down = await this.nextDownCounter(device.id);
+    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: down.counter, replyTo: header.counter }, device.key, response);
+    this.lastReply.set(device.id, { counter: header.counter, reply });
+    // The up counter: synced with a request that had an effect (a grant), written without a sync
+    // for reads — a read re-served after a power cut changes nothing, and the hot path of a cache
+    // hit stays free of fsync (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
+    const operations = [counterWrite, ...down.reservation];
+    if (effect || down.reservation.length > 0) await this.store.commit(operations);
+    else await this.store.write(operations);
     return reply;
+  }
+
+  /**
+   * The next down counter. Counters are reserved in durable blocks (as devices may do, PROTOCOL.md
+   * §3): a new block is written, synced, before its first counter is used, so that a restart never
+   * reuses a counter — half of the AEAD nonce — while most replies need no write for it at all.
+   */
+  private async nextDownCounter(deviceId: string): Promise<{ counter: bigint; reservation: BatchOperation[] }> {
+    let block = this.downBlocks.get(deviceId);
+    if (!block) {
+      const stored = await this.store.get(DOWN_COUNTER + deviceId);
+      const reservedUpTo = stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n;
+      block = { next: reservedUpTo + 1n, limit: reservedUpTo };
+      this.downBlocks.set(deviceId, block);
+    }
+    const counter = block.next++;
+    if (counter <= block.limit) return { counter, reservation: [] };
+    block.limit = counter + DOWN_BLOCK - 1n;
+    const value = new Uint8Array(8);
+    new DataView(value.buffer).setBigUint64(0, block.limit);
+    return { counter, reservation: [{ type: 'put', key: DOWN_COUNTER + deviceId, value }] };
   }
 
   private withinRate(device: Device): boolean {
@@ -144,15 +172,11 @@ export class DeviceService {
     return encodeTtlv(buildResponseMessage(version, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.PermissionDenied, resultMessage: 'DEVICE_RATE_LIMITED' }]));
   }
 
-  private async nextDownCounter(deviceId: string): Promise<bigint> {
-    const stored = await this.store.get(DOWN_COUNTER + deviceId);
-    return (stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n) + 1n;
-  }
-
   /** The KMIP Response Message for a device's request body (always a valid message). */
-  private async respond(device: Device, counter: bigint, body: Uint8Array): Promise<Uint8Array> {
+  private async respond(device: Device, counter: bigint, body: Uint8Array): Promise<{ response: Uint8Array; effect: boolean }> {
     let version: ProtocolVersion = { major: 1, minor: 2 };
     let items: ResponseBatchItemInput[];
+    let effect = false;
     try {
       const request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
       version = request.protocolVersion;
@@ -160,6 +184,7 @@ export class DeviceService {
       for (const [index, item] of request.batchItems.entries()) {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
+          if (item.operation === Operation.GetUsageAllocation) effect = true;
           items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
         } catch (error) {
           const refusal = error instanceof Refusal ? error : this.refusalFor(error);
@@ -170,7 +195,7 @@ export class DeviceService {
     } catch {
       items = [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }];
     }
-    return encodeTtlv(buildResponseMessage(version, items));
+    return { response: encodeTtlv(buildResponseMessage(version, items)), effect };
   }
 
   /** Agent errors as KMIP results; their codes are safe to tell the device, their causes are not. */

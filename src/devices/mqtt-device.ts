@@ -41,7 +41,9 @@ export class MqttDevice {
     try {
       for (;;) {
         this.client.publish(`${this.prefix}/${this.device.id}/up`, Buffer.from(frame), { qos: 1 });
-        const answered = await Promise.race([reply, new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), options.resendMs ?? 1000))]);
+        let timer: NodeJS.Timeout | undefined;
+        const answered = await Promise.race([reply, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.resendMs ?? 1000)))]);
+        clearTimeout(timer);
         if (answered) return this.device.open(answered, counter);
         if (Date.now() > deadline) throw new KmipEdgeError('DEVICE_NO_ANSWER', `no answer to request ${counter} before the deadline`);
       }

@@ -13,6 +13,11 @@ export interface KeyValueStore {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Durable (synced) when the promise resolves; all of `operations` or none. */
   commit(operations: readonly BatchOperation[]): Promise<void>;
+  /**
+   * Written, all or none, but not synced: survives a process crash, not a power cut. For state
+   * whose loss is harmless (it is re-derived or only makes a retry possible), on hot paths.
+   */
+  write(operations: readonly BatchOperation[]): Promise<void>;
   /** Keys and values whose key starts with `prefix`, in key order. */
   entries(prefix: string): AsyncIterable<[string, Uint8Array]>;
   close(): Promise<void>;
@@ -54,6 +59,10 @@ export class LevelStore implements KeyValueStore {
       this.queue.push({ operations, resolve, reject });
       if (!this.writing) void this.writeQueued();
     });
+  }
+
+  async write(operations: readonly BatchOperation[]): Promise<void> {
+    await this.db.batch(operations as BatchOperation[], { sync: false });
   }
 
   private async writeQueued(): Promise<void> {
