@@ -1,5 +1,5 @@
 /**
- * `kmip-edge device-sim --id ID --key HEX --mqtt URL [--prefix P] ACTION` (CLI.md): a simulated
+ * `kmip-edge device-sim --id ID --key HEX (--mqtt URL | --serial PATH) [--prefix P] ACTION` (CLI.md): a simulated
  * device. It behaves like a real one: its counter is kept in a file (written and synced before a
  * frame leaves) and an unanswered request is resent as the same frame until answered. Prints one
  * JSON line per completed request: {"op","ok","uid","count","ms"}.
@@ -9,7 +9,9 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } f
 import { parseArgs } from 'node:util';
 import { DeviceClient, type CounterStore } from '../devices/device-client.ts';
 import { Suite } from '../devices/frame.ts';
+import { DeviceRequester } from '../devices/device-requester.ts';
 import { MqttDevice } from '../devices/mqtt-device.ts';
+import { SerialLine } from '../devices/serial-transport.ts';
 import { connectMqtt } from '../devices/mqtt-transport.ts';
 import { payload } from '../kmip/payloads.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
@@ -51,10 +53,8 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   if (values.id === undefined || values.key === undefined) throw new UsageError('device-sim needs --id and --key');
   if (action !== 'get' && action !== 'allocate' && action !== 'lease') throw new UsageError('device-sim ACTION is get, allocate or lease');
   if (values.uid === undefined) throw new UsageError(`${action} needs --uid`);
-  if (values.serial !== undefined) throw new UsageError('--serial: the simulator speaks MQTT only so far');
   if (values.concurrency !== '1') throw new UsageError('--concurrency: one request at a time per device (counters are ordered); run several simulators');
-  if (values.mqtt === undefined) throw new UsageError('device-sim needs --mqtt URL');
-  const url = new URL(values.mqtt);
+  if ((values.mqtt === undefined) === (values.serial === undefined)) throw new UsageError('device-sim needs --mqtt URL or --serial PATH');
   const key = fromHex(values.key);
   if (key.length !== 32) throw new UsageError('--key is 64 hex digits');
   const suite = values.suite === 'chacha20-poly1305' ? Suite.CHACHA20_POLY1305 : Suite.AES_256_GCM;
@@ -62,9 +62,22 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   if (action === 'allocate' && (count === undefined || count <= 0n)) throw new UsageError('allocate needs --count N ≥ 1');
   const repeat = Number(values.repeat);
 
-  const client = await connectMqtt({ host: url.hostname, port: Number(url.port || 1883), clientId: `device-sim-${values.id}-${process.pid}` });
+  const deviceClient = new DeviceClient(values.id, key, suite, fileCounters(values.state ?? `${values.id}.counter`));
+  let device: DeviceRequester;
+  let close: () => Promise<void>;
+  if (values.mqtt !== undefined) {
+    const url = new URL(values.mqtt);
+    const client = await connectMqtt({ host: url.hostname, port: Number(url.port || 1883), clientId: `device-sim-${values.id}-${process.pid}` });
+    device = await MqttDevice.attach(client, deviceClient, values.prefix);
+    close = async () => void client.end(true);
+  } else {
+    let line: SerialLine | undefined;
+    const requester = new DeviceRequester(deviceClient, (frame) => line!.send(frame));
+    line = await SerialLine.open(values.serial!, (frame) => requester.deliver(frame));
+    device = requester;
+    close = () => line!.close();
+  }
   try {
-    const device = await MqttDevice.attach(client, new DeviceClient(values.id, key, suite, fileCounters(values.state ?? `${values.id}.counter`)), values.prefix);
     const [operation, items] =
       action === 'get' ? [Operation.Get, payload.get(values.uid)]
       : action === 'lease' ? [Operation.ObtainLease, payload.obtainLease(values.uid)]
@@ -83,6 +96,6 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
     }
     return failures === 0 ? 0 : 1;
   } finally {
-    client.end(true);
+    await close();
   }
 }

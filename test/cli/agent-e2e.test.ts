@@ -1,6 +1,6 @@
 /**
  * The whole gateway from the shell, every part a real process: the development server, a
- * Mosquitto broker, `kmip-edge run` and `kmip-edge device-sim`. A provisioned device gets its key,
+ * Mosquitto broker (or a socat pty pair), `kmip-edge run` and `kmip-edge device-sim`. A provisioned device gets its key,
  * an allocation and a lease; SIGTERM stops the agent cleanly; `kmip-edge ledger` shows the grant.
  */
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { ROOT, runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
+import { startPtyPair } from '../helpers/pty-pair.ts';
 
 const BIN = join(ROOT, 'dist/kmip-edge.mjs');
 
@@ -76,5 +77,34 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     agent?.kill('SIGKILL');
     server.child.kill('SIGTERM');
     await broker.stop();
+  }
+});
+
+it('the same over a serial line: kmip-edge run --serial and device-sim --serial on a socat pty pair', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-serial-'));
+  const kms = join(work, 'kms');
+  const data = join(work, 'agent');
+  const pty = await startPtyPair();
+  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  let agent: ChildProcess | undefined;
+  try {
+    const port = server.ready.port as number;
+    const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+    const uid = await admin.create(ObjectType.SymmetricKey, aesKey('e2e-serial-key'));
+    await admin.activate(uid);
+    await admin.close();
+    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'serial-dev', '--key-uid', uid]).stdout) as { key: string };
+    const run = await startProcess(['run', '--data', data, '--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key'), '--serial', pty.agentEnd]);
+    agent = run.child;
+    const result = runCli(['device-sim', '--id', 'serial-dev', '--key', key, '--serial', pty.deviceEnd, '--state', join(work, 'serial.counter'), 'get', '--uid', uid, '--repeat', '2']);
+    assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
+    assert.deepEqual(result.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { ok: boolean }).ok), [true, true]);
+    agent.kill('SIGTERM');
+    assert.equal(await exited(agent), 0);
+    agent = undefined;
+  } finally {
+    agent?.kill('SIGKILL');
+    server.child.kill('SIGTERM');
+    pty.stop();
   }
 });

@@ -1,0 +1,48 @@
+/**
+ * How a device makes requests over any link (the simulator's core, and how firmware should
+ * behave): one request at a time; if no reply comes, the *same* frame is sent again (same counter)
+ * until answered — so a restarting agent or a lost message exercises the agent's idempotency,
+ * never a double effect.
+ */
+import { KmipEdgeError } from '../errors.ts';
+import type { ResponseMessage } from '../kmip/message.ts';
+import type { DeviceClient } from './device-client.ts';
+import { parseFrameHeader } from './frame.ts';
+
+export class DeviceRequester {
+  private waiting: { counter: bigint; resolve: (reply: Uint8Array) => void } | undefined;
+
+  constructor(
+    private readonly device: DeviceClient,
+    private readonly send: (frame: Uint8Array) => void,
+  ) {}
+
+  /** The link calls this with every frame it receives for the device. */
+  deliver(frame: Uint8Array): void {
+    try {
+      const { header } = parseFrameHeader(frame);
+      if (this.waiting && header.replyTo === this.waiting.counter) this.waiting.resolve(frame);
+    } catch {
+      // not a frame for us: ignore
+    }
+  }
+
+  /** Sends one KMIP request and returns the agent's response, resending until answered. */
+  async request(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<ResponseMessage> {
+    const { frame, counter } = this.device.seal(message);
+    const deadline = Date.now() + (options.deadlineMs ?? 30_000);
+    const reply = new Promise<Uint8Array>((resolve) => (this.waiting = { counter, resolve }));
+    try {
+      for (;;) {
+        this.send(frame);
+        let timer: NodeJS.Timeout | undefined;
+        const answered = await Promise.race([reply, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.resendMs ?? 1000)))]);
+        clearTimeout(timer);
+        if (answered) return this.device.open(answered, counter);
+        if (Date.now() > deadline) throw new KmipEdgeError('DEVICE_NO_ANSWER', `no answer to request ${counter} before the deadline`);
+      }
+    } finally {
+      this.waiting = undefined;
+    }
+  }
+}
