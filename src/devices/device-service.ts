@@ -31,6 +31,7 @@ import { ReplayGuard } from './replay-guard.ts';
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
 const DOWN_COUNTER = 'device/down/';
+const LAST_REPLY = 'device/reply/';
 /** Down counters reserved per durable write. */
 const DOWN_BLOCK = 1024n;
 
@@ -109,9 +110,13 @@ export class DeviceService {
     try {
       counterWrite = await this.replay.accept(device.id, 'up', header.counter);
     } catch {
-      // A resent frame: answer it again with the reply kept for it, or drop a true replay.
+      // A resent frame: answer it again with the reply kept for it, or drop a true replay. The
+      // reply to a request with an effect is on disk, so a resend after an agent restart still
+      // gets it (the device must not retry a grant with a new counter: that would be a new grant).
       const last = this.lastReply.get(device.id);
       if (last && last.counter === header.counter) return last.reply;
+      const stored = await this.store.get(LAST_REPLY + device.id);
+      if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
       return this.drop('FRAME_REPLAYED', device.id);
     }
     const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
@@ -121,7 +126,13 @@ export class DeviceService {
     // The up counter: synced with a request that had an effect (a grant), written without a sync
     // for reads — a read re-served after a power cut changes nothing, and the hot path of a cache
     // hit stays free of fsync (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
-    const operations = [counterWrite, ...down.reservation];
+    const operations: BatchOperation[] = [counterWrite, ...down.reservation];
+    if (effect) {
+      const kept = new Uint8Array(8 + reply.length);
+      new DataView(kept.buffer).setBigUint64(0, header.counter);
+      kept.set(reply, 8);
+      operations.push({ type: 'put', key: LAST_REPLY + device.id, value: kept });
+    }
     if (effect || down.reservation.length > 0) await this.store.commit(operations);
     else await this.store.write(operations);
     return reply;

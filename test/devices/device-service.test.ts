@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { AgentCore } from '../../src/agent/agent-core.ts';
 import { DeviceClient, memoryCounters } from '../../src/devices/device-client.ts';
-import type { DeviceService } from '../../src/devices/device-service.ts';
+import { DeviceService } from '../../src/devices/device-service.ts';
+import { silentLogger } from '../../src/log.ts';
 import { Suite } from '../../src/devices/frame.ts';
 import type { Device } from '../../src/devices/registry.ts';
 import type { ResponseBatchItem } from '../../src/kmip/message.ts';
@@ -81,6 +82,10 @@ describe('device service: what devices get', () => {
     assert.equal(toHex(again), toHex(first), 'the stored reply is sent again');
     assert.equal(device.open(first, counter).batchItems[0]!.resultStatus, ResultStatus.Success);
     assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices, before + 12n, 'counted once');
+    // After an agent restart (a new service, nothing in memory) the resend still gets the reply.
+    const restarted = new DeviceService(agent, gateway.registry, deviceStore, silentLogger);
+    assert.equal(toHex((await restarted.handle(frame, tape.id))!), toHex(first));
+    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices, before + 12n, 'still counted once');
   });
 
   it('a key or operation outside the allow-list is refused as if it did not exist / not allowed', async () => {
