@@ -6,7 +6,8 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freePort } from './free-port.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -31,16 +32,6 @@ import { KmipClient } from '../upstream/client.ts';
 import { readFileSync } from 'node:fs';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function startBroker(dir: string): Promise<{ port: number; stop: () => void }> {
   if (!existsSync(MOSQUITTO)) throw new KmipEdgeError('BENCH_UNAVAILABLE', 'bench devices needs Mosquitto (sudo scripts/install-peers.sh)');

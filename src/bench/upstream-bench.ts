@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createServer } from 'node:net';
+import { freePort } from './free-port.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { nameValue } from '../kmip/attributes.ts';
 import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../kmip/tables.generated.ts';
@@ -59,16 +59,6 @@ function timePyKmipGets(port: number, dir: string, uids: string[]): number {
   const run = spawnSync(PYTHON, ['-c', PYKMIP_CLIENT, '127.0.0.1', String(port), join(dir, 'ca.pem'), join(dir, 'client.pem'), join(dir, 'client.key'), uids.join(',')], { encoding: 'utf8', timeout: 600_000 });
   if (run.status !== 0) throw new Error(`PyKMIP client baseline failed: ${run.stderr.trim().split('\n').at(-1)}`);
   return Number(run.stdout.trim());
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function benchUpstream(options: { keys: number; json: boolean; out: (text: string) => void }): Promise<void> {

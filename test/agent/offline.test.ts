@@ -17,7 +17,7 @@ import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { ROOT } from '../helpers/cli.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../src/bench/free-port.ts';
 
 const code = (expected: string) => (error: unknown) => (error as { code?: string }).code === expected;
 

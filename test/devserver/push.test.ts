@@ -21,7 +21,7 @@ import { ItemType } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { TestCa } from '../helpers/certificates.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../src/bench/free-port.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { PushListener } from '../helpers/push-listener.ts';
 

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TlsEndpoint } from '../../src/net/tls-options.ts';
-import { freePort } from './ports.ts';
+import { freePort } from '../../src/bench/free-port.ts';
 
 const SCRIPT = fileURLToPath(new URL('../../../shared/interop/pykmip-upstream.sh', import.meta.url));
 

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TlsPool } from '../../src/net/tls-pool.ts';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../src/bench/free-port.ts';
 import { ScriptedServer } from '../helpers/scripted-server.ts';
 
 describe('TlsPool', () => {
