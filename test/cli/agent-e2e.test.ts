@@ -30,6 +30,23 @@ function startProcess(args: string[]): Promise<{ child: ChildProcess; ready: Rec
   });
 }
 
+/** An active AES key on the development server, created over mutual TLS as an administrator would. */
+async function createActiveKey(kms: string, port: number, name: string, attributes?: Parameters<typeof aesKey>[2]): Promise<string> {
+  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  try {
+    const uid = await admin.create(ObjectType.SymmetricKey, aesKey(name, undefined, attributes));
+    await admin.activate(uid);
+    return uid;
+  } finally {
+    await admin.close();
+  }
+}
+
+/** `kmip-edge run` options naming the development server in `kms` as the upstream. */
+function upstreamArgs(kms: string, port: number): string[] {
+  return ['--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key')];
+}
+
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
 }
@@ -43,17 +60,14 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
   let agent: ChildProcess | undefined;
   try {
     const port = server.ready.port as number;
-    const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
     const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1_000_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
-    const uid = await admin.create(ObjectType.SymmetricKey, aesKey('e2e-tape-key', undefined, [{ name: 'Usage Limits', value: limits }]));
-    await admin.activate(uid);
-    await admin.close();
+    const uid = await createActiveKey(kms, port, 'e2e-tape-key', [{ name: 'Usage Limits', value: limits }]);
 
     const added = runCli(['device', 'add', '--data', data, '--id', 'tape-drive-1', '--key-uid', uid]);
     assert.equal(added.status, 0, added.stderr);
     const { key } = JSON.parse(added.stdout) as { key: string };
 
-    const run = await startProcess(['run', '--data', data, '--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key'), '--mqtt', `mqtt://127.0.0.1:${broker.port}`]);
+    const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`]);
     agent = run.child;
     assert.equal(run.ready.ready, true);
 
@@ -89,12 +103,9 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
   let agent: ChildProcess | undefined;
   try {
     const port = server.ready.port as number;
-    const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
-    const uid = await admin.create(ObjectType.SymmetricKey, aesKey('e2e-serial-key'));
-    await admin.activate(uid);
-    await admin.close();
+    const uid = await createActiveKey(kms, port, 'e2e-serial-key');
     const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'serial-dev', '--key-uid', uid]).stdout) as { key: string };
-    const run = await startProcess(['run', '--data', data, '--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key'), '--serial', pty.agentEnd]);
+    const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--serial', pty.agentEnd]);
     agent = run.child;
     const result = runCli(['device-sim', '--id', 'serial-dev', '--key', key, '--serial', pty.deviceEnd, '--state', join(work, 'serial.counter'), 'get', '--uid', uid, '--repeat', '2']);
     assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
