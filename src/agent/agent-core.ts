@@ -11,16 +11,25 @@ import { KmipResultError } from '../kmip/message.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { Tag } from '../kmip/tables.generated.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
-import { LevelStore } from '../store/kv-store.ts';
+import { LevelStore, type BatchOperation } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
 import type { TtlvItem } from '../ttlv/item.ts';
+import { findChild } from '../kmip/tree.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { KmipClient } from '../upstream/client.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { dataDir } from './data-dir.ts';
-import { KeyCache, type CachedKey, type KeyMetadata } from './key-cache.ts';
+import { KeyCache, type AlongsideWrites, type CachedKey, type KeyMetadata } from './key-cache.ts';
+import type { Push } from '../kmip/push.ts';
 import type { Purpose } from './key-policy.ts';
 import { Ledger, type GrantRecord, type LedgerOptions } from './ledger.ts';
+
+const PUSH_SEEN = 'push/seen/';
+const PUSH_SEEN_MAX_AGE_SECONDS = 30 * 24 * 3600;
+
+function hasKeyBlock(object: TtlvItem): boolean {
+  return findChild(object, Tag.KeyBlock) !== undefined;
+}
 
 export interface AgentCoreOptions {
   /** The data folder: store and master key (`--data DIR`). */
@@ -41,7 +50,10 @@ export class AgentCore {
     readonly ledger: Ledger,
     readonly breaker: CircuitBreaker,
     private readonly log: Logger,
+    private readonly now: () => bigint,
   ) {}
+
+  private pushLane: Promise<unknown> = Promise.resolve();
 
   static async open(options: AgentCoreOptions): Promise<AgentCore> {
     const paths = dataDir(options.data, true);
@@ -68,7 +80,7 @@ export class AgentCore {
     });
     const log = options.log ?? silentLogger;
     log.info({ data: options.data }, 'agent core open');
-    return new AgentCore(store, masterKey, cache, ledger, breaker, log);
+    return new AgentCore(store, masterKey, cache, ledger, breaker, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
   }
 
   /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */
@@ -123,16 +135,52 @@ export class AgentCore {
     return renewed;
   }
 
-  async applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
-    const key = await this.cache.applyPut(uid, object, attributes, replaces);
-    this.log.info({ uid, replaces, names: key.metadata.names }, 'put applied');
-    return key;
+  /**
+   * Applies a server-initiated Put or Notify durably (ARCHITECTURE.md §3, invariant 6): the cache
+   * change, the record that this push was applied, and `alongside` (the relay's outbox entries)
+   * in one synced batch — resolved only then, so the caller acknowledges only what is on disk.
+   * A push already applied (the server resent it) changes nothing and is reported 'duplicate'.
+   * Pushes are applied one at a time, so a duplicate arriving meanwhile cannot slip through.
+   */
+  applyPush(push: Push, alongside: AlongsideWrites = () => []): Promise<'applied' | 'duplicate' | 'stale'> {
+    const turn = this.pushLane.then(() => this.applyPushNow(push, alongside));
+    this.pushLane = turn.catch(() => undefined);
+    return turn;
   }
 
-  async applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
-    const applied = await this.cache.applyNotify(uid, attributes);
-    this.log.info({ uid, attributes: attributes.map((a) => a.name), applied }, 'notify');
-    return applied;
+  private async applyPushNow(push: Push, alongside: AlongsideWrites): Promise<'applied' | 'duplicate' | 'stale'> {
+    const seenKey = PUSH_SEEN + push.digest;
+    if (await this.store.get(seenKey)) {
+      this.log.info({ operation: push.operation, uid: push.uniqueIdentifier }, 'push already applied: acknowledged again');
+      return 'duplicate';
+    }
+    const seen = new Uint8Array(8);
+    new DataView(seen.buffer).setBigUint64(0, this.now());
+    const writes: AlongsideWrites = (metadata, changed) => [{ type: 'put', key: seenKey, value: seen }, ...alongside(metadata, changed)];
+    if (push.operation === 'Notify') {
+      let stale = false;
+      const applied = await this.cache.applyNotify(push.uniqueIdentifier, push.attributes, (metadata, changed) => ((stale = !changed), writes(metadata, changed)));
+      this.log.info({ uid: push.uniqueIdentifier, attributes: push.attributes.map((a) => a.name), cached: applied, stale }, 'notify applied');
+      return stale ? 'stale' : 'applied';
+    }
+    if (!hasKeyBlock(push.object)) {
+      await this.store.commit(writes(undefined, true)); // a certificate or opaque object: not a key the cache serves
+      this.log.info({ uid: push.uniqueIdentifier }, 'put of an object that is not a key: acknowledged, not cached');
+      return 'applied';
+    }
+    const key = await this.cache.applyPut(push.uniqueIdentifier, push.object, push.attributes, push.replaces, writes);
+    this.log.info({ uid: push.uniqueIdentifier, replaces: push.replaces, names: key.metadata.names }, 'put applied');
+    return 'applied';
+  }
+
+  /** Forgets applied-push records older than `maxAgeSeconds` (a server resends within minutes, not weeks). */
+  async prunePushRecords(maxAgeSeconds = PUSH_SEEN_MAX_AGE_SECONDS): Promise<number> {
+    const old: BatchOperation[] = [];
+    for await (const [key, value] of this.store.entries(PUSH_SEEN)) {
+      if (this.now() - new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0) > BigInt(maxAgeSeconds)) old.push({ type: 'del', key });
+    }
+    if (old.length > 0) await this.store.commit(old);
+    return old.length;
   }
 
   listKeys(): Promise<KeyMetadata[]> {

@@ -80,6 +80,18 @@ export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribut
   }
 }
 
+/** Writes committed in the same synced batch as a cache change, given the metadata it leaves. */
+export type AlongsideWrites = (metadata: KeyMetadata | undefined, changed: boolean) => BatchOperation[];
+
+const OBJECT_TYPES: Record<number, number> = { [Tag.SymmetricKey]: ObjectType.SymmetricKey, [Tag.SecretData]: ObjectType.SecretData, [Tag.PrivateKey]: ObjectType.PrivateKey, [Tag.PublicKey]: ObjectType.PublicKey, [Tag.SplitKey]: ObjectType.SplitKey };
+
+/** The Object Type of a managed object structure (by its tag, KMIP 1.2 §2.2). */
+function objectTypeOf(object: TtlvItem): number {
+  const type = OBJECT_TYPES[object.tag];
+  if (type === undefined) throw new KmipEdgeError('KMIP_MESSAGE_INVALID', `the cache holds keys and secret data, not the object with tag 0x${object.tag.toString(16)}`);
+  return type;
+}
+
 export interface CachedKey {
   metadata: KeyMetadata;
   material: Uint8Array;
@@ -137,27 +149,41 @@ export class KeyCache {
     return [...this.memory.values()].filter((k) => k.metadata.leaseExpiresAt !== undefined && k.metadata.leaseExpiresAt <= horizon).map((k) => k.metadata.uniqueIdentifier);
   }
 
-  /** Notify (KMIP 1.2 §5.1): changed attributes; ignored when older than what is cached. */
-  async applyNotify(uid: string, attributes: readonly Attribute[]): Promise<boolean> {
+  /**
+   * Notify (KMIP 1.2 §5.1): changed attributes; ignored when older than what is cached. Returns
+   * whether the cache changed. `withWrites` adds writes (push bookkeeping) to the same synced
+   * batch; it gets the metadata after the change (undefined when the key is not cached) and
+   * whether the Notify changed anything (false when stale).
+   */
+  async applyNotify(uid: string, attributes: readonly Attribute[], withWrites: AlongsideWrites = () => []): Promise<boolean> {
     const key = this.memory.get(uid) ?? (await this.load(uid));
-    if (!key) return false; // not a key this agent holds
     const changed = attributes.find((a) => a.name === 'Last Change Date')?.value?.value;
-    if (typeof changed === 'bigint' && key.metadata.lastChangeDate !== undefined && changed < key.metadata.lastChangeDate) return false;
-    applyAttributes(key.metadata, attributes, this.now());
-    key.metadata.refreshedAt = this.now();
-    await this.store.commit([{ type: 'put', key: META + uid, value: toJson(key.metadata) }]);
+    if (!key) {
+      await this.store.commit(withWrites(undefined, true)); // not a key this agent holds
+      return false;
+    }
+    if (typeof changed === 'bigint' && key.metadata.lastChangeDate !== undefined && changed < key.metadata.lastChangeDate) {
+      await this.store.commit(withWrites(key.metadata, false)); // older than what the cache knows
+      return false;
+    }
+    const metadata = structuredClone(key.metadata);
+    applyAttributes(metadata, attributes, this.now());
+    metadata.refreshedAt = this.now();
+    await this.store.commit([{ type: 'put', key: META + uid, value: toJson(metadata) }, ...withWrites(metadata, true)]);
+    key.metadata = metadata;
     return true;
   }
 
-  /** Put (KMIP 1.2 §5.2): installs the object; a Replace retires the replaced key from the cache. */
-  async applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<CachedKey> {
-    const key = this.record(uid, ObjectType.SymmetricKey, object, attributes);
+  /**
+   * Put (KMIP 1.2 §5.2): installs the object; a Replace retires the replaced key from the cache
+   * (an unknown replaced key changes nothing: the Put is then a New). `withWrites` as for Notify.
+   */
+  async applyPut(uid: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string, withWrites: AlongsideWrites = () => []): Promise<CachedKey> {
+    const key = this.record(uid, objectTypeOf(object), object, attributes);
     const operations = this.recordOperations(key);
-    if (replaces !== undefined && replaces !== uid) {
-      this.memory.delete(replaces);
-      operations.push({ type: 'del', key: META + replaces }, { type: 'del', key: MATERIAL + replaces });
-    }
-    await this.store.commit(operations);
+    if (replaces !== undefined && replaces !== uid) operations.push({ type: 'del', key: META + replaces }, { type: 'del', key: MATERIAL + replaces });
+    await this.store.commit([...operations, ...withWrites(key.metadata, true)]);
+    if (replaces !== undefined && replaces !== uid) this.memory.delete(replaces);
     this.memory.set(uid, key);
     return key;
   }

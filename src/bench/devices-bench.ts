@@ -14,7 +14,7 @@ import type { MqttClient } from 'mqtt';
 import { AgentCore } from '../agent/agent-core.ts';
 import { ensureDevPki } from '../devserver/pki.ts';
 import { DevKmipServer } from '../devserver/server.ts';
-import { DeviceClient } from '../devices/device-client.ts';
+import { DeviceClient, memoryCounters } from '../devices/device-client.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { MqttDevice } from '../devices/mqtt-device.ts';
 import { connectMqtt, MqttDeviceTransport } from '../devices/mqtt-transport.ts';
@@ -127,11 +127,11 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
         const id = `bench-${i}`;
         const device = (await registry.get(id))!;
         const mqtt = await connectMqtt({ host: '127.0.0.1', port: broker.port, clientId: `${id}-${count}` });
-        let counter = BigInt(count) * 1_000_000_000n; // fresh counters per round, above any used before
-        const sim = await MqttDevice.attach(mqtt, new DeviceClient(id, device.key, device.suite, { load: () => counter, save: (c) => void (counter = c) }));
+        // fresh counters per round, above any used before
+        const sim = await MqttDevice.attach(mqtt, new DeviceClient(id, device.key, device.suite, memoryCounters(BigInt(count) * 1_000_000_000n)));
         return { mqtt, sim };
       }));
-      const sampleFrame = new DeviceClient('bench-0', new Uint8Array(32), 1, { load: () => 0n, save: () => undefined }).seal(request).frame.length;
+      const sampleFrame = new DeviceClient('bench-0', new Uint8Array(32), 1, memoryCounters()).seal(request).frame.length;
       const ours = await drive(devices.map(({ sim }) => async () => {
         const response = await sim.request(request, { resendMs: 5000 });
         if (response.batchItems[0]?.resultStatus !== ResultStatus.Success) throw new Error('bench: a Get failed');

@@ -4,6 +4,7 @@
  * frame leaves) and an unanswered request is resent as the same frame until answered. Prints one
  * JSON line per completed request: {"op","ok","uid","count","ms"}.
  *   ACTION: get --uid U | allocate --uid U --count N | lease --uid U   [--repeat N]
+ *         | listen [--pushes N] [--seconds S]   (relayed Put/Notify, acknowledged; one line each)
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -16,24 +17,37 @@ import { connectMqtt } from '../devices/mqtt-transport.ts';
 import { payload } from '../kmip/payloads.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { readAttribute } from '../kmip/attributes.ts';
+import { findChildren, optionalValue } from '../kmip/tree.ts';
+import { ItemType } from '../ttlv/item.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { fromHex } from '../ttlv/hex.ts';
 import { UsageError } from './errors.ts';
 
-/** The counter in a small file, synced before each use (PROTOCOL.md §3). */
+/**
+ * The counters in a small file — "<up counter> <last push counter>" — written and synced before
+ * each use (PROTOCOL.md §3).
+ */
 function fileCounters(path: string): CounterStore {
+  const read = (): [bigint, bigint] => {
+    const [up = '0', push = '0'] = existsSync(path) ? readFileSync(path, 'utf8').trim().split(/\s+/) : [];
+    return [BigInt(up), BigInt(push)];
+  };
+  const write = (up: bigint, push: bigint) => {
+    const fd = openSync(path, 'w', 0o600);
+    try {
+      writeSync(fd, `${up} ${push}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  };
   return {
-    load: () => (existsSync(path) ? BigInt(readFileSync(path, 'utf8').trim() || '0') : 0n),
-    save: (counter) => {
-      const fd = openSync(path, 'w', 0o600);
-      try {
-        writeSync(fd, `${counter}\n`);
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    },
+    load: () => read()[0],
+    save: (counter) => write(counter, read()[1]),
+    loadPush: () => read()[1],
+    savePush: (counter) => write(read()[0], counter),
   };
 }
 
@@ -44,15 +58,15 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
       id: { type: 'string' }, key: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
       mqtt: { type: 'string' }, serial: { type: 'string' }, prefix: { type: 'string', default: 'kmip-edge' }, state: { type: 'string' },
       uid: { type: 'string' }, count: { type: 'string' }, repeat: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '1' },
-      'resend-ms': { type: 'string', default: '1000' },
+      'resend-ms': { type: 'string', default: '1000' }, pushes: { type: 'string', default: '1' }, seconds: { type: 'string', default: '30' },
     },
     allowPositionals: true,
     strict: true,
   });
   const [action] = positionals;
   if (values.id === undefined || values.key === undefined) throw new UsageError('device-sim needs --id and --key');
-  if (action !== 'get' && action !== 'allocate' && action !== 'lease') throw new UsageError('device-sim ACTION is get, allocate or lease');
-  if (values.uid === undefined) throw new UsageError(`${action} needs --uid`);
+  if (action !== 'get' && action !== 'allocate' && action !== 'lease' && action !== 'listen') throw new UsageError('device-sim ACTION is get, allocate, lease or listen');
+  if (values.uid === undefined && action !== 'listen') throw new UsageError(`${action} needs --uid`);
   if (values.concurrency !== '1') throw new UsageError('--concurrency: one request at a time per device (counters are ordered); run several simulators');
   if ((values.mqtt === undefined) === (values.serial === undefined)) throw new UsageError('device-sim needs --mqtt URL or --serial PATH');
   const key = fromHex(values.key);
@@ -78,10 +92,11 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
     close = () => line!.close();
   }
   try {
+    if (action === 'listen') return await listenForPushes(device, Number(values.pushes), Number(values.seconds), Number(values['resend-ms']), out);
     const [operation, items] =
-      action === 'get' ? [Operation.Get, payload.get(values.uid)]
-      : action === 'lease' ? [Operation.ObtainLease, payload.obtainLease(values.uid)]
-      : [Operation.GetUsageAllocation, payload.getUsageAllocation(values.uid, count!)];
+      action === 'get' ? [Operation.Get, payload.get(values.uid!)]
+      : action === 'lease' ? [Operation.ObtainLease, payload.obtainLease(values.uid!)]
+      : [Operation.GetUsageAllocation, payload.getUsageAllocation(values.uid!, count!)];
     let failures = 0;
     for (let i = 0; i < repeat; i++) {
       const started = performance.now();
@@ -98,4 +113,32 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   } finally {
     await close();
   }
+}
+
+/**
+ * `listen`: the device announces itself (a Query, as a device does when it comes back), then
+ * acknowledges relayed Put/Notify, printing one line each — names and attributes, never key
+ * material — until `pushes` arrived (exit 0) or `seconds` passed (exit 1).
+ */
+async function listenForPushes(device: DeviceRequester, pushes: number, seconds: number, resendMs: number, out: (text: string) => void): Promise<number> {
+  let received = 0;
+  let done!: () => void;
+  const enough = new Promise<void>((resolve) => (done = resolve));
+  device.onPush = (request) => {
+    for (const item of request.batchItems) {
+      const operation = enumerationText(Tag.Operation, item.operation);
+      const uid = optionalValue(item.payload, Tag.UniqueIdentifier, ItemType.TextString);
+      const replaces = optionalValue(item.payload, Tag.ReplacedUniqueIdentifier, ItemType.TextString);
+      const attributes = findChildren(item.payload, Tag.Attribute).map(readAttribute).map((a) => a.name);
+      out(JSON.stringify({ op: 'push', ok: true, operation, uid, ...(replaces !== undefined && { replaces }), attributes }) + '\n');
+    }
+    if (++received >= pushes) done();
+  };
+  const hello = await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Query, payload: [] }])), { resendMs });
+  out(JSON.stringify({ op: 'hello', ok: hello.batchItems[0]?.resultStatus === ResultStatus.Success }) + '\n');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([enough.then(() => false), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), seconds * 1000)))]);
+  clearTimeout(timer);
+  await new Promise((resolve) => setTimeout(resolve, 100)); // let the last acknowledgement leave
+  return timedOut ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /**
  * `kmip-edge run` (CLI.md): the agent process — the composition root. Wires the upstream client
  * (mutual TLS), the store, key cache and ledger (agent core), the device registry and service,
- * and the MQTT and serial transports; prints {"ready":true,…} on stdout when serving; renews
+ * the MQTT and serial transports, and the Put/Notify listener whose pushes are applied, then
+ * acknowledged, then relayed to the devices concerned; prints {"ready":true,…} on stdout when serving; renews
  * leases before they end; on SIGTERM stops taking frames, lets the store drain, and exits 0.
  * Logs are JSON lines on stderr.
  */
@@ -10,7 +11,8 @@ import { AgentCore } from '../agent/agent-core.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
-import { startSerialTransport, type SerialLine } from '../devices/serial-transport.ts';
+import { startSerialTransport } from '../devices/serial-transport.ts';
+import { PushListener } from '../inbound/push-listener.ts';
 import { createLogger, pino } from '../log.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
@@ -30,18 +32,21 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       'upstream-server-name': { type: 'string' },
       mqtt: { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
       'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
+      'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
       metrics: { type: 'string' }, 'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
   });
   if (values.config !== undefined) throw new UsageError('--config: configuration files are not built yet; use the flags');
-  if (values['push-listen'] !== undefined) throw new UsageError('--push-listen: the Put/Notify listener is not built yet (issue #7)');
   if (values.metrics !== undefined) throw new UsageError('--metrics: metrics are not built yet');
   if (values.data === undefined) throw new UsageError('run needs --data DIR');
   for (const flag of ['upstream', 'upstream-ca', 'upstream-cert', 'upstream-key'] as const) {
     if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
   }
   if (values.mqtt === undefined && (values.serial ?? []).length === 0) throw new UsageError('run needs --mqtt URL or --serial PATH for its devices');
+  if (values['push-listen'] !== undefined) {
+    for (const flag of ['push-cert', 'push-key', 'push-ca'] as const) if (values[flag] === undefined) throw new UsageError(`--push-listen needs --${flag}`);
+  }
   const mqtt = values.mqtt === undefined ? undefined : new URL(values.mqtt);
   if (mqtt && mqtt.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
 
@@ -57,25 +62,48 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   });
   const agent = await AgentCore.open({ data: values.data, client, log });
   const service = new DeviceService(agent, new DeviceRegistry(agent.store, agent.masterKey), agent.store, log);
-  const transports: { close(): Promise<void> }[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  let pushListener: PushListener | undefined;
   try {
-    if (mqtt) transports.push(await MqttDeviceTransport.start({ host: mqtt.hostname, port: Number(mqtt.port || 1883) }, (frame, id) => service.handle(frame, id), values['mqtt-prefix']));
-    for (const path of values.serial ?? []) transports.push(await startSerialTransport(path, (frame) => service.handle(frame)) as SerialLine);
+    if (mqtt) {
+      const transport = await MqttDeviceTransport.start({ host: mqtt.hostname, port: Number(mqtt.port || 1883) }, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
+      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
+      closers.push(() => transport.close());
+    }
+    for (const path of values.serial ?? []) {
+      const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
+      closers.push(() => line.close());
+    }
+    if (values['push-listen'] !== undefined) {
+      const upstream = parseHostPort(values.upstream!);
+      pushListener = await PushListener.start({
+        ...parseHostPort(values['push-listen'], 0),
+        ca: readPem(values['push-ca']!, 'push CA'), cert: readPem(values['push-cert']!, 'push listener certificate'), key: readPem(values['push-key']!, 'push listener key'),
+        // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
+        upstream: values['push-peer-cert'] !== undefined ? { certificate: readPem(values['push-peer-cert'], 'pinned upstream certificate') } : { hostName: values['push-peer-name'] ?? values['upstream-server-name'] ?? upstream.host },
+        apply: (push) => service.applyAndRelay(push),
+        log,
+      });
+      closers.push(() => pushListener!.close());
+    }
   } catch (error) {
-    await Promise.all(transports.map((t) => t.close()));
+    for (const close of closers) await close();
     await agent.close();
     await client.close();
     throw error;
   }
+  await agent.prunePushRecords();
+  const resumed = await service.relay.resume();
   const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
-  out(JSON.stringify({ ready: true, data: values.data, mqtt: values.mqtt ?? null, serial: values.serial ?? [] }) + '\n');
-  log.info({ mqtt: values.mqtt, serial: values.serial }, 'agent serving');
+  out(JSON.stringify({ ready: true, data: values.data, mqtt: values.mqtt ?? null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
+  log.info({ mqtt: values.mqtt, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   clearInterval(renewal);
-  await Promise.all(transports.map((t) => t.close()));
+  service.relay.close();
+  for (const close of closers) await close();
   await agent.close(); // waits for the store's queued synced writes
   await client.close();
   log.info('agent stopped');

@@ -1,9 +1,12 @@
 /**
  * The device side of the protocol, for the simulator and tests (the C library will do the same):
  * seal a KMIP request with the next up counter — stored before the frame is sent — and open the
- * agent's reply, checking that it answers that request.
+ * agent's reply, checking that it answers that request; open a relayed Put/Notify (its counter
+ * above the last one accepted, stored) and seal the acknowledgement (PROTOCOL.md §5).
  */
-import { parseResponseMessage, type ResponseMessage } from '../kmip/message.ts';
+import { buildResponseMessage, parseRequestMessage, parseResponseMessage, type RequestMessage, type ResponseMessage } from '../kmip/message.ts';
+import { ResultStatus } from '../kmip/tables.generated.ts';
+import { encodeTtlv } from '../ttlv/encode.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { openFrame, sealFrame, type Suite } from './frame.ts';
 import { KmipEdgeError } from '../errors.ts';
@@ -13,11 +16,13 @@ export interface CounterStore {
   load(): bigint;
   /** Durably records `counter` as used, before a frame carrying it leaves. */
   save(counter: bigint): void;
+  /** The agent's counter of the last relayed push accepted (0 when none). */
+  loadPush(): bigint;
+  /** Durably records it, before the push is acted on. */
+  savePush(counter: bigint): void;
 }
 
 export class DeviceClient {
-  private lastDown = 0n;
-
   constructor(
     readonly id: string,
     private readonly key: Uint8Array,
@@ -25,28 +30,45 @@ export class DeviceClient {
     private readonly counters: CounterStore,
   ) {}
 
-  /** A frame for `request` (a TTLV Request Message), with its counter. */
-  seal(request: Uint8Array): { frame: Uint8Array; counter: bigint } {
+  /** A frame for `message` (a TTLV Request Message, or a Response Message answering `replyTo`), with its counter. */
+  seal(message: Uint8Array, replyTo?: bigint): { frame: Uint8Array; counter: bigint } {
     const counter = this.counters.load() + 1n;
     this.counters.save(counter);
-    return { frame: sealFrame({ suite: this.suite, direction: 'up', deviceId: this.id, counter, replyTo: undefined }, this.key, request), counter };
+    return { frame: sealFrame({ suite: this.suite, direction: 'up', deviceId: this.id, counter, replyTo }, this.key, message), counter };
   }
 
-  /** Opens the agent's reply to the request sent with `counter`; rejects anything else. */
+  /**
+   * Opens the agent's reply to the request sent with `counter`; rejects anything else. The binding
+   * to that request — whose counter is never reused — is what makes an old reply useless: a
+   * resent reply repeats its down counter, and may be older than a push accepted meanwhile.
+   */
   open(reply: Uint8Array, counter: bigint): ResponseMessage {
     const { header, body } = openFrame(reply, this.key);
     if (header.deviceId !== this.id || header.direction !== 'down' || header.replyTo !== counter) {
       throw new KmipEdgeError('FRAME_UNEXPECTED', `a reply to ${header.replyTo}, expected one to ${counter}`);
     }
-    // A resent reply repeats its down counter; anything older is a replay.
-    if (header.counter < this.lastDown) throw new KmipEdgeError('FRAME_REPLAYED', 'an old reply');
-    this.lastDown = header.counter;
     return parseResponseMessage(decodeTtlv(body));
+  }
+
+  /**
+   * Opens a relayed Put/Notify: it must authenticate, come down without reply_to, and carry a
+   * counter above the last push accepted (stored before returning). Returns the request and the
+   * acknowledgement frame to send back: a Response Message with Success for each batch item.
+   */
+  openPush(frame: Uint8Array): { request: RequestMessage; counter: bigint; acknowledgement: Uint8Array } {
+    const { header, body } = openFrame(frame, this.key);
+    if (header.deviceId !== this.id || header.direction !== 'down' || header.replyTo !== undefined) throw new KmipEdgeError('FRAME_UNEXPECTED', 'not a push for this device');
+    if (header.counter <= this.counters.loadPush()) throw new KmipEdgeError('FRAME_REPLAYED', `push counter ${header.counter} is not above ${this.counters.loadPush()}`);
+    const request = parseRequestMessage(decodeTtlv(body));
+    this.counters.savePush(header.counter);
+    const answer = buildResponseMessage(request.protocolVersion, request.batchItems.map((item) => ({ operation: item.operation, resultStatus: ResultStatus.Success, payload: [] })));
+    return { request, counter: header.counter, acknowledgement: this.seal(encodeTtlv(answer), header.counter).frame };
   }
 }
 
 /** Counters in memory (tests); a device keeps them in flash. */
 export function memoryCounters(start = 0n): CounterStore {
   let value = start;
-  return { load: () => value, save: (c) => void (value = c) };
+  let push = 0n;
+  return { load: () => value, save: (c) => void (value = c), loadPush: () => push, savePush: (c) => void (push = c) };
 }

@@ -2,15 +2,20 @@
  * How a device makes requests over any link (the simulator's core, and how firmware should
  * behave): one request at a time; if no reply comes, the *same* frame is sent again (same counter)
  * until answered — so a restarting agent or a lost message exercises the agent's idempotency,
- * never a double effect.
+ * never a double effect. Relayed pushes (frames without reply_to) are opened, handed to `onPush`
+ * and acknowledged; one that does not authenticate or is a replay is dropped.
  */
 import { KmipEdgeError } from '../errors.ts';
-import type { ResponseMessage } from '../kmip/message.ts';
+import type { RequestMessage, ResponseMessage } from '../kmip/message.ts';
 import type { DeviceClient } from './device-client.ts';
 import { parseFrameHeader } from './frame.ts';
 
 export class DeviceRequester {
   private waiting: { counter: bigint; resolve: (reply: Uint8Array) => void } | undefined;
+  /** Called with each relayed Put/Notify accepted (after it was acknowledged). */
+  onPush: ((request: RequestMessage) => void) | undefined;
+  /** Relayed frames dropped (not authentic, replayed, malformed). */
+  droppedPushes = 0;
 
   constructor(
     private readonly device: DeviceClient,
@@ -21,10 +26,23 @@ export class DeviceRequester {
   deliver(frame: Uint8Array): void {
     try {
       const { header } = parseFrameHeader(frame);
+      if (header.replyTo === undefined) return this.pushed(frame);
       if (this.waiting && header.replyTo === this.waiting.counter) this.waiting.resolve(frame);
     } catch {
       // not a frame for us: ignore
     }
+  }
+
+  private pushed(frame: Uint8Array): void {
+    let opened;
+    try {
+      opened = this.device.openPush(frame);
+    } catch {
+      this.droppedPushes++;
+      return;
+    }
+    this.send(opened.acknowledgement);
+    this.onPush?.(opened.request);
   }
 
   /** Sends one KMIP request and returns the agent's response, resending until answered. */

@@ -17,6 +17,7 @@ import { attributeItem, nameValue, type Attribute } from '../kmip/attributes.ts'
 import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, protocolVersionItem, readProtocolVersion, type ProtocolVersion, type ResponseBatchItemInput } from '../kmip/message.ts';
 import { KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, Tag } from '../kmip/tables.generated.ts';
 import { findChildren, optionalValue } from '../kmip/tree.ts';
+import type { Push } from '../kmip/push.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { Logger } from '../log.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
@@ -27,13 +28,12 @@ import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { openFrame, parseFrameHeader, sealFrame, type FrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
 import { ReplayGuard } from './replay-guard.ts';
+import { DownCounters } from './down-counters.ts';
+import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
-const DOWN_COUNTER = 'device/down/';
 const LAST_REPLY = 'device/reply/';
-/** Down counters reserved per durable write. */
-const DOWN_BLOCK = 1024n;
 
 class Refusal extends Error {
   constructor(readonly reason: number, message: string) {
@@ -52,8 +52,10 @@ export class DeviceService {
   private readonly lanes = new Map<string, Promise<unknown>>();
   /** The last reply per device, to answer a resent frame (same counter) without acting again. */
   private readonly lastReply = new Map<string, { counter: bigint; reply: Uint8Array }>();
-  /** Reserved blocks of down counters per device. */
-  private readonly downBlocks = new Map<string, { next: bigint; limit: bigint }>();
+  /** Counters towards devices, shared by replies and relayed pushes. */
+  private readonly downCounters: DownCounters;
+  /** Upstream Put/Notify relayed to devices until they acknowledge. */
+  readonly relay: PushRelay;
   /** Devices by id (their keys unsealed once, kept in memory like the agent's other keys). */
   private readonly devices = new Map<string, Device>();
   /** Token buckets per device: [tokens, last refill in ms]. */
@@ -64,8 +66,23 @@ export class DeviceService {
     private readonly registry: DeviceRegistry,
     private readonly store: KeyValueStore,
     private readonly log: Logger,
+    relayOptions: RelayOptions = {},
   ) {
     this.replay = new ReplayGuard(store);
+    this.downCounters = new DownCounters(store);
+    this.relay = new PushRelay(store, agent.masterKey, registry, this.downCounters, log, relayOptions);
+  }
+
+  /**
+   * A server-initiated Put/Notify: applied by the agent core with the outbox entries for the
+   * devices it concerns in the same synced batch, then delivered to them. Resolves once durable —
+   * the listener acknowledges it then.
+   */
+  async applyAndRelay(push: Push): Promise<'applied' | 'duplicate' | 'stale'> {
+    const relayed = await this.relay.prepare(push);
+    const outcome = await this.agent.applyPush(push, relayed.writes);
+    relayed.deliver();
+    return outcome;
   }
 
   private drop(code: string, deviceId?: string): undefined {
@@ -74,8 +91,11 @@ export class DeviceService {
     return undefined;
   }
 
-  /** Handles one frame; `topicDeviceId` is the device the transport received it for, if it knows. */
-  async handle(frame: Uint8Array, topicDeviceId?: string): Promise<Uint8Array | undefined> {
+  /**
+   * Handles one frame; `topicDeviceId` is the device the transport received it for, if it knows,
+   * and `route` how to send that device a frame later (relayed pushes).
+   */
+  async handle(frame: Uint8Array, topicDeviceId?: string, route?: FrameSender): Promise<Uint8Array | undefined> {
     let header: FrameHeader;
     try {
       header = parseFrameHeader(frame).header;
@@ -85,7 +105,7 @@ export class DeviceService {
     if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
     if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
     const previous = this.lanes.get(header.deviceId) ?? Promise.resolve();
-    const turn = previous.then(() => this.handleInLane(frame, header));
+    const turn = previous.then(() => this.handleInLane(frame, header, route));
     const settled = turn.catch(() => undefined);
     this.lanes.set(header.deviceId, settled);
     void settled.then(() => {
@@ -94,7 +114,7 @@ export class DeviceService {
     return turn;
   }
 
-  private async handleInLane(frame: Uint8Array, header: FrameHeader): Promise<Uint8Array | undefined> {
+  private async handleInLane(frame: Uint8Array, header: FrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
     const device = this.devices.get(header.deviceId) ?? (await this.registry.get(header.deviceId));
     if (device) this.devices.set(device.id, device);
     if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
@@ -119,44 +139,36 @@ export class DeviceService {
       if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
       return this.drop('FRAME_REPLAYED', device.id);
     }
+    this.relay.heard(device.id, route);
+    if (header.replyTo !== undefined) return this.withinRate(device) ? this.acknowledgement(device, header.replyTo, body, counterWrite) : undefined;
     const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
-    const down = await this.nextDownCounter(device.id);
-    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: down.counter, replyTo: header.counter }, device.key, response);
+    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: await this.downCounters.next(device.id), replyTo: header.counter }, device.key, response);
     this.lastReply.set(device.id, { counter: header.counter, reply });
     // The up counter: synced with a request that had an effect (a grant), written without a sync
     // for reads — a read re-served after a power cut changes nothing, and the hot path of a cache
     // hit stays free of fsync (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
-    const operations: BatchOperation[] = [counterWrite, ...down.reservation];
+    const operations: BatchOperation[] = [counterWrite];
     if (effect) {
       const kept = new Uint8Array(8 + reply.length);
       new DataView(kept.buffer).setBigUint64(0, header.counter);
       kept.set(reply, 8);
       operations.push({ type: 'put', key: LAST_REPLY + device.id, value: kept });
     }
-    if (effect || down.reservation.length > 0) await this.store.commit(operations);
+    if (effect) await this.store.commit(operations);
     else await this.store.write(operations);
     return reply;
   }
 
   /**
-   * The next down counter. Counters are reserved in durable blocks (as devices may do, PROTOCOL.md
-   * §3): a new block is written, synced, before its first counter is used, so that a restart never
-   * reuses a counter — half of the AEAD nonce — while most replies need no write for it at all.
+   * A device's answer to a relayed push (PROTOCOL.md §5): removes the outbox entry together with
+   * the device's counter, in one synced write; nothing is sent back. An answer to nothing in
+   * flight only advances the counter.
    */
-  private async nextDownCounter(deviceId: string): Promise<{ counter: bigint; reservation: BatchOperation[] }> {
-    let block = this.downBlocks.get(deviceId);
-    if (!block) {
-      const stored = await this.store.get(DOWN_COUNTER + deviceId);
-      const reservedUpTo = stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n;
-      block = { next: reservedUpTo + 1n, limit: reservedUpTo };
-      this.downBlocks.set(deviceId, block);
-    }
-    const counter = block.next++;
-    if (counter <= block.limit) return { counter, reservation: [] };
-    block.limit = counter + DOWN_BLOCK - 1n;
-    const value = new Uint8Array(8);
-    new DataView(value.buffer).setBigUint64(0, block.limit);
-    return { counter, reservation: [{ type: 'put', key: DOWN_COUNTER + deviceId, value }] };
+  private async acknowledgement(device: Device, replyTo: bigint, body: Uint8Array, counterWrite: BatchOperation): Promise<undefined> {
+    const removal = this.relay.acknowledgement(device, replyTo, body);
+    await this.store.commit([counterWrite, ...(removal ?? [])]);
+    if (removal) this.relay.acknowledged(device.id);
+    return undefined;
   }
 
   private withinRate(device: Device): boolean {

@@ -35,7 +35,8 @@ export function connectMqtt(endpoint: MqttEndpoint, options: Partial<IClientOpti
   });
 }
 
-export type FrameHandler = (frame: Uint8Array, deviceId: string) => Promise<Uint8Array | undefined>;
+/** A frame for `deviceId`; `send` reaches that device later (relayed pushes). */
+export type FrameHandler = (frame: Uint8Array, deviceId: string, send: (frame: Uint8Array) => void) => Promise<Uint8Array | undefined>;
 
 export class MqttDeviceTransport {
   private constructor(
@@ -51,15 +52,19 @@ export class MqttDeviceTransport {
       const match = upTopic.exec(topic);
       if (!match) return;
       const deviceId = match[1]!;
-      void handle(new Uint8Array(payload), deviceId).then((reply) => {
-        if (reply) client.publish(`${prefix}/${deviceId}/down`, Buffer.from(reply), { qos: 1 });
-      });
+      const send = (frame: Uint8Array) => void client.publish(`${prefix}/${deviceId}/down`, Buffer.from(frame), { qos: 1 });
+      void handle(new Uint8Array(payload), deviceId, send).then((reply) => reply && send(reply));
     });
     // Resubscribe after every (re)connect: a clean session forgets subscriptions.
     const subscribe = () => client.subscribe(`${prefix}/+/up`, { qos: 1 });
     client.on('connect', subscribe);
     await new Promise<void>((resolve, reject) => client.subscribe(`${prefix}/+/up`, { qos: 1 }, (error) => (error ? reject(error) : resolve())));
     return new MqttDeviceTransport(client, prefix);
+  }
+
+  /** Sends `frame` to a device's down topic (it gets it if it is subscribed). */
+  sendTo(deviceId: string, frame: Uint8Array): void {
+    this.client.publish(`${this.prefix}/${deviceId}/down`, Buffer.from(frame), { qos: 1 });
   }
 
   get topicPrefix(): string {

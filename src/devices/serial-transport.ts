@@ -7,7 +7,8 @@ import { SerialPort } from 'serialport';
 import { KmipEdgeError } from '../errors.ts';
 import { SlipDecoder, slipEncode } from './slip.ts';
 
-export type SerialFrameHandler = (frame: Uint8Array) => Promise<Uint8Array | undefined>;
+/** A frame from the line; `send` writes a frame back on that line (replies, relayed pushes). */
+export type SerialFrameHandler = (frame: Uint8Array, send: (frame: Uint8Array) => void) => Promise<Uint8Array | undefined>;
 
 export class SerialLine {
   readonly decoder = new SlipDecoder();
@@ -43,7 +44,8 @@ export class SerialLine {
 /** The agent on a serial line: frames in, replies out, through the device service. */
 export async function startSerialTransport(path: string, handle: SerialFrameHandler, baudRate?: number): Promise<SerialLine> {
   const line: SerialLine = await SerialLine.open(path, (frame) => {
-    void handle(frame).then((reply) => reply && line.send(reply));
+    const send = (out: Uint8Array) => line.send(out);
+    void handle(frame, send).then((reply) => reply && send(reply));
   }, baudRate);
   return line;
 }

@@ -6,12 +6,11 @@
  * back-off, and until then it is listed as unacknowledged.
  */
 import type { Attribute } from '../kmip/attributes.ts';
-import { attributeItem } from '../kmip/attributes.ts';
+import { notifyPayload, putPayload } from '../kmip/push.ts';
 import { buildRequestMessage, parseResponseMessage, type ProtocolVersion } from '../kmip/message.ts';
-import { Operation, PutFunction, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { Operation, ResultStatus } from '../kmip/tables.generated.ts';
 import { tlsConnectionOptions } from '../net/tls-options.ts';
 import { TtlvConnection } from '../net/ttlv-connection.ts';
-import { enumeration, textString } from '../ttlv/build.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import type { TtlvItem } from '../ttlv/item.ts';
@@ -66,18 +65,12 @@ export class PushSender {
 
   /** Notify: the changed attributes, always with Last Change Date; a deleted one has no value. */
   notify(uniqueIdentifier: string, changed: readonly Attribute[]): Promise<PushRecord[]> {
-    return this.send('Notify', uniqueIdentifier, [textString(Tag.UniqueIdentifier, uniqueIdentifier), ...changed.map(attributeItem)]);
+    return this.send('Notify', uniqueIdentifier, notifyPayload(uniqueIdentifier, changed));
   }
 
   /** Put New, or Replace with the Replaced Unique Identifier; the object and its attributes. */
   put(uniqueIdentifier: string, object: TtlvItem, attributes: readonly Attribute[], replaces?: string): Promise<PushRecord[]> {
-    return this.send('Put', uniqueIdentifier, [
-      textString(Tag.UniqueIdentifier, uniqueIdentifier),
-      enumeration(Tag.PutFunction, replaces === undefined ? PutFunction.New : PutFunction.Replace),
-      ...(replaces === undefined ? [] : [textString(Tag.ReplacedUniqueIdentifier, replaces)]),
-      object,
-      ...attributes.map(attributeItem),
-    ]);
+    return this.send('Put', uniqueIdentifier, putPayload(uniqueIdentifier, object, attributes, replaces));
   }
 
   /** Pushes not (yet) acknowledged, including those given up on. */

@@ -9,12 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AgentCore } from '../../src/agent/agent-core.ts';
-import { nameValue } from '../../src/kmip/attributes.ts';
-import { ObjectType, State, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
+import { nameValue, type Attribute } from '../../src/kmip/attributes.ts';
+import { notifyPayload, putPayload, readPush } from '../../src/kmip/push.ts';
+import { ObjectType, Operation, State, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
 import { CountingTransport } from '../../src/net/counting-transport.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
 import { byteString, dateTime, enumeration, integer, longInteger, structure } from '../../src/ttlv/build.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
+import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { createLogger } from '../../src/log.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
@@ -31,6 +33,9 @@ after(async () => {
   await admin.close();
   await dev.stop();
 });
+
+const notifyPush = (uid: string, changed: Attribute[]) => readPush(Operation.Notify, structure(Tag.RequestPayload, notifyPayload(uid, changed)));
+const putPush = (uid: string, object: TtlvItem, attributes: Attribute[], replaces?: string) => readPush(Operation.Put, structure(Tag.RequestPayload, putPayload(uid, object, attributes, replaces)));
 
 async function openAgent(log?: ReturnType<typeof createLogger>) {
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-agent-'));
@@ -75,12 +80,14 @@ describe('AgentCore', () => {
       await assert.rejects(agent.getKey('d', preActive, 'protect'), (e: unknown) => (e as { code?: string }).code === 'KEY_NOT_ACTIVE');
       await agent.getKey('d', uid, 'protect');
       const later = BigInt(Math.floor(Date.now() / 1000) + 5);
-      const applied = await agent.applyNotify(uid, [{ name: 'State', value: enumeration(Tag.AttributeValue, State.Compromised) }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, later) }]);
-      assert.equal(applied, true);
+      const compromised = notifyPush(uid, [{ name: 'State', value: enumeration(Tag.AttributeValue, State.Compromised) }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, later) }]);
+      assert.equal(await agent.applyPush(compromised), 'applied');
+      assert.equal(await agent.applyPush(compromised), 'duplicate');
       await assert.rejects(agent.getKey('d', uid, 'process'), (e: unknown) => (e as { code?: string }).code === 'KEY_COMPROMISED');
       // A Notify older than what the cache knows is ignored.
-      const stale = await agent.applyNotify(uid, [{ name: 'State', value: enumeration(Tag.AttributeValue, State.Active) }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, later - 100n) }]);
-      assert.equal(stale, false);
+      const stale = await agent.applyPush(notifyPush(uid, [{ name: 'State', value: enumeration(Tag.AttributeValue, State.Active) }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, later - 100n) }]));
+      assert.equal(stale, 'stale');
+      await assert.rejects(agent.getKey('d', uid, 'process'), (e: unknown) => (e as { code?: string }).code === 'KEY_COMPROMISED');
     } finally {
       await close();
     }
@@ -116,9 +123,9 @@ describe('AgentCore', () => {
         { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: 0x0a as const, value: 3600 } },
         { name: 'Name', value: nameValue('pushed') },
       ];
-      await agent.applyPut('pushed-1', object, attributes);
+      assert.equal(await agent.applyPush(putPush('pushed-1', object, attributes)), 'applied');
       assert.equal(toHex((await agent.getKey('d', 'pushed-1', 'protect')).material), toHex(material));
-      await agent.applyPut('pushed-2', object, attributes, 'pushed-1');
+      assert.equal(await agent.applyPush(putPush('pushed-2', object, attributes, 'pushed-1')), 'applied');
       assert.deepEqual((await agent.listKeys()).map((k) => k.uniqueIdentifier).filter((u) => u.startsWith('pushed')), ['pushed-2']);
     } finally {
       await close();
@@ -143,7 +150,7 @@ describe('AgentCore', () => {
       assert.equal((await agent.grantUnits('tape-1', 'req-4', uid, 1n, UsageLimitsUnit.Object)).count, 1n);
       const plain = await activeKey('no-limits');
       await assert.rejects(agent.grantUnits('tape-1', 'req-5', plain, 1n), (e: unknown) => (e as { code?: string }).code === 'LEDGER_NO_USAGE_LIMITS');
-      await agent.applyNotify(uid, [{ name: 'Name', value: nameValue('renamed') }]);
+      await agent.applyPush(notifyPush(uid, [{ name: 'Name', value: nameValue('renamed') }]));
     } finally {
       await close();
     }

@@ -4,52 +4,17 @@
  * an allocation and a lease; SIGTERM stops the agent cleanly; `kmip-edge ledger` shows the grant.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { UsageLimitsUnit, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
-import { TlsPool } from '../../src/net/tls-pool.ts';
+import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
-import { KmipClient } from '../../src/upstream/client.ts';
-import { aesKey } from '../helpers/client-interop-suite.ts';
-import { ROOT, runCli } from '../helpers/cli.ts';
+import { runCli } from '../helpers/cli.ts';
+import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { startPtyPair } from '../helpers/pty-pair.ts';
-
-const BIN = join(ROOT, 'dist/kmip-edge.mjs');
-
-function startProcess(args: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.stdout!.once('data', (line: Buffer) => resolve({ child, ready: JSON.parse(line.toString()) as Record<string, unknown> }));
-    child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}: ${stderr}`)));
-  });
-}
-
-/** An active AES key on the development server, created over mutual TLS as an administrator would. */
-async function createActiveKey(kms: string, port: number, name: string, attributes?: Parameters<typeof aesKey>[2]): Promise<string> {
-  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
-  try {
-    const uid = await admin.create(ObjectType.SymmetricKey, aesKey(name, undefined, attributes));
-    await admin.activate(uid);
-    return uid;
-  } finally {
-    await admin.close();
-  }
-}
-
-/** `kmip-edge run` options naming the development server in `kms` as the upstream. */
-function upstreamArgs(kms: string, port: number): string[] {
-  return ['--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key')];
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
-}
 
 it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease; clean SIGTERM; ledger', async () => {
   const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-'));
@@ -77,7 +42,7 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
       assert.equal(result.status, 0, `${action}: ${result.stdout} ${result.stderr}`);
       for (const line of result.stdout.trim().split('\n')) assert.equal((JSON.parse(line) as { ok: boolean }).ok, true, line);
     }
-    assert.equal(readFileSync(join(work, 'tape.counter'), 'utf8').trim(), '5', 'the device persisted its counter');
+    assert.equal(readFileSync(join(work, 'tape.counter'), 'utf8').trim(), '5 0', 'the device persisted its counter (5 sent, no push received)');
     const denied = sim('get', '--uid', 'not-allowed');
     assert.equal(denied.status, 1);
     assert.match(denied.stdout, /"ok":false/);

@@ -196,3 +196,21 @@ function compare(expected: Element[], actual: Element[], bindings: Map<string, s
   }
   return undefined;
 }
+
+/** The first difference between an expected message (KMIP XML, placeholders free) and `actual`, or undefined. */
+export function messageMismatch(expectedXml: string, actual: Uint8Array): string | undefined {
+  return compare(elements(expectedXml), elements(formatKmipXml(decodeTtlv(actual))), new Map());
+}
+
+/** The Put and Notify requests a test case has the server send, each with the response it expects. */
+export function serverToClientExchanges(file: string): { request: string; response: string }[] {
+  const text = readFileSync(file, 'utf8');
+  const blocks = [...text.matchAll(/(?:# \[(Client-to-Server|Server-to-Client)\]\s*)?<(RequestMessage|ResponseMessage)>[\s\S]*?<\/\2>/g)];
+  const out: { request: string; response: string }[] = [];
+  for (let i = 0; i + 1 < blocks.length; i++) {
+    const [block, marker, kind] = blocks[i]!;
+    const push = marker === 'Server-to-Client' || (marker === undefined && kind === 'RequestMessage' && /value="(Put|Notify)"/.test(block));
+    if (kind === 'RequestMessage' && push) out.push({ request: block.replace(/^# \[[^\]]*\]\s*/, ''), response: blocks[i + 1]![0].replace(/^# \[[^\]]*\]\s*/, '') });
+  }
+  return out;
+}

@@ -2,12 +2,11 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureDevPki } from '../../src/devserver/pki.ts';
-import type { DevServerOptions } from '../../src/devserver/request-processor.ts';
-import { DevKmipServer } from '../../src/devserver/server.ts';
+import { DevKmipServer, type DevKmipServerOptions } from '../../src/devserver/server.ts';
 import type { TlsEndpoint } from '../../src/net/tls-options.ts';
 
 /** The development KMIP server in process, on a free loopback port, with its own PKI. */
-export async function startDevServer(options: DevServerOptions = {}): Promise<{ server: DevKmipServer; endpoint: TlsEndpoint; dir: string; stop(): Promise<void> }> {
+export async function startDevServer(options: DevKmipServerOptions = {}): Promise<{ server: DevKmipServer; endpoint: TlsEndpoint; dir: string; stop(): Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-dev-'));
   const pki = ensureDevPki(dir);
   const server = new DevKmipServer(pki, options);

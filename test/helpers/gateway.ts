@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { AgentCore } from '../../src/agent/agent-core.ts';
 import { DeviceService } from '../../src/devices/device-service.ts';
 import { DeviceRegistry } from '../../src/devices/registry.ts';
+import type { RelayOptions } from '../../src/devices/push-relay.ts';
 import { buildRequestMessage } from '../../src/kmip/message.ts';
 import type { LedgerOptions } from '../../src/agent/ledger.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -17,7 +18,7 @@ import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { startDevServer } from './dev-server.ts';
 
-export async function startGateway(options: { leaseSeconds?: number; ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>> } = {}) {
+export async function startGateway(options: { leaseSeconds?: number; ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>; relay?: RelayOptions } = {}) {
   const dev = await startDevServer({ leaseSeconds: options.leaseSeconds ?? 600 });
   const admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-gateway-'));
@@ -26,10 +27,11 @@ export async function startGateway(options: { leaseSeconds?: number; ledger?: Pa
   // The device registry and replay state live in the agent's store, as with `kmip-edge run`.
   const deviceStore = agent.store;
   const registry = new DeviceRegistry(deviceStore, agent.masterKey);
-  const service = new DeviceService(agent, registry, deviceStore, silentLogger);
+  const service = new DeviceService(agent, registry, deviceStore, silentLogger, options.relay);
   return {
     dev, admin, agent, deviceStore, registry, service,
     async stop(): Promise<void> {
+      service.relay.close();
       await agent.close();
       await client.close();
       await admin.close();

@@ -1,0 +1,56 @@
+/**
+ * The agent's counters towards each device (firmware-bridge/PROTOCOL.md §3): strictly increasing,
+ * never reused with the same key — the counter is half of the AEAD nonce. They are reserved in
+ * durable blocks: a new block is written, synced, before its first counter is handed out, so a
+ * restart continues after the block and most frames need no write for their counter at all.
+ * Replies and relayed pushes draw from the same sequence, concurrently.
+ */
+import type { KeyValueStore } from '../store/kv-store.ts';
+
+const PREFIX = 'device/down/';
+/** Counters reserved per durable write. */
+const BLOCK = 1024n;
+
+interface Block {
+  next: bigint;
+  /** Highest counter on disk as reserved. */
+  limit: bigint;
+  /** The reservation being written, and up to which counter it reserves. */
+  reserving: Promise<void> | undefined;
+  reservingUpTo: bigint;
+}
+
+export class DownCounters {
+  private readonly blocks = new Map<string, Promise<Block>>();
+
+  constructor(private readonly store: KeyValueStore) {}
+
+  /** The next counter for `deviceId`; resolves once it is covered by a reservation on disk. */
+  async next(deviceId: string): Promise<bigint> {
+    let pending = this.blocks.get(deviceId);
+    if (!pending) {
+      pending = this.load(deviceId);
+      this.blocks.set(deviceId, pending);
+    }
+    const block = await pending;
+    const counter = block.next++;
+    if (counter <= block.limit) return counter;
+    if (block.reserving === undefined || counter > block.reservingUpTo) {
+      const upTo = counter + BLOCK - 1n;
+      const value = new Uint8Array(8);
+      new DataView(value.buffer).setBigUint64(0, upTo);
+      block.reservingUpTo = upTo;
+      block.reserving = this.store.commit([{ type: 'put', key: PREFIX + deviceId, value }]).then(() => {
+        if (upTo > block.limit) block.limit = upTo;
+      });
+    }
+    await block.reserving;
+    return counter;
+  }
+
+  private async load(deviceId: string): Promise<Block> {
+    const stored = await this.store.get(PREFIX + deviceId);
+    const reservedUpTo = stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n;
+    return { next: reservedUpTo + 1n, limit: reservedUpTo, reserving: undefined, reservingUpTo: reservedUpTo };
+  }
+}

@@ -1,0 +1,43 @@
+/** The product's processes for end-to-end tests: started from the built CLI, as users run them. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ObjectType } from '../../src/kmip/tables.generated.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
+import { aesKey } from './client-interop-suite.ts';
+import { ROOT } from './cli.ts';
+
+const BIN = join(ROOT, 'dist/kmip-edge.mjs');
+
+export function startProcess(args: string[]): Promise<{ child: ChildProcess; ready: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.stdout!.once('data', (line: Buffer) => resolve({ child, ready: JSON.parse(line.toString()) as Record<string, unknown> }));
+    child.once('exit', (code) => reject(new Error(`${args[0]} exited ${code}: ${stderr}`)));
+  });
+}
+
+/** An active AES key on the development server, created over mutual TLS as an administrator would. */
+export async function createActiveKey(kms: string, port: number, name: string, attributes?: Parameters<typeof aesKey>[2]): Promise<string> {
+  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  try {
+    const uid = await admin.create(ObjectType.SymmetricKey, aesKey(name, undefined, attributes));
+    await admin.activate(uid);
+    return uid;
+  } finally {
+    await admin.close();
+  }
+}
+
+/** `kmip-edge run` options naming the development server in `kms` as the upstream. */
+export function upstreamArgs(kms: string, port: number): string[] {
+  return ['--upstream', `127.0.0.1:${port}`, '--upstream-ca', join(kms, 'ca.pem'), '--upstream-cert', join(kms, 'client.pem'), '--upstream-key', join(kms, 'client.key')];
+}
+
+export function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+}
+
