@@ -17,6 +17,8 @@ import type { TtlvItem } from '../ttlv/item.ts';
 import { findChild } from '../kmip/tree.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import type { KmipClient } from '../upstream/client.ts';
+import { NonceMacExchanger, type NonceSetter } from '../upstream/nonce-mac.ts';
+import type { ResponseBatchItem } from '../kmip/message.ts';
 import { CircuitBreaker } from './circuit-breaker.ts';
 import { dataDir } from './data-dir.ts';
 import { KeyCache, type AlongsideWrites, type CachedKey, type KeyMetadata } from './key-cache.ts';
@@ -39,6 +41,24 @@ export interface AgentCoreOptions {
   breaker?: CircuitBreaker;
   ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>;
   now?: () => bigint;
+  /**
+   * Nonce-MAC cache fills (ARCHITECTURE.md §6): the Unique Identifier of the upstream's
+   * HMAC-SHA256 key to use for every key (`defaultMacKey`) or for some (`perKey`: key → MAC key).
+   */
+  nonceMac?: NonceMacConfig;
+}
+
+export interface NonceMacConfig {
+  defaultMacKey?: string;
+  perKey?: Readonly<Record<string, string>>;
+}
+
+/** The MAC key for fetching `uid` with nonce-MAC, if configured; never for a MAC key itself. */
+function macKeyFor(config: NonceMacConfig | undefined, uid: string): string | undefined {
+  if (!config) return undefined;
+  const macKeys = new Set([config.defaultMacKey, ...Object.values(config.perKey ?? {})]);
+  if (macKeys.has(uid)) return undefined;
+  return config.perKey?.[uid] ?? config.defaultMacKey;
 }
 
 export class AgentCore {
@@ -49,6 +69,7 @@ export class AgentCore {
     readonly cache: KeyCache,
     readonly ledger: Ledger,
     readonly breaker: CircuitBreaker,
+    private readonly nonceMac: NonceMacExchanger,
     private readonly log: Logger,
     private readonly now: () => bigint,
   ) {}
@@ -61,8 +82,15 @@ export class AgentCore {
     const store = await LevelStore.open(paths.store);
     const breaker = options.breaker ?? new CircuitBreaker();
     const { client } = options;
-    const cache = new KeyCache(store, masterKey, {
-      get: (uid) => breaker.run(`fetching key ${uid}`, () => client.get(uid)),
+    const nonceMac = new NonceMacExchanger(client);
+    const cache: KeyCache = new KeyCache(store, masterKey, {
+      get: async (uid) => {
+        const macUid = macKeyFor(options.nonceMac, uid);
+        if (macUid === undefined) return breaker.run(`fetching key ${uid}`, () => client.get(uid));
+        // The MAC key comes over the mutual-TLS channel once, and is cached sealed like any key.
+        const macKey = (await cache.get(macUid)).material;
+        return breaker.run(`fetching key ${uid} with nonce-MAC`, () => nonceMac.get(uid, macUid, macKey));
+      },
       getAttributes: async (uid) => (await breaker.run(`reading attributes of ${uid}`, () => client.getAttributes(uid))).attributes,
       obtainLease: async (uid) => {
         try {
@@ -80,7 +108,7 @@ export class AgentCore {
     });
     const log = options.log ?? silentLogger;
     log.info({ data: options.data }, 'agent core open');
-    return new AgentCore(store, masterKey, cache, ledger, breaker, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
+    return new AgentCore(store, masterKey, cache, ledger, breaker, nonceMac, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
   }
 
   /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */
@@ -114,6 +142,16 @@ export class AgentCore {
       this.log.warn({ device, uid, requestId, count: Number(count), code: (error as { code?: string }).code, offline: this.breaker.offline }, 'units refused');
       throw error;
     }
+  }
+
+  /**
+   * A device's own nonce-MAC exchange (ARCHITECTURE.md §6 (b)): its nonce set on `uid` and the
+   * MAC-wrapped Get, sent upstream in one batch, queued behind any other nonce-MAC exchange of
+   * the key; the server's two response items come back untouched, for the device to verify.
+   */
+  forwardNonceMac(device: string, uid: string, macKeyUid: string, nonce: Uint8Array, setter: NonceSetter): Promise<ResponseBatchItem[]> {
+    this.log.info({ device, uid, macKeyUid, setter }, 'nonce-MAC exchange forwarded for a device');
+    return this.breaker.run(`a nonce-MAC Get of ${uid}`, () => this.nonceMac.serialized(uid, () => this.nonceMac.exchange(uid, macKeyUid, nonce, setter)));
   }
 
   /** A fresh lease on `uid` from the upstream. */

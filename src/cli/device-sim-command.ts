@@ -4,6 +4,7 @@
  * frame leaves) and an unanswered request is resent as the same frame until answered. Prints one
  * JSON line per completed request: {"op","ok","uid","count","ms"}.
  *   ACTION: get --uid U | allocate --uid U --count N | lease --uid U   [--repeat N]
+ *         | get-verified --uid U --mac-uid M --mac-key HEX   (end-to-end nonce-MAC, verified here)
  *         | listen [--pushes N] [--seconds S]   (relayed Put/Notify, acknowledged; one line each)
  */
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
@@ -24,6 +25,7 @@ import { enumerationText } from '../kmip/vocabulary.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { fromHex } from '../ttlv/hex.ts';
 import { UsageError } from './errors.ts';
+import { verifiedGet } from '../devices/verified-get.ts';
 
 /**
  * The counters in a small file — "<up counter> <last push counter>" — written and synced before
@@ -59,13 +61,15 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
       mqtt: { type: 'string' }, serial: { type: 'string' }, prefix: { type: 'string', default: 'kmip-edge' }, state: { type: 'string' },
       uid: { type: 'string' }, count: { type: 'string' }, repeat: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '1' },
       'resend-ms': { type: 'string', default: '1000' }, pushes: { type: 'string', default: '1' }, seconds: { type: 'string', default: '30' },
+      'mac-uid': { type: 'string' }, 'mac-key': { type: 'string' },
     },
     allowPositionals: true,
     strict: true,
   });
   const [action] = positionals;
   if (values.id === undefined || values.key === undefined) throw new UsageError('device-sim needs --id and --key');
-  if (action !== 'get' && action !== 'allocate' && action !== 'lease' && action !== 'listen') throw new UsageError('device-sim ACTION is get, allocate, lease or listen');
+  if (action !== 'get' && action !== 'allocate' && action !== 'lease' && action !== 'listen' && action !== 'get-verified') throw new UsageError('device-sim ACTION is get, allocate, lease, get-verified or listen');
+  if (action === 'get-verified' && (values['mac-uid'] === undefined || values['mac-key'] === undefined)) throw new UsageError('get-verified needs --mac-uid (the upstream HMAC-SHA256 key) and --mac-key HEX (its bytes, provisioned on the device)');
   if (values.uid === undefined && action !== 'listen') throw new UsageError(`${action} needs --uid`);
   if (values.concurrency !== '1') throw new UsageError('--concurrency: one request at a time per device (counters are ordered); run several simulators');
   if ((values.mqtt === undefined) === (values.serial === undefined)) throw new UsageError('device-sim needs --mqtt URL or --serial PATH');
@@ -93,6 +97,7 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   }
   try {
     if (action === 'listen') return await listenForPushes(device, Number(values.pushes), Number(values.seconds), Number(values['resend-ms']), out);
+    if (action === 'get-verified') return await getVerified(device, values.uid!, values['mac-uid']!, fromHex(values['mac-key']!), repeat, Number(values['resend-ms']), out);
     const [operation, items] =
       action === 'get' ? [Operation.Get, payload.get(values.uid!)]
       : action === 'lease' ? [Operation.ObtainLease, payload.obtainLease(values.uid!)]
@@ -113,6 +118,19 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   } finally {
     await close();
   }
+}
+
+/** `get-verified`: end-to-end nonce-MAC, verified here (src/devices/verified-get.ts); never prints the key. */
+async function getVerified(device: DeviceRequester, uid: string, macUid: string, macKey: Uint8Array, repeat: number, resendMs: number, out: (text: string) => void): Promise<number> {
+  let failures = 0;
+  for (let i = 0; i < repeat; i++) {
+    const started = performance.now();
+    const result = await verifiedGet(device, uid, macUid, macKey, { resendMs });
+    if (!result.ok) failures++;
+    const shown = result.ok ? { ok: true, verified: true, bytes: result.material.length } : { ok: false, error: result.error, detail: result.detail };
+    out(JSON.stringify({ op: 'get-verified', uid, ...shown, ms: Number((performance.now() - started).toFixed(2)) }) + '\n');
+  }
+  return failures === 0 ? 0 : 1;
 }
 
 /**

@@ -33,6 +33,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       mqtt: { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
       'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
       'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
+      'nonce-mac-key': { type: 'string' }, 'nonce-mac-for': { type: 'string', multiple: true },
       metrics: { type: 'string' }, 'log-level': { type: 'string', default: 'info' },
     },
     strict: true,
@@ -60,7 +61,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
     }),
   });
-  const agent = await AgentCore.open({ data: values.data, client, log });
+  const perKey: Record<string, string> = {};
+  for (const pair of values['nonce-mac-for'] ?? []) {
+    const [key, mac] = pair.split('=');
+    if (!key || !mac) throw new UsageError(`--nonce-mac-for takes KEY_UID=MAC_KEY_UID, not ${JSON.stringify(pair)}`);
+    perKey[key] = mac;
+  }
+  const nonceMac = values['nonce-mac-key'] !== undefined || Object.keys(perKey).length > 0 ? { ...(values['nonce-mac-key'] !== undefined && { defaultMacKey: values['nonce-mac-key'] }), perKey } : undefined;
+  const agent = await AgentCore.open({ data: values.data, client, log, ...(nonceMac && { nonceMac }) });
   const service = new DeviceService(agent, new DeviceRegistry(agent.store, agent.masterKey), agent.store, log);
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;

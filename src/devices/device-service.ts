@@ -14,9 +14,10 @@ import type { KeyMetadata } from '../agent/key-cache.ts';
 import { mayUse } from '../agent/key-policy.ts';
 import { isKmipEdgeError } from '../errors.ts';
 import { attributeItem, nameValue, type Attribute } from '../kmip/attributes.ts';
-import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, protocolVersionItem, readProtocolVersion, type ProtocolVersion, type ResponseBatchItemInput } from '../kmip/message.ts';
+import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, protocolVersionItem, readProtocolVersion, type ProtocolVersion, type RequestMessage, type ResponseBatchItemInput } from '../kmip/message.ts';
+import { readNonceMacItems } from '../upstream/nonce-mac.ts';
 import { KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, Tag } from '../kmip/tables.generated.ts';
-import { findChildren, optionalValue } from '../kmip/tree.ts';
+import { childrenOf, findChildren, optionalValue } from '../kmip/tree.ts';
 import type { Push } from '../kmip/push.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { Logger } from '../log.ts';
@@ -204,6 +205,8 @@ export class DeviceService {
       const request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
       version = request.protocolVersion;
       items = [];
+      const nonceMac = readNonceMacItems(request.batchItems);
+      if (nonceMac) return { response: encodeTtlv(buildResponseMessage(version, await this.nonceMacExchange(device, request.batchItems, nonceMac))), effect: false };
       for (const [index, item] of request.batchItems.entries()) {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
@@ -219,6 +222,30 @@ export class DeviceService {
       items = [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }];
     }
     return { response: encodeTtlv(buildResponseMessage(version, items)), effect };
+  }
+
+  /**
+   * End-to-end nonce-MAC (ARCHITECTURE.md §6 (b)): the device sets its own nonce and gets the key
+   * MAC-wrapped; the agent checks the operations and both keys (the key and the MAC key) against
+   * the allow-lists, forwards a request rebuilt from the checked parts, and returns the server's
+   * response items untouched (Key Block, Key Wrapping Data) so that the device verifies them.
+   */
+  private async nonceMacExchange(device: Device, requested: RequestMessage['batchItems'], parts: NonNullable<ReturnType<typeof readNonceMacItems>>): Promise<ResponseBatchItemInput[]> {
+    try {
+      for (const item of requested) this.allowedOperation(device, item.operation);
+      await this.allowedKey(device, structure(Tag.RequestPayload, [textString(Tag.UniqueIdentifier, parts.uid)]));
+      await this.allowedKey(device, structure(Tag.RequestPayload, [textString(Tag.UniqueIdentifier, parts.macKeyUid)]));
+      const answered = await this.agent.forwardNonceMac(device.id, parts.uid, parts.macKeyUid, parts.nonce, parts.setter);
+      return answered.map((item, i) => ({
+        operation: requested[i]!.operation, ...(requested[i]!.uniqueBatchItemId && { uniqueBatchItemId: requested[i]!.uniqueBatchItemId }),
+        resultStatus: item.resultStatus, ...(item.resultReason !== undefined && { resultReason: item.resultReason }), ...(item.resultMessage !== undefined && { resultMessage: item.resultMessage }),
+        ...(item.payload && { payload: childrenOf(item.payload) }),
+      }));
+    } catch (error) {
+      const refusal = error instanceof Refusal ? error : this.refusalFor(error);
+      this.log.info({ device: device.id, uid: parts.uid, reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device nonce-MAC request refused');
+      return requested.map((item) => ({ operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }), resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message }));
+    }
   }
 
   /** Agent errors as KMIP results; their codes are safe to tell the device, their causes are not. */

@@ -20,6 +20,7 @@ import type { MasterKey } from '../store/master-key.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType } from '../ttlv/item.ts';
+import { NONCE_ATTRIBUTE } from '../upstream/nonce-mac.ts';
 import type { DownCounters } from './down-counters.ts';
 import { MAX_FRAME_BYTES, sealFrame, TAG_BYTES } from './frame.ts';
 import { keyAllowed, type Device, type DeviceRegistry } from './registry.ts';
@@ -70,14 +71,14 @@ export class PushRelay {
   /**
    * The outbox writes for `push`, to commit with it: one entry per device whose allow-list covers
    * the key (by the metadata the push leaves, or its identifier and Names when the agent does not
-   * hold the key) or the key it replaces; none for a stale Notify. The device list is read now,
+   * hold the key) or the key it replaces; none for a stale Notify or one only about `x-Nonce`. The device list is read now,
    * the writes are built when the push is applied; `deliver` starts delivery once they are durable.
    */
   async prepare(push: Push): Promise<{ writes: AlongsideWrites; deliver: () => void }> {
     const devices = await this.registry.list();
     const concernedIds: string[] = [];
     const writes: AlongsideWrites = (metadata, changed) => {
-      if (!changed) return [];
+      if (!changed || nonceOnly(push)) return [];
       const key = metadata ?? { uniqueIdentifier: push.uniqueIdentifier, names: namesIn(push), objectGroups: [] };
       const concerned = devices.filter((d) => keyAllowed(d, key) || (push.operation === 'Put' && push.replaces !== undefined && keyAllowed(d, { uniqueIdentifier: push.replaces, names: [], objectGroups: [] })));
       const message = encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [relayedItem(push)], { timeStamp: new Date() }));
@@ -212,6 +213,14 @@ function relayedItem(push: Push) {
   return push.operation === 'Put'
     ? { operation: Operation.Put, payload: putPayload(push.uniqueIdentifier, push.object, push.attributes, push.replaces) }
     : { operation: Operation.Notify, payload: notifyPayload(push.uniqueIdentifier, push.attributes) };
+}
+
+/**
+ * A Notify that only says a nonce-MAC exchange set `x-Nonce` (ARCHITECTURE.md §6): per-exchange
+ * state of whoever set it, nothing a device acts on — not relayed.
+ */
+function nonceOnly(push: Push): boolean {
+  return push.operation === 'Notify' && push.attributes.some((a) => a.name === NONCE_ATTRIBUTE) && push.attributes.every((a) => a.name === NONCE_ATTRIBUTE || a.name === 'Last Change Date');
 }
 
 function namesIn(push: Push): string[] {

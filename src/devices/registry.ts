@@ -64,7 +64,8 @@ export class DeviceRegistry {
       suite: options.suite ?? Suite.AES_256_GCM,
       key: new Uint8Array(randomBytes(32)),
       keys: options.keys ?? [],
-      operations: options.operations ?? ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions'],
+      // Add/Modify Attribute serve only the nonce-MAC batch (x-Nonce then Get; PROTOCOL.md §5).
+      operations: options.operations ?? ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions', 'AddAttribute', 'ModifyAttribute'],
       limits: { ...DEFAULT_DEVICE_LIMITS, ...options.limits },
     };
     if (!(device.limits.requestsPerSecond > 0) || !(device.limits.maxFrameBytes >= 64 && device.limits.maxFrameBytes <= 4096)) {

@@ -15,7 +15,7 @@ import { attributeItem, nameValue } from '../../src/kmip/attributes.ts';
 import type { RequestMessage } from '../../src/kmip/message.ts';
 import { notifyPayload, putPayload, readPush } from '../../src/kmip/push.ts';
 import { Operation, State, Tag } from '../../src/kmip/tables.generated.ts';
-import { byteString, enumeration, integer, structure, textString } from '../../src/ttlv/build.ts';
+import { byteString, dateTime, enumeration, integer, structure, textString } from '../../src/ttlv/build.ts';
 import { startGateway } from '../helpers/gateway.ts';
 
 let gateway: Awaited<ReturnType<typeof startGateway>>;
@@ -115,5 +115,16 @@ describe('push relay to devices', () => {
     await gateway.service.applyAndRelay(big);
     assert.equal(gateway.service.relay.counts.undeliverable, before + 1);
     assert.equal(await outbox(device.id), 0);
+  });
+});
+
+describe('push relay: what is not relayed', () => {
+  it('a Notify only about x-Nonce (a nonce-MAC exchange) is not relayed; one only with Last Change Date is', async () => {
+    const device = await gateway.registry.add('relay-f', { keys: [{ uniqueIdentifier: 'relay-key-5' }] });
+    const lastChange = { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, 1_900_000_000n) };
+    await gateway.service.applyAndRelay(readPush(Operation.Notify, structure(Tag.RequestPayload, notifyPayload('relay-key-5', [{ name: 'x-Nonce', value: byteString(Tag.AttributeValue, new Uint8Array(16)) }, lastChange]))));
+    assert.equal(await outbox(device.id), 0);
+    await gateway.service.applyAndRelay(readPush(Operation.Notify, structure(Tag.RequestPayload, notifyPayload('relay-key-5', [lastChange]))));
+    assert.equal(await outbox(device.id), 1);
   });
 });

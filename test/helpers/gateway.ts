@@ -5,7 +5,8 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AgentCore } from '../../src/agent/agent-core.ts';
+import { AgentCore, type NonceMacConfig } from '../../src/agent/agent-core.ts';
+import type { KmipTransport } from '../../src/net/transport.ts';
 import { DeviceService } from '../../src/devices/device-service.ts';
 import { DeviceRegistry } from '../../src/devices/registry.ts';
 import type { RelayOptions } from '../../src/devices/push-relay.ts';
@@ -18,12 +19,13 @@ import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { startDevServer } from './dev-server.ts';
 
-export async function startGateway(options: { leaseSeconds?: number; ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>; relay?: RelayOptions } = {}) {
+export async function startGateway(options: { leaseSeconds?: number; ledger?: Partial<Omit<LedgerOptions, 'store' | 'allocate'>>; relay?: RelayOptions; wrapTransport?: (inner: KmipTransport) => KmipTransport; nonceMac?: NonceMacConfig } = {}) {
   const dev = await startDevServer({ leaseSeconds: options.leaseSeconds ?? 600 });
   const admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-gateway-'));
-  const client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
-  const agent = await AgentCore.open({ data, client, ...(options.ledger && { ledger: options.ledger }) });
+  const pool = new TlsPool(dev.endpoint);
+  const client = new KmipClient({ transport: options.wrapTransport ? options.wrapTransport(pool) : pool, version: { major: 1, minor: 2 } });
+  const agent = await AgentCore.open({ data, client, ...(options.ledger && { ledger: options.ledger }), ...(options.nonceMac && { nonceMac: options.nonceMac }) });
   // The device registry and replay state live in the agent's store, as with `kmip-edge run`.
   const deviceStore = agent.store;
   const registry = new DeviceRegistry(deviceStore, agent.masterKey);

@@ -1,0 +1,68 @@
+/**
+ * Nonce-MAC with real processes: `kmip-edge run --nonce-mac-key` fills its cache with MAC-wrapped,
+ * nonce-checked Gets from `kmip-edge dev-server`; `device-sim get-verified` does the same end to
+ * end through Mosquitto and the agent, verifying itself, and fails with the wrong MAC key.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { enumeration, integer } from '../../src/ttlv/build.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startMosquitto } from '../helpers/mosquitto.ts';
+import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
+
+it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent and at the device', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-nonce-e2e-'));
+  const kms = join(work, 'kms');
+  const data = join(work, 'agent');
+  const broker = await startMosquitto();
+  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  const port = server.ready.port as number;
+  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  let agent: ChildProcess | undefined;
+  try {
+    const macUid = await admin.create(ObjectType.SymmetricKey, [
+      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
+      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
+      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
+    ]);
+    const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
+    const agentKey = await createActiveKey(kms, port, 'agent-verified');
+    const deviceKey = await createActiveKey(kms, port, 'device-verified');
+    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'verifier', '--key-uid', agentKey, '--key-uid', deviceKey, '--key-uid', macUid]).stdout) as { key: string };
+    agent = (await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--nonce-mac-key', macUid])).child;
+    const sim = (...action: string[]) => runCli(['device-sim', '--id', 'verifier', '--key', key, '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--state', join(work, 'verifier.counter'), ...action]);
+
+    // (a) the agent's cache fill sets x-Nonce and verifies the MAC before serving the key.
+    const got = sim('get', '--uid', agentKey);
+    assert.equal(got.status, 0, got.stdout + got.stderr);
+    assert.equal((await admin.getAttributes(agentKey, ['x-Nonce'])).attributes.length, 1, 'the agent set a nonce on the key');
+
+    // (b) the device sets its own nonce and verifies the MAC itself.
+    const verified = sim('get-verified', '--uid', deviceKey, '--mac-uid', macUid, '--mac-key', macKey, '--repeat', '2');
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
+    for (const line of verified.stdout.trim().split('\n')) assert.deepEqual((({ ok, verified: v, bytes }) => ({ ok, v, bytes }))(JSON.parse(line) as { ok: boolean; verified: boolean; bytes: number }), { ok: true, v: true, bytes: 32 });
+    assert.ok(!verified.stdout.includes(toHex(keyMaterialOf(keyBlockOf((await admin.get(deviceKey)).object)))), 'device-sim never prints the key');
+
+    const wrongMac = sim('get-verified', '--uid', deviceKey, '--mac-uid', macUid, '--mac-key', '00'.repeat(32));
+    assert.equal(wrongMac.status, 1);
+    assert.match(wrongMac.stdout, /"ok":false,"error":"KMIP_MAC_INVALID"/);
+
+    agent.kill('SIGTERM');
+    assert.equal(await exited(agent), 0);
+    agent = undefined;
+  } finally {
+    agent?.kill('SIGKILL');
+    await admin.close();
+    server.child.kill('SIGTERM');
+    await broker.stop();
+  }
+});
