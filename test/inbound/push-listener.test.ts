@@ -19,7 +19,8 @@ import { buildRequestMessage, parseResponseMessage } from '../../src/kmip/messag
 import { notifyPayload } from '../../src/kmip/push.ts';
 import { ObjectType, Operation, ResultReason, ResultStatus, State, Tag } from '../../src/kmip/tables.generated.ts';
 import { parseKmipXml } from '../../src/kmip/xml.ts';
-import { silentLogger } from '../../src/log.ts';
+import { createLogger } from '../../src/log.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
 import { tlsConnectionOptions } from '../../src/net/tls-options.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
 import { TtlvConnection } from '../../src/net/ttlv-connection.ts';
@@ -43,13 +44,16 @@ async function startPushedAgent(pin = false) {
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-inbound-'));
   const client = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
   const admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
-  const agent = await AgentCore.open({ data, client });
+  // Debug-level logs of every part, kept to check that no key material reaches them.
+  const logLines: string[] = [];
+  const log = createLogger({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
+  const agent = await AgentCore.open({ data, client, log });
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
-  const service = new DeviceService(agent, registry, agent.store, silentLogger);
+  const service = new DeviceService(agent, registry, agent.store, log);
   const listener = await PushListener.start({
     host: '127.0.0.1', port: listenPort, ca: file('ca.pem'), cert: file('client.pem'), key: file('client.key'),
     upstream: pin ? { certificate: file('server.pem') } : { hostName: '127.0.0.1' },
-    apply: (push) => service.applyAndRelay(push),
+    apply: (push) => service.applyAndRelay(push), log,
   });
   /** One message to the listener as `identity` (default: the upstream's own certificate). */
   const send = async (message: Uint8Array, identity: Identity = { cert: file('server.pem'), key: file('server.key') }, ca = file('ca.pem')): Promise<Uint8Array> => {
@@ -61,7 +65,7 @@ async function startPushedAgent(pin = false) {
     }
   };
   return {
-    dev, admin, agent, registry, service, listener, send, file,
+    dev, admin, agent, registry, service, listener, send, file, logLines,
     async stop() {
       service.relay.close();
       await listener.close();
@@ -107,6 +111,7 @@ describe('Put and Notify from the development server, applied and acknowledged',
     assert.ok(listed?.leaseExpiresAt !== undefined, 'the Lease Time attribute of the Put grants a lease');
     const key = await g.agent.getKey('d', first, 'protect');
     assert.equal(key.material.length, 32);
+    await g.registry.add('put-watcher', { keys: [{ uniqueIdentifier: first }] }); // the relay's logs too
 
     const second = await g.admin.create(ObjectType.SymmetricKey, aesKey('pushed-replacement'));
     await g.admin.activate(second);
@@ -118,6 +123,9 @@ describe('Put and Notify from the development server, applied and acknowledged',
     const third = await g.admin.create(ObjectType.SymmetricKey, aesKey('pushed-replaces-unknown'));
     assert.equal((await g.dev.server.put(third, 'never-held'))[0]!.acknowledged, true);
     assert.ok((await g.agent.listKeys()).some((k) => k.uniqueIdentifier === third));
+    const logs = g.logLines.join('');
+    assert.match(logs, /"msg":"push acknowledged"/);
+    for (const form of [toHex(key.material), Buffer.from(key.material).toString('base64')]) assert.ok(!logs.includes(form), 'key material in the logs');
   });
 
   it('Notify changes the cached metadata; a deleted attribute (no value) is removed; a stale one is ignored', async () => {
@@ -130,10 +138,10 @@ describe('Put and Notify from the development server, applied and acknowledged',
     await until(async () => (await g.agent.listKeys()).find((k) => k.uniqueIdentifier === uid)?.state === State.Deactivated, 'the Notify of Revoke');
     await assert.rejects(g.agent.getKey('d', uid, 'protect'), (e: unknown) => (e as { code?: string }).code === 'KEY_DEACTIVATED');
 
-    // Delete: the Notify carries the attribute name without a value.
-    const deleted = await g.send(pushMessage(Operation.Notify, notifyPayload(uid, [{ name: 'Name' }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, BigInt(Math.floor(Date.now() / 1000)) + 10n) }])));
-    assert.equal(parseResponseMessage(decodeTtlv(deleted)).batchItems[0]!.resultStatus, ResultStatus.Success);
-    assert.deepEqual((await g.agent.listKeys()).find((k) => k.uniqueIdentifier === uid)?.names, []);
+    // Delete Attribute on the server: its Notify carries the attribute name without a value.
+    await g.admin.deleteAttribute(uid, 'Name', 1);
+    await g.admin.deleteAttribute(uid, 'Name', 0);
+    await until(async () => (await g.agent.listKeys()).find((k) => k.uniqueIdentifier === uid)?.names.length === 0, 'the Notify of Delete Attribute');
     // Stale: an older Last Change Date than the cache's is acknowledged, not applied.
     const stale = await g.send(pushMessage(Operation.Notify, notifyPayload(uid, [{ name: 'State', value: enumeration(Tag.AttributeValue, State.Active) }, { name: 'Last Change Date', value: dateTime(Tag.AttributeValue, 1_000_000n) }])));
     assert.equal(parseResponseMessage(decodeTtlv(stale)).batchItems[0]!.resultStatus, ResultStatus.Success);
@@ -219,4 +227,37 @@ describe('OASIS TC_NP_1 and TC_NP_2: the server-to-client requests answered as t
       if (put) assert.ok((await g.agent.listKeys()).some((k) => k.uniqueIdentifier === 'uid-0'), 'the Put key is cached');
     });
   }
+});
+
+describe('listener limits', () => {
+  it('a message of exactly the size limit is read; one byte-aligned step over is answered Invalid Message and the connection closed', async () => {
+    const dev = await startDevServer();
+    const file = (name: string) => readFileSync(join(dev.dir, name));
+    const applied: string[] = [];
+    const listener = await PushListener.start({
+      host: '127.0.0.1', port: 0, ca: file('ca.pem'), cert: file('client.pem'), key: file('client.key'), upstream: { hostName: '127.0.0.1' },
+      apply: async (push) => void applied.push(push.uniqueIdentifier), maxMessageBytes: 1024,
+    });
+    const connect = () => TtlvConnection.open(tlsConnectionOptions({ host: '127.0.0.1', port: listener.port, ca: file('ca.pem'), cert: file('server.pem'), key: file('server.key') }), 5000, 1 << 20);
+    /** A Notify padded with an x- attribute to exactly `size` bytes. */
+    const sized = (size: number) => {
+      const base = pushMessage(Operation.Notify, notifyPayload('limit-key', [{ name: 'x-Pad', value: textString(Tag.AttributeValue, '') }]));
+      return pushMessage(Operation.Notify, notifyPayload('limit-key', [{ name: 'x-Pad', value: textString(Tag.AttributeValue, 'p'.repeat(size - base.length)) }]));
+    };
+    try {
+      assert.equal(sized(1024).length, 1024);
+      const atLimit = await connect();
+      assert.equal(parseResponseMessage(decodeTtlv(await atLimit.roundTrip(sized(1024), 5000))).batchItems[0]!.resultStatus, ResultStatus.Success);
+      atLimit.close();
+      const over = await connect();
+      const answer = parseResponseMessage(decodeTtlv(await over.roundTrip(sized(1032), 5000)));
+      assert.equal(answer.batchItems[0]!.resultReason, ResultReason.InvalidMessage);
+      await assert.rejects(over.roundTrip(sized(1024), 2000), 'closed after the oversize message');
+      over.close();
+      assert.deepEqual(applied, ['limit-key']);
+    } finally {
+      await listener.close();
+      await dev.stop();
+    }
+  });
 });
