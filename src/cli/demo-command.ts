@@ -1,24 +1,38 @@
 /**
- * `kmip-edge demo` — everything on one machine, on embedded defaults: the development KMIP server
- * (with its own PKI in a temporary folder) and the kmip-edge client talking to it over mutual
- * TLS — the upstream half of the gateway. It grows into the full gateway demo (agent, devices)
- * as those parts land. Key material is never printed: keys are shown by SHA-256 fingerprint.
+ * `kmip-edge demo` — the whole gateway on one machine, on embedded defaults (README command 1):
+ * the development KMIP server (its own PKI in a temporary folder) as the enterprise key server;
+ * the agent — store and master key, key cache with nonce-MAC fills, usage-allocation ledger,
+ * device service, Put/Notify listener — with the embedded MQTT broker; and two simulated devices
+ * speaking the device protocol over MQTT. Every hop is the real one (mutual TLS, LevelDB on disk,
+ * AEAD frames over MQTT). Key material is never printed: keys are shown by SHA-256 fingerprint.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { nameValue, type Attribute } from '../kmip/attributes.ts';
-import { formatVersion } from '../kmip/message.ts';
-import { keyBlockOf, keyMaterialOf } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag, UsageLimitsUnit } from '../kmip/tables.generated.ts';
+import { AgentCore } from '../agent/agent-core.ts';
+import { freePort } from '../bench/free-port.ts';
 import { ensureDevPki } from '../devserver/pki.ts';
 import { DevKmipServer } from '../devserver/server.ts';
+import { DeviceClient, memoryCounters } from '../devices/device-client.ts';
+import type { DeviceRequester } from '../devices/device-requester.ts';
+import { DeviceService } from '../devices/device-service.ts';
+import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
+import { MqttDevice } from '../devices/mqtt-device.ts';
+import { connectMqtt, MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { DeviceRegistry, type Device } from '../devices/registry.ts';
+import { verifiedGet } from '../devices/verified-get.ts';
+import { PushListener } from '../inbound/push-listener.ts';
+import { nameValue, type Attribute } from '../kmip/attributes.ts';
+import { buildRequestMessage, type RequestMessage } from '../kmip/message.ts';
+import { keyBlockOf, keyMaterialOf, payload, readGet } from '../kmip/payloads.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ResultStatus, Tag, UsageLimitsUnit } from '../kmip/tables.generated.ts';
+import { enumerationText } from '../kmip/vocabulary.ts';
+import { silentLogger } from '../log.ts';
 import { TlsPool } from '../net/tls-pool.ts';
-import { CountingTransport } from '../net/counting-transport.ts';
-import { byteString, enumeration, integer, longInteger, structure } from '../ttlv/build.ts';
+import { enumeration, integer, longInteger, structure } from '../ttlv/build.ts';
+import { encodeTtlv } from '../ttlv/encode.ts';
 import { KmipClient } from '../upstream/client.ts';
-import { keyWrappingSpecification, verifyMacKeyBlock, wrappedAttribute } from '../upstream/key-wrapping.ts';
 
 const fingerprint = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 16);
 
@@ -32,59 +46,127 @@ function key(name: string, algorithm: number, usage: number, extra: Attribute[] 
   ];
 }
 
+/** A simulated device on the broker, and the pushes it has acknowledged. */
+async function simulatedDevice(device: Device, broker: { host: string; port: number }) {
+  const mqtt = await connectMqtt({ host: broker.host, port: broker.port, clientId: `demo-${device.id}` });
+  const requester = await MqttDevice.attach(mqtt, new DeviceClient(device.id, device.key, device.suite, memoryCounters()));
+  const pushes: RequestMessage[] = [];
+  requester.onPush = (request) => pushes.push(request);
+  return { requester, pushes, close: () => void mqtt.end(true) };
+}
+
+async function ask(device: DeviceRequester, operation: number, items: ReturnType<typeof payload.get>) {
+  return (await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }])))).batchItems[0]!;
+}
+
+const outcome = (item: { resultStatus: number; resultMessage?: string | undefined }) => (item.resultStatus === ResultStatus.Success ? 'served' : `refused (${item.resultMessage})`);
+
 export async function runDemo(_args: string[], out: (text: string) => void): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-demo-'));
   const step = (text: string): void => out(`  ${text}\n`);
-  out('kmip-edge demo — development KMIP server and kmip-edge client on this machine, mutual TLS\n');
-  const pki = ensureDevPki(dir);
-  const server = new DevKmipServer(pki, { leaseSeconds: 600 });
+  const problems: string[] = [];
+  const check = (ok: boolean, what: string) => void (ok || problems.push(what));
+  out('kmip-edge demo — key server, gateway agent and two devices on this machine\n');
+  const pki = ensureDevPki(join(dir, 'kms'));
+  const listenPort = await freePort();
+  const server = new DevKmipServer(pki, { leaseSeconds: 3600, pushTo: [{ host: '127.0.0.1', port: listenPort }] });
   const port = await server.listen(0);
-  step(`development server on 127.0.0.1:${port}; certificates made in ${dir}`);
-  const transport = new CountingTransport(new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }, { maxConnections: 2 }));
-  const client = new KmipClient({ transport });
+  step(`key server (development KMIP server) on 127.0.0.1:${port}, mutual TLS; certificates in ${join(dir, 'kms')}`);
+  const endpoint = { host: '127.0.0.1', port, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
+  const admin = new KmipClient({ transport: new TlsPool(endpoint), version: { major: 1, minor: 2 } });
+  const client = new KmipClient({ transport: new TlsPool(endpoint, { maxConnections: 2 }) });
+  let serverRunning = true;
+  const stopServer = async () => void (serverRunning && ((serverRunning = false), await server.close()));
+  const closers: (() => Promise<void> | void)[] = [() => admin.close(), stopServer];
   try {
-    const versions = await client.discoverVersions();
-    step(`negotiated KMIP ${formatVersion(versions[0]!)} (server offers ${versions.map(formatVersion).join(', ')})`);
+    // The key server's administrator: a tape key with a usage limit, and an HMAC key for nonce-MAC.
+    const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 100_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
+    const tapeKey = await admin.create(ObjectType.SymmetricKey, key('tape-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt, [{ name: 'Usage Limits', value: limits }]));
+    await admin.activate(tapeKey);
+    const macKey = await admin.create(ObjectType.SymmetricKey, key('mac-key', CryptographicAlgorithm.HMAC_SHA256, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify));
+    const sensorKey = await admin.create(ObjectType.SymmetricKey, key('sensor-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt));
+    await admin.activate(sensorKey);
+    const serverMaterial = async (uid: string) => fingerprint(keyMaterialOf(keyBlockOf((await admin.get(uid)).object)));
+    step(`created keys: tape-key ${tapeKey} (usage limit 100000 bytes), sensor-key ${sensorKey}, HMAC-SHA256 mac-key ${macKey}`);
 
-    const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
-    const tapeKey = await client.create(ObjectType.SymmetricKey, key('tape-drive-7', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt, [{ name: 'Usage Limits', value: limits }]));
-    await client.activate(tapeKey);
-    const material = keyMaterialOf(keyBlockOf((await client.get(tapeKey)).object));
-    step(`created and activated AES-256 key ${tapeKey} (fingerprint ${fingerprint(material)}), usage limit 1000 bytes`);
+    // The gateway agent.
+    const agent = await AgentCore.open({ data: join(dir, 'agent'), client, log: silentLogger, ledger: { minChunk: 1000n, maxChunk: 4000n }, nonceMac: { defaultMacKey: macKey } });
+    closers.unshift(async () => {
+      await agent.close();
+      await client.close();
+    });
+    const registry = new DeviceRegistry(agent.store, agent.masterKey);
+    const service = new DeviceService(agent, registry, agent.store, silentLogger, { retryMs: 200, maxRetryMs: 1000 });
+    closers.unshift(() => service.relay.close());
+    const broker = await startEmbeddedBroker();
+    closers.unshift(() => broker.close());
+    const transport = await MqttDeviceTransport.start(broker, (frame, id, send) => service.handle(frame, id, send));
+    service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
+    closers.unshift(() => transport.close());
+    const listener = await PushListener.start({
+      host: '127.0.0.1', port: listenPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey),
+      upstream: { hostName: '127.0.0.1' }, apply: (push) => service.applyAndRelay(push),
+    });
+    closers.unshift(() => listener.close());
+    step(`agent: LevelDB store and sealed master key in ${join(dir, 'agent')}; embedded MQTT broker on 127.0.0.1:${broker.port}; Put/Notify listener on 127.0.0.1:${listenPort}`);
 
-    const grants: string[] = [];
-    for (;;) {
-      try {
-        await client.getUsageAllocation(tapeKey, 300n);
-        grants.push('300');
-      } catch (error) {
-        grants.push(`refused (${(error as { resultReason?: string }).resultReason})`);
-        break;
-      }
-    }
-    step(`Get Usage Allocation of 300 bytes, repeatedly: ${grants.join(', ')}`);
-    const lease = await client.obtainLease(tapeKey);
-    step(`Obtain Lease: ${lease.leaseTime} s`);
+    const tapeDevice = await registry.add('tape-drive-7', { keys: [{ name: 'tape-key' }] });
+    const sensorDevice = await registry.add('sensor-1', { suite: 2, keys: [{ uniqueIdentifier: sensorKey }, { uniqueIdentifier: macKey }] });
+    const tape = await simulatedDevice(tapeDevice, broker);
+    const sensor = await simulatedDevice(sensorDevice, broker);
+    closers.unshift(() => tape.close(), () => sensor.close());
+    step('devices: tape-drive-7 (AES-256-GCM frames, may use keys named tape-key) and sensor-1 (ChaCha20-Poly1305, sensor-key)');
 
-    const macKey = await client.create(ObjectType.SymmetricKey, key('mac-key', CryptographicAlgorithm.HMAC_SHA256, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify));
-    const nonce = randomBytes(16);
-    await client.addAttribute(tapeKey, { name: 'x-Nonce', value: byteString(Tag.AttributeValue, nonce) });
-    const signed = await client.get(tapeKey, { keyWrappingSpecification: keyWrappingSpecification({ method: 'mac', keyUid: macKey, attributeNames: ['x-Nonce'] }) });
-    const keyValue = verifyMacKeyBlock(keyBlockOf(signed.object), keyMaterialOf(keyBlockOf((await client.get(macKey)).object)));
-    const echoed = wrappedAttribute(keyValue, 'x-Nonce')?.value as Uint8Array | undefined;
-    const nonceOk = echoed !== undefined && Buffer.from(echoed).equals(nonce);
-    step(`Get with MAC/sign wrapping + x-Nonce: HMAC-SHA256 verified, nonce ${nonceOk ? 'matches' : 'DOES NOT MATCH'}`);
+    // 1. A key, fetched by the agent with nonce-MAC and served from its cache.
+    const got = await ask(tape.requester, Operation.Get, payload.get(tapeKey));
+    const gotFingerprint = got.payload ? fingerprint(keyMaterialOf(keyBlockOf(readGet(got.payload).object))) : 'none';
+    const same = gotFingerprint === (await serverMaterial(tapeKey));
+    check(same, 'the tape key served differs from the server');
+    step(`tape-drive-7 Get tape-key: ${outcome(got)}, fingerprint ${gotFingerprint} ${same ? '= the key server\'s' : '≠ the key server\'s'} (the agent set x-Nonce and verified the HMAC before caching it)`);
 
-    const uids = await Promise.all(Array.from({ length: 50 }, (_, i) => client.create(ObjectType.SymmetricKey, key(`device-key-${i}`, CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt))));
-    const before = transport.roundTrips;
-    const fetched = await Promise.all(uids.map((uid) => client.get(uid)));
-    const ok = fetched.every((f, i) => f.uniqueIdentifier === uids[i]);
-    step(`50 concurrent Gets: ${ok ? 'each caller got its own key' : 'MISMATCH'}, in ${transport.roundTrips - before} message(s) thanks to coalescing`);
-    out(nonceOk && ok ? 'demo complete\n' : 'demo found a problem\n');
-    return nonceOk && ok ? 0 : 1;
+    // 2. Usage allocations from the agent's ledger, refilled upstream in small chunks.
+    const grants = [];
+    for (let i = 0; i < 3; i++) grants.push(outcome(await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(tapeKey, 300n))));
+    const totals = await agent.ledger.totals(tapeKey);
+    check(totals.grantedToDevices === 900n && totals.allocatedFromUpstream >= 900n, 'ledger totals');
+    step(`tape-drive-7 Get Usage Allocation 300 bytes ×3: ${grants.join(', ')}; ledger: ${totals.allocatedFromUpstream} allocated from upstream, ${totals.grantedToDevices} granted to devices`);
+    const lease = await ask(tape.requester, Operation.ObtainLease, payload.obtainLease(tapeKey));
+    step(`tape-drive-7 Obtain Lease: ${outcome(lease)}`);
+
+    // 3. End-to-end nonce-MAC: the device sets its own nonce and verifies the HMAC itself.
+    const macBytes = keyMaterialOf(keyBlockOf((await admin.get(macKey)).object)); // provisioned on the device
+    const verified = await verifiedGet(sensor.requester, sensorKey, macKey, macBytes);
+    check(verified.ok, 'end-to-end nonce-MAC');
+    step(`sensor-1 nonce-MAC Get of sensor-key: ${verified.ok ? `HMAC and its own x-Nonce verified at the device, fingerprint ${fingerprint(verified.material)}` : `REJECTED (${verified.error})`}`);
+    const forbidden = await ask(sensor.requester, Operation.Get, payload.get(tapeKey));
+    check(forbidden.resultStatus !== ResultStatus.Success, 'sensor-1 got a key outside its allow-list');
+    step(`sensor-1 Get tape-key (not on its allow-list): ${outcome(forbidden)}`);
+
+    // 4. The key server replaces the tape key: Put Replace, acknowledged by the agent once on disk, relayed to the device.
+    const newTapeKey = await admin.create(ObjectType.SymmetricKey, key('tape-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt, [{ name: 'Usage Limits', value: limits }]));
+    await admin.activate(newTapeKey);
+    const before = tape.pushes.length;
+    const [record] = await server.put(newTapeKey, tapeKey);
+    for (let i = 0; i < 100 && !tape.pushes.slice(before).some((p) => p.batchItems[0]!.operation === Operation.Put); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    const relayed = tape.pushes.slice(before).find((p) => p.batchItems[0]!.operation === Operation.Put);
+    check(record?.acknowledged === true && relayed !== undefined, 'the Put was not acknowledged and relayed');
+    step(`key server Put Replace ${tapeKey} → ${newTapeKey}: ${record?.acknowledged ? 'acknowledged by the agent' : 'NOT acknowledged'}; relayed to tape-drive-7: ${relayed ? `${enumerationText(Tag.Operation, relayed.batchItems[0]!.operation)} received and acknowledged` : 'NOT received'}`);
+
+    const firstGrant = await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(newTapeKey, 100n));
+    step(`tape-drive-7 Get Usage Allocation 100 bytes of the new key: ${outcome(firstGrant)} (the agent now holds a chunk of it)`);
+
+    // 5. The key server goes away: the devices keep working from the cache, leases and allocations.
+    await stopServer();
+    const offlineGet = await ask(tape.requester, Operation.Get, payload.get(newTapeKey));
+    const offlineGrant = await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(newTapeKey, 100n));
+    const retired = await ask(tape.requester, Operation.Get, payload.get(tapeKey));
+    check(offlineGet.resultStatus === ResultStatus.Success && offlineGrant.resultStatus === ResultStatus.Success, 'offline Get and allocation');
+    step(`key server stopped — tape-drive-7 Get of the new key: ${outcome(offlineGet)} from the cache; 100 more bytes: ${outcome(offlineGrant)} from the agent's allocation; the replaced key: ${outcome(retired)}`);
+
+    out(problems.length === 0 ? 'demo complete\n' : `demo found a problem: ${problems.join('; ')}\n`);
+    return problems.length === 0 ? 0 : 1;
   } finally {
-    await client.close();
-    await server.close();
+    for (const close of closers) await close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

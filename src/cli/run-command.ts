@@ -9,6 +9,7 @@
 import { parseArgs } from 'node:util';
 import { AgentCore } from '../agent/agent-core.ts';
 import { DeviceService } from '../devices/device-service.ts';
+import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
 import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
@@ -30,7 +31,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       config: { type: 'string' }, data: { type: 'string' },
       upstream: { type: 'string' }, 'upstream-ca': { type: 'string' }, 'upstream-cert': { type: 'string' }, 'upstream-key': { type: 'string' },
       'upstream-server-name': { type: 'string' },
-      mqtt: { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
+      mqtt: { type: 'string' }, 'embedded-broker': { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
       'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
       'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
       'nonce-mac-key': { type: 'string' }, 'nonce-mac-for': { type: 'string', multiple: true },
@@ -44,12 +45,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   for (const flag of ['upstream', 'upstream-ca', 'upstream-cert', 'upstream-key'] as const) {
     if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
   }
-  if (values.mqtt === undefined && (values.serial ?? []).length === 0) throw new UsageError('run needs --mqtt URL or --serial PATH for its devices');
+  if (values.mqtt === undefined && values['embedded-broker'] === undefined && (values.serial ?? []).length === 0) throw new UsageError('run needs --mqtt URL, --embedded-broker HOST:PORT or --serial PATH for its devices');
+  if (values.mqtt !== undefined && values['embedded-broker'] !== undefined) throw new UsageError('--mqtt names an external broker, --embedded-broker starts one: not both');
   if (values['push-listen'] !== undefined) {
     for (const flag of ['push-cert', 'push-key', 'push-ca'] as const) if (values[flag] === undefined) throw new UsageError(`--push-listen needs --${flag}`);
   }
-  const mqtt = values.mqtt === undefined ? undefined : new URL(values.mqtt);
-  if (mqtt && mqtt.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
+  const mqttUrl = values.mqtt === undefined ? undefined : new URL(values.mqtt);
+  if (mqttUrl && mqttUrl.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
+  const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
 
   const log = createLogger({ level: values['log-level'] }, pino.destination(2));
   const client = new KmipClient({
@@ -72,9 +75,15 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   const service = new DeviceService(agent, new DeviceRegistry(agent.store, agent.masterKey), agent.store, log);
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
+  let mqtt = mqttUrl && { host: mqttUrl.hostname, port: Number(mqttUrl.port || 1883) };
   try {
+    if (embedded) {
+      const broker = await startEmbeddedBroker(embedded.host, embedded.port);
+      closers.push(() => broker.close());
+      mqtt = { host: broker.host, port: broker.port };
+    }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start({ host: mqtt.hostname, port: Number(mqtt.port || 1883) }, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
+      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
       service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
       closers.push(() => transport.close());
     }
@@ -95,7 +104,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       closers.push(() => pushListener!.close());
     }
   } catch (error) {
-    for (const close of closers) await close();
+    for (const close of closers.reverse()) await close();
     await agent.close();
     await client.close();
     throw error;
@@ -103,15 +112,15 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   await agent.prunePushRecords();
   const resumed = await service.relay.resume();
   const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
-  out(JSON.stringify({ ready: true, data: values.data, mqtt: values.mqtt ?? null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
-  log.info({ mqtt: values.mqtt, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
+  log.info({ mqtt, embeddedBroker: embedded !== undefined, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
   clearInterval(renewal);
   service.relay.close();
-  for (const close of closers) await close();
+  for (const close of closers.reverse()) await close();
   await agent.close(); // waits for the store's queued synced writes
   await client.close();
   log.info('agent stopped');

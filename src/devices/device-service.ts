@@ -253,6 +253,8 @@ export class DeviceService {
     const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
     if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
     if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
+    // The upstream could not be reached for what the cache does not hold: the device may retry later.
+    if (code.startsWith('NET_')) return new Refusal(ResultReason.PermissionDenied, 'AGENT_OFFLINE');
     return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');
   }
 

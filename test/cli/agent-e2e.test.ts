@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
+import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
 import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
@@ -82,5 +83,30 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
     agent?.kill('SIGKILL');
     server.child.kill('SIGTERM');
     pty.stop();
+  }
+});
+
+it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes) and device-sim uses it', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-embedded-'));
+  const kms = join(work, 'kms');
+  const data = join(work, 'agent');
+  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  let agent: ChildProcess | undefined;
+  try {
+    const port = server.ready.port as number;
+    const uid = await createActiveKey(kms, port, 'e2e-embedded-key');
+    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'embedded-dev', '--key-uid', uid]).stdout) as { key: string };
+    const brokerPort = await freePort();
+    const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`]);
+    agent = run.child;
+    assert.equal(run.ready.mqtt, `mqtt://127.0.0.1:${brokerPort}`);
+    const result = runCli(['device-sim', '--id', 'embedded-dev', '--key', key, '--mqtt', `mqtt://127.0.0.1:${brokerPort}`, '--state', join(work, 'embedded.counter'), 'get', '--uid', uid]);
+    assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
+    agent.kill('SIGTERM');
+    assert.equal(await exited(agent), 0);
+    agent = undefined;
+  } finally {
+    agent?.kill('SIGKILL');
+    server.child.kill('SIGTERM');
   }
 });

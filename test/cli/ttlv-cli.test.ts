@@ -68,8 +68,12 @@ describe('kmip-edge ttlv', () => {
   it('demo runs the embedded default end to end', () => {
     const run = runCli(['demo']);
     assert.equal(run.status, 0, run.stderr);
-    assert.match(run.stdout, /nonce matches/);
-    assert.match(run.stdout, /each caller got its own key, in 1 message\(s\)/);
+    assert.match(run.stdout, /tape-drive-7 Get tape-key: served, fingerprint [0-9a-f]{16} = the key server's/);
+    assert.match(run.stdout, /ledger: \d+ allocated from upstream, 900 granted to devices/);
+    assert.match(run.stdout, /HMAC and its own x-Nonce verified at the device/);
+    assert.match(run.stdout, /sensor-1 Get tape-key \(not on its allow-list\): refused/);
+    assert.match(run.stdout, /acknowledged by the agent; relayed to tape-drive-7: Put received and acknowledged/);
+    assert.match(run.stdout, /key server stopped — tape-drive-7 Get of the new key: served from the cache; 100 more bytes: served/);
     assert.match(run.stdout, /demo complete\n$/);
   });
 
