@@ -18,6 +18,7 @@ import { createLogger, pino } from '../log.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
+import { serveDeviceAdmin } from './device-admin.ts';
 import { UsageError } from './errors.ts';
 
 /** Renew a lease this long before it ends, checking this often. */
@@ -72,7 +73,8 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   }
   const nonceMac = values['nonce-mac-key'] !== undefined || Object.keys(perKey).length > 0 ? { ...(values['nonce-mac-key'] !== undefined && { defaultMacKey: values['nonce-mac-key'] }), perKey } : undefined;
   const agent = await AgentCore.open({ data: values.data, client, log, ...(nonceMac && { nonceMac }) });
-  const service = new DeviceService(agent, new DeviceRegistry(agent.store, agent.masterKey), agent.store, log);
+  const registry = new DeviceRegistry(agent.store, agent.masterKey);
+  const service = new DeviceService(agent, registry, agent.store, log);
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
   let mqtt = mqttUrl && { host: mqttUrl.hostname, port: Number(mqttUrl.port || 1883) };
@@ -91,6 +93,9 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
       closers.push(() => line.close());
     }
+    // `kmip-edge device add|list|remove` while this process holds the store.
+    const admin = await serveDeviceAdmin(values.data, registry, (id) => service.forget(id));
+    closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     if (values['push-listen'] !== undefined) {
       const upstream = parseHostPort(values.upstream!);
       pushListener = await PushListener.start({

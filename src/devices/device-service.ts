@@ -86,6 +86,12 @@ export class DeviceService {
     return outcome;
   }
 
+  /** The device was added, changed or removed in the registry: drop what is held in memory for it. */
+  forget(deviceId: string): void {
+    this.devices.delete(deviceId);
+    this.buckets.delete(deviceId);
+  }
+
   private drop(code: string, deviceId?: string): undefined {
     this.dropped.set(code, (this.dropped.get(code) ?? 0) + 1);
     this.log.warn({ code, device: deviceId }, 'device frame dropped');

@@ -86,7 +86,7 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
   }
 });
 
-it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes) and device-sim uses it', async () => {
+it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes) and device-sim uses it; devices are provisioned while it runs', async () => {
   const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-embedded-'));
   const kms = join(work, 'kms');
   const data = join(work, 'agent');
@@ -102,6 +102,18 @@ it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes
     assert.equal(run.ready.mqtt, `mqtt://127.0.0.1:${brokerPort}`);
     const result = runCli(['device-sim', '--id', 'embedded-dev', '--key', key, '--mqtt', `mqtt://127.0.0.1:${brokerPort}`, '--state', join(work, 'embedded.counter'), 'get', '--uid', uid]);
     assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
+
+    // Provisioning while the agent runs (it holds the store): through its socket, effective at once.
+    const late = runCli(['device', 'add', '--data', data, '--id', 'late-dev', '--key-uid', uid]);
+    assert.equal(late.status, 0, late.stderr);
+    const lateKey = (JSON.parse(late.stdout) as { key: string }).key;
+    const lateGet = runCli(['device-sim', '--id', 'late-dev', '--key', lateKey, '--mqtt', `mqtt://127.0.0.1:${brokerPort}`, '--state', join(work, 'late.counter'), 'get', '--uid', uid]);
+    assert.equal(lateGet.status, 0, `${lateGet.stdout} ${lateGet.stderr}`);
+    assert.deepEqual((JSON.parse(runCli(['device', 'list', '--data', data]).stdout) as { devices: { id: string }[] }).devices.map((d) => d.id), ['embedded-dev', 'late-dev']);
+    const taken = runCli(['device', 'add', '--data', data, '--id', 'late-dev']);
+    assert.deepEqual([taken.status, taken.stderr.trim()], [2, 'kmip-edge: device late-dev is already registered'], 'refused by the agent as by the store');
+    assert.equal(runCli(['device', 'add', '--data', data, '--id', 'x', '--suite', 'rot13']).status, 2, 'bad usage is exit 2 through the agent too');
+    assert.deepEqual(JSON.parse(runCli(['device', 'remove', '--data', data, '--id', 'late-dev']).stdout), { id: 'late-dev', removed: true });
     agent.kill('SIGTERM');
     assert.equal(await exited(agent), 0);
     agent = undefined;
