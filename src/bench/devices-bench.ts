@@ -2,7 +2,9 @@
  * Devices benchmark (CLI.md `bench devices`): key fetches (cache hits) by 1, 100 and 1,000
  * simulated devices over a real Mosquitto broker, each device one request at a time — throughput,
  * p50 and p99 — next to the baseline measured in the same run on the same broker: a bare MQTT echo
- * responder answering the same number of devices sending frame-sized payloads.
+ * responder answering the same number of devices sending frame-sized payloads. The agent (or the
+ * echo responder) runs here; the devices run in a separate process (./device-load.ts), as they do
+ * in life, so that their work is not counted against the agent.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,15 +17,16 @@ import { AgentCore } from '../agent/agent-core.ts';
 import { ensureDevPki } from '../devserver/pki.ts';
 import { DevKmipServer } from '../devserver/server.ts';
 import { DeviceClient, memoryCounters } from '../devices/device-client.ts';
+import type { LoadConfig, Measurement } from './device-load.ts';
+import { toHex } from '../ttlv/hex.ts';
 import { DeviceService } from '../devices/device-service.ts';
-import { MqttDevice } from '../devices/mqtt-device.ts';
 import { connectMqtt, MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { nameValue } from '../kmip/attributes.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { payload } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, Tag } from '../kmip/tables.generated.ts';
 import { silentLogger } from '../log.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { enumeration, integer } from '../ttlv/build.ts';
@@ -50,52 +53,31 @@ async function startBroker(dir: string): Promise<{ port: number; stop: () => voi
   throw new KmipEdgeError('BENCH_UNAVAILABLE', 'Mosquitto did not start');
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+/**
+ * Runs the load generator in a child process (this same command) and returns what it measured,
+ * with this process's CPU time per request meanwhile — the agent's, or the echo responder's.
+ */
+async function load(config: LoadConfig): Promise<Measurement & { cpuUsPerRequest: number }> {
+  const before = process.cpuUsage();
+  const measured = await loadProcess(config);
+  const cpu = process.cpuUsage(before);
+  return { ...measured, cpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, measured.requests)) };
 }
 
-interface Measurement {
-  requestsPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
+function loadProcess(config: LoadConfig): Promise<Measurement> {
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'devices-load'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stdin!.end(JSON.stringify(config));
+  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as Measurement) : reject(new Error(`the device load generator exited ${code}`)))));
 }
 
-/** Runs `devices` loops of `one()` for `seconds`; each loop one request at a time. */
-async function drive(loops: (() => Promise<void>)[], seconds: number): Promise<Measurement> {
-  const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  const started = performance.now();
-  await Promise.all(loops.map(async (one) => {
-    while (performance.now() < deadline) {
-      const t = performance.now();
-      await one();
-      latencies.push(performance.now() - t);
-    }
-  }));
-  const elapsed = (performance.now() - started) / 1000;
-  latencies.sort((a, b) => a - b);
-  return { requestsPerSec: Math.round(latencies.length / elapsed), p50Ms: Number(percentile(latencies, 50).toFixed(3)), p99Ms: Number(percentile(latencies, 99).toFixed(3)) };
-}
-
-/** The baseline: devices sending frame-sized payloads to a bare echo responder on the same broker. */
-async function echoLoops(port: number, count: number, size: number): Promise<{ loops: (() => Promise<void>)[]; close: () => void }> {
+/** The baseline's responder: echoes each device's payload back on its down topic. */
+async function echoResponder(port: number): Promise<MqttClient> {
   const responder = await connectMqtt({ host: '127.0.0.1', port, clientId: 'bench-echo' });
   responder.on('message', (topic, message) => responder.publish(topic.replace(/\/up$/, '/down'), message, { qos: 1 }));
   await new Promise<void>((resolve) => responder.subscribe('echo/+/up', { qos: 1 }, () => resolve()));
-  const clients: MqttClient[] = [];
-  const loops = await Promise.all(Array.from({ length: count }, async (_, i) => {
-    const client = await connectMqtt({ host: '127.0.0.1', port, clientId: `bench-echo-device-${i}` });
-    clients.push(client);
-    let waiting: (() => void) | undefined;
-    client.on('message', () => waiting?.());
-    await new Promise<void>((resolve) => client.subscribe(`echo/d${i}/down`, { qos: 1 }, () => resolve()));
-    const body = Buffer.alloc(size, i & 0xff);
-    return () => new Promise<void>((resolve) => {
-      waiting = resolve;
-      client.publish(`echo/d${i}/up`, body, { qos: 1 });
-    });
-  }));
-  return { loops, close: () => [responder, ...clients].forEach((c) => c.end(true)) };
+  return responder;
 }
 
 export async function benchDevices(options: { seconds: number; json: boolean; out: (text: string) => void; counts?: number[] }): Promise<void> {
@@ -124,25 +106,22 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
     for (const count of options.counts ?? [1, 100, 1000]) {
       while (registered < count) await registry.add(`bench-${registered++}`, { keys: [{ uniqueIdentifier: uid }], limits: { requestsPerSecond: 1_000_000 } });
       const devices = await Promise.all(Array.from({ length: count }, async (_, i) => {
-        const id = `bench-${i}`;
-        const device = (await registry.get(id))!;
-        const mqtt = await connectMqtt({ host: '127.0.0.1', port: broker.port, clientId: `${id}-${count}` });
+        const device = (await registry.get(`bench-${i}`))!;
         // fresh counters per round, above any used before
-        const sim = await MqttDevice.attach(mqtt, new DeviceClient(id, device.key, device.suite, memoryCounters(BigInt(count) * 1_000_000_000n)));
-        return { mqtt, sim };
+        return { id: device.id, key: toHex(device.key), suite: device.suite, counterBase: String(BigInt(count) * 1_000_000_000n) };
       }));
       const sampleFrame = new DeviceClient('bench-0', new Uint8Array(32), 1, memoryCounters()).seal(request).frame.length;
-      const ours = await drive(devices.map(({ sim }) => async () => {
-        const response = await sim.request(request, { resendMs: 5000 });
-        if (response.batchItems[0]?.resultStatus !== ResultStatus.Success) throw new Error('bench: a Get failed');
-      }), options.seconds);
-      devices.forEach(({ mqtt }) => mqtt.end(true));
-      const echo = await echoLoops(broker.port, count, sampleFrame);
-      const baseline = await drive(echo.loops, options.seconds);
-      echo.close();
-      const result = { bench: 'devices', devices: count, ...ours, echoRequestsPerSec: baseline.requestsPerSec, echoP50Ms: baseline.p50Ms, echoP99Ms: baseline.p99Ms };
+      const ours = await load({ port: broker.port, seconds: options.seconds, mode: 'devices', devices, request: toHex(request) });
+      const responder = await echoResponder(broker.port);
+      const baseline = await load({ port: broker.port, seconds: options.seconds, mode: 'echo', echo: { count, size: sampleFrame } });
+      responder.end(true);
+      const result = {
+        bench: 'devices', devices: count, requestsPerSec: ours.requestsPerSec, p50Ms: ours.p50Ms, p99Ms: ours.p99Ms,
+        echoRequestsPerSec: baseline.requestsPerSec, echoP50Ms: baseline.p50Ms, echoP99Ms: baseline.p99Ms,
+        agentCpuUsPerRequest: ours.cpuUsPerRequest, echoCpuUsPerRequest: baseline.cpuUsPerRequest,
+      };
       if (options.json) options.out(JSON.stringify(result) + '\n');
-      else options.out(`  ${String(count).padStart(4)} devices: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  echo ${baseline.requestsPerSec}/s p50 ${baseline.p50Ms} ms p99 ${baseline.p99Ms} ms  (throughput ${(ours.requestsPerSec / baseline.requestsPerSec).toFixed(2)}×, p50 ${(ours.p50Ms / baseline.p50Ms).toFixed(2)}×)\n`);
+      else options.out(`  ${String(count).padStart(4)} devices: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  echo ${baseline.requestsPerSec}/s p50 ${baseline.p50Ms} ms p99 ${baseline.p99Ms} ms  (throughput ${(ours.requestsPerSec / baseline.requestsPerSec).toFixed(2)}×, p50 ${(ours.p50Ms / baseline.p50Ms).toFixed(2)}×; CPU per request agent ${ours.cpuUsPerRequest} µs, echo ${baseline.cpuUsPerRequest} µs)\n`);
     }
   } finally {
     await transport.close();

@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import { UsageError } from './errors.ts';
 import { benchTtlv } from '../bench/ttlv-bench.ts';
 import { benchDevices } from '../bench/devices-bench.ts';
+import { runDeviceLoad, type LoadConfig } from '../bench/device-load.ts';
+import { readFileSync } from 'node:fs';
 import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
 
@@ -26,7 +28,11 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
-    if (name === 'ttlv') {
+    if (name === 'devices-load') {
+      // Internal: the load generator process of `bench devices` (configuration on stdin).
+      const config = JSON.parse(readFileSync(0, 'utf8')) as LoadConfig;
+      out(JSON.stringify(await runDeviceLoad(config)) + '\n');
+    } else if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
     } else if (name === 'devices') {
       await benchDevices({ seconds, json: values.json, out });

@@ -97,7 +97,7 @@ export async function runDemo(_args: string[], out: (text: string) => void): Pro
     });
     const registry = new DeviceRegistry(agent.store, agent.masterKey);
     const service = new DeviceService(agent, registry, agent.store, silentLogger, { retryMs: 200, maxRetryMs: 1000 });
-    closers.unshift(() => service.relay.close());
+    closers.unshift(() => service.close());
     const broker = await startEmbeddedBroker();
     closers.unshift(() => broker.close());
     const transport = await MqttDeviceTransport.start(broker, (frame, id, send) => service.handle(frame, id, send));

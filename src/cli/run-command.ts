@@ -125,7 +125,8 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   });
   clearInterval(renewal);
   service.relay.close();
-  for (const close of closers.reverse()) await close();
+  for (const close of closers.reverse()) await close(); // no more frames in
+  await service.close(); // writes the counters still held back
   await agent.close(); // waits for the store's queued synced writes
   await client.close();
   log.info('agent stopped');

@@ -86,6 +86,12 @@ export class DeviceService {
     return outcome;
   }
 
+  /** Stops relaying and writes the counters still held back; the store stays open (the agent owns it). */
+  async close(): Promise<void> {
+    this.relay.close();
+    await this.replay.flush();
+  }
+
   /** The device was added, changed or removed in the registry: drop what is held in memory for it. */
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
@@ -147,22 +153,27 @@ export class DeviceService {
       return this.drop('FRAME_REPLAYED', device.id);
     }
     this.relay.heard(device.id, route);
-    if (header.replyTo !== undefined) return this.withinRate(device) ? this.acknowledgement(device, header.replyTo, body, counterWrite) : undefined;
+    if (header.replyTo !== undefined) {
+      if (this.withinRate(device)) return this.acknowledgement(device, header.replyTo, body, counterWrite);
+      this.replay.defer(counterWrite);
+      return undefined;
+    }
     const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
     const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: await this.downCounters.next(device.id), replyTo: header.counter }, device.key, response);
     this.lastReply.set(device.id, { counter: header.counter, reply });
-    // The up counter: synced with a request that had an effect (a grant), written without a sync
-    // for reads — a read re-served after a power cut changes nothing, and the hot path of a cache
-    // hit stays free of fsync (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
-    const operations: BatchOperation[] = [counterWrite];
+    // The up counter: synced with a request that had an effect (a grant), with the reply kept for
+    // a resend; for reads written a little later with others, unsynced — a read re-served after a
+    // power cut changes nothing, and the hot path of a cache hit waits for no disk at all
+    // (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
     if (effect) {
       const kept = new Uint8Array(8 + reply.length);
       new DataView(kept.buffer).setBigUint64(0, header.counter);
       kept.set(reply, 8);
-      operations.push({ type: 'put', key: LAST_REPLY + device.id, value: kept });
+      await this.replay.supersede(counterWrite);
+      await this.store.commit([counterWrite, { type: 'put', key: LAST_REPLY + device.id, value: kept }]);
+    } else {
+      this.replay.defer(counterWrite);
     }
-    if (effect) await this.store.commit(operations);
-    else await this.store.write(operations);
     return reply;
   }
 
@@ -173,6 +184,7 @@ export class DeviceService {
    */
   private async acknowledgement(device: Device, replyTo: bigint, body: Uint8Array, counterWrite: BatchOperation): Promise<undefined> {
     const removal = this.relay.acknowledgement(device, replyTo, body);
+    await this.replay.supersede(counterWrite);
     await this.store.commit([counterWrite, ...(removal ?? [])]);
     if (removal) this.relay.acknowledged(device.id);
     return undefined;

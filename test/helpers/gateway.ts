@@ -33,7 +33,7 @@ export async function startGateway(options: { leaseSeconds?: number; ledger?: Pa
   return {
     dev, admin, agent, deviceStore, registry, service,
     async stop(): Promise<void> {
-      service.relay.close();
+      await service.close();
       await agent.close();
       await client.close();
       await admin.close();

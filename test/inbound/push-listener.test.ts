@@ -67,7 +67,7 @@ async function startPushedAgent(pin = false) {
   return {
     dev, admin, agent, registry, service, listener, send, file, logLines,
     async stop() {
-      service.relay.close();
+      await service.close();
       await listener.close();
       await agent.close();
       await client.close();
