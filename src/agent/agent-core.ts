@@ -6,7 +6,6 @@
  * agent keeps serving what its cache, leases and allocations cover, and says exactly why not
  * otherwise (AGENT_OFFLINE, LEDGER_INSUFFICIENT, KEY_…).
  */
-import type { Attribute } from '../kmip/attributes.ts';
 import { KmipResultError } from '../kmip/message.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { Tag } from '../kmip/tables.generated.ts';

@@ -5,27 +5,22 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
-import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { startPtyPair } from '../helpers/pty-pair.ts';
 
 it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease; clean SIGTERM; ledger', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-'));
-  const kms = join(work, 'kms');
-  const data = join(work, 'agent');
   const broker = await startMosquitto();
-  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  const { work, kms, data, port, server } = await startKeyServer('e2e');
   let agent: ChildProcess | undefined;
   try {
-    const port = server.ready.port as number;
     const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1_000_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
     const uid = await createActiveKey(kms, port, 'e2e-tape-key', [{ name: 'Usage Limits', value: limits }]);
 
@@ -55,20 +50,16 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     assert.deepEqual(ledger.keys.map((k) => [k.uniqueIdentifier, k.grantedToDevices, k.perDevice]), [[uid, 3 * 4096, { 'tape-drive-1': 3 * 4096 }]]);
   } finally {
     agent?.kill('SIGKILL');
-    server.child.kill('SIGTERM');
+    server.kill('SIGTERM');
     await broker.stop();
   }
 });
 
 it('the same over a serial line: kmip-edge run --serial and device-sim --serial on a socat pty pair', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-serial-'));
-  const kms = join(work, 'kms');
-  const data = join(work, 'agent');
   const pty = await startPtyPair();
-  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  const { work, kms, data, port, server } = await startKeyServer('e2e-serial');
   let agent: ChildProcess | undefined;
   try {
-    const port = server.ready.port as number;
     const uid = await createActiveKey(kms, port, 'e2e-serial-key');
     const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'serial-dev', '--key-uid', uid]).stdout) as { key: string };
     const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--serial', pty.agentEnd]);
@@ -81,19 +72,15 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
     agent = undefined;
   } finally {
     agent?.kill('SIGKILL');
-    server.child.kill('SIGTERM');
+    server.kill('SIGTERM');
     pty.stop();
   }
 });
 
 it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes) and device-sim uses it; devices are provisioned while it runs', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-e2e-embedded-'));
-  const kms = join(work, 'kms');
-  const data = join(work, 'agent');
-  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
+  const { work, kms, data, port, server } = await startKeyServer('e2e-embedded');
   let agent: ChildProcess | undefined;
   try {
-    const port = server.ready.port as number;
     const uid = await createActiveKey(kms, port, 'e2e-embedded-key');
     const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'embedded-dev', '--key-uid', uid]).stdout) as { key: string };
     const brokerPort = await freePort();
@@ -119,6 +106,6 @@ it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes
     agent = undefined;
   } finally {
     agent?.kill('SIGKILL');
-    server.child.kill('SIGTERM');
+    server.kill('SIGTERM');
   }
 });

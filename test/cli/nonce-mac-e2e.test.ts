@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
@@ -17,15 +16,11 @@ import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 
 it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent and at the device', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-nonce-e2e-'));
-  const kms = join(work, 'kms');
-  const data = join(work, 'agent');
   const broker = await startMosquitto();
-  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms]);
-  const port = server.ready.port as number;
+  const { work, kms, data, port, server } = await startKeyServer('nonce-e2e');
   const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
   let agent: ChildProcess | undefined;
   try {
@@ -62,7 +57,7 @@ it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent 
   } finally {
     agent?.kill('SIGKILL');
     await admin.close();
-    server.child.kill('SIGTERM');
+    server.kill('SIGTERM');
     await broker.stop();
   }
 });

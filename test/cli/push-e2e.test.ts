@@ -6,14 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { freePort } from '../../src/bench/free-port.ts';
 import { ROOT, runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { createActiveKey, exited, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 
 interface PushLine { op: string; ok: boolean; operation?: string; uid?: string; replaces?: string; attributes?: string[] }
 
@@ -42,13 +40,9 @@ function listen(args: string[]): Promise<{ lines: PushLine[]; done: Promise<numb
 }
 
 it('dev-server pushes Put and Notify to kmip-edge run; relayed over Mosquitto to device-sim, also after it was offline and the agent restarted', async () => {
-  const work = mkdtempSync(join(tmpdir(), 'kmip-edge-push-e2e-'));
-  const kms = join(work, 'kms');
-  const data = join(work, 'agent');
   const broker = await startMosquitto();
   const listenPort = await freePort();
-  const server = await startProcess(['dev-server', '--port', '0', '--dir', kms, '--push-to', `127.0.0.1:${listenPort}`]);
-  const port = server.ready.port as number;
+  const { work, kms, data, port, server } = await startKeyServer('push-e2e', ['--push-to', `127.0.0.1:${listenPort}`]);
   const runArgs = ['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`,
     '--push-listen', `127.0.0.1:${listenPort}`, '--push-cert', join(kms, 'client.pem'), '--push-key', join(kms, 'client.key'), '--push-ca', join(kms, 'ca.pem')];
   let agent: ChildProcess | undefined;
@@ -94,7 +88,7 @@ it('dev-server pushes Put and Notify to kmip-edge run; relayed over Mosquitto to
     assert.ok(cached.includes(second) && !cached.includes(first), `the cache holds the replacement only: ${cached}`);
   } finally {
     agent?.kill('SIGKILL');
-    server.child.kill('SIGTERM');
+    server.kill('SIGTERM');
     await broker.stop();
   }
 });

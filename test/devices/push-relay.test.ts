@@ -17,6 +17,7 @@ import { notifyPayload, putPayload, readPush } from '../../src/kmip/push.ts';
 import { Operation, State, Tag } from '../../src/kmip/tables.generated.ts';
 import { byteString, dateTime, enumeration, integer, structure, textString } from '../../src/ttlv/build.ts';
 import { startGateway } from '../helpers/gateway.ts';
+import { until } from '../helpers/until.ts';
 
 let gateway: Awaited<ReturnType<typeof startGateway>>;
 before(async () => (gateway = await startGateway({ relay: { retryMs: 100, maxRetryMs: 200 } })));
@@ -43,14 +44,6 @@ function connect(device: Device, options: { loseAcknowledgements?: number } = {}
   };
   requester.onPush = (request) => pushes.push(request);
   return { client, requester, pushes, agentFrames, route };
-}
-
-async function until(condition: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 async function outbox(deviceId: string): Promise<number> {

@@ -24,6 +24,7 @@ import { TestCa } from '../helpers/certificates.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { PushListener } from '../helpers/push-listener.ts';
+import { until } from '../helpers/until.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-push-'));
 let pki: DevPki;
@@ -46,14 +47,6 @@ async function withServer(listenerPort: number, test: (server: DevKmipServer, cl
   }
 }
 
-async function until(condition: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('development server: Put and Notify', () => {
   it('Notify on an attribute change carries the change and the Last Change Date, and is acknowledged', async () => {
     const listener = new PushListener(agentIdentity());
@@ -62,7 +55,7 @@ describe('development server: Put and Notify', () => {
       await withServer(port, async (server, client) => {
         const uid = await client.create(ObjectType.SymmetricKey, aesKey('notify-me'));
         await client.addAttribute(uid, { name: 'x-provider', value: textString(Tag.AttributeValue, 'acme') });
-        await until(() => server.pushes!.all().length === 1 && server.pushes!.unacknowledged().length === 0);
+        await until(() => server.pushes!.all().length === 1 && server.pushes!.unacknowledged().length === 0, 'the Notify acknowledged');
         const notify = listener.received[0]!;
         assert.equal(notify.batchItems[0]!.operation, Operation.Notify);
         assert.ok(notify.timeStamp !== undefined, 'server-initiated requests carry a Time Stamp');
@@ -71,7 +64,7 @@ describe('development server: Put and Notify', () => {
         assert.deepEqual(names, ['x-provider', 'Last Change Date']);
 
         await client.deleteAttribute(uid, 'x-provider');
-        await until(() => listener.received.length === 2);
+        await until(() => listener.received.length === 2, 'two pushes received');
         const deleted = findChildren(listener.received[1]!.batchItems[0]!.payload, Tag.Attribute)[0]!;
         assert.equal(optionalValue(deleted, Tag.AttributeName, ItemType.TextString), 'x-provider');
         assert.equal(optionalValue(deleted, Tag.AttributeValue, ItemType.TextString), undefined, 'a deleted attribute is sent without a value');
@@ -109,7 +102,7 @@ describe('development server: Put and Notify', () => {
     await withServer(port, async (server, client) => {
       const uid = await client.create(ObjectType.SymmetricKey, aesKey('retry'));
       const pending = server.put(uid);
-      await until(() => (server.pushes!.all()[0]?.attempts ?? 0) >= 2);
+      await until(() => (server.pushes!.all()[0]?.attempts ?? 0) >= 2, 'a second attempt');
       assert.equal(server.pushes!.unacknowledged().length, 1);
       const listener = new PushListener(agentIdentity());
       await listener.listen(port);
@@ -167,7 +160,7 @@ describe('development server: Put and Notify', () => {
       assert.deepEqual(JSON.parse(stdout), { pushed: 1, acknowledged: 1 });
       const listed = await promisify(execFile)(process.execPath, [join(ROOT, 'dist/kmip-edge.mjs'), 'dev-server', 'push', '--dir', serverDir, '--list']);
       assert.deepEqual(JSON.parse(listed.stdout), { unacknowledged: [] });
-      await until(() => cliListener.received.length === 2);
+      await until(() => cliListener.received.length === 2, 'two pushes at the CLI listener');
       assert.deepEqual(cliListener.received.map((r) => r.batchItems[0]!.operation), [Operation.Notify, Operation.Put]);
     } finally {
       child.kill('SIGTERM');

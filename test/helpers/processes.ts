@@ -1,6 +1,7 @@
 /** The product's processes for end-to-end tests: started from the built CLI, as users run them. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ObjectType } from '../../src/kmip/tables.generated.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
@@ -41,3 +42,14 @@ export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
 }
 
+
+/**
+ * A work folder for one end-to-end test: `kmip-edge dev-server` running with its PKI in `kms/`
+ * (extra flags in `devServerArgs`), and `data`, the path for the agent's data folder.
+ */
+export async function startKeyServer(name: string, devServerArgs: string[] = []): Promise<{ work: string; kms: string; data: string; port: number; server: ChildProcess }> {
+  const work = mkdtempSync(join(tmpdir(), `kmip-edge-${name}-`));
+  const kms = join(work, 'kms');
+  const { child, ready } = await startProcess(['dev-server', '--port', '0', '--dir', kms, ...devServerArgs]);
+  return { work, kms, data: join(work, 'agent'), port: ready.port as number, server: child };
+}

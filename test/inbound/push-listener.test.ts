@@ -33,6 +33,7 @@ import { aesKey } from '../helpers/client-interop-suite.ts';
 import { messageMismatch, serverToClientExchanges } from '../helpers/conformance.ts';
 import { CORPUS_DIR, substitutePlaceholders } from '../helpers/corpus.ts';
 import { startDevServer } from '../helpers/dev-server.ts';
+import { until } from '../helpers/until.ts';
 
 type Identity = { cert: Buffer; key: Buffer };
 
@@ -75,14 +76,6 @@ async function startPushedAgent(pin = false) {
       await dev.stop();
     },
   };
-}
-
-async function until(condition: () => Promise<boolean> | boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function outboxSize(agent: AgentCore): Promise<number> {
