@@ -1,6 +1,6 @@
 /**
  * Time-boxed fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON, hex,
- * device frames and SLIP.
+ * device frames, SLIP, server-pushed Put/Notify, and devices' nonce-MAC requests.
  * Inputs are random and mutated versions of real messages (the OASIS corpus, when ../shared is
  * there). A parser may accept or refuse; refusing with anything but its coded error is a bug, and
  * so is accepting TTLV that does not re-encode to the same bytes.
@@ -20,6 +20,12 @@ import type { TtlvItem } from '../src/ttlv/item.ts';
 import { MAX_FRAME_BYTES, openFrame, sealFrame, Suite } from '../src/devices/frame.ts';
 import { SlipDecoder, slipEncode } from '../src/devices/slip.ts';
 import { corpusFiles, readCorpusFile } from '../test/helpers/corpus.ts';
+import { nameValue } from '../src/kmip/attributes.ts';
+import { buildRequestMessage, parseRequestMessage } from '../src/kmip/message.ts';
+import { notifyPayload, putPayload, readPush } from '../src/kmip/push.ts';
+import { Operation, Tag } from '../src/kmip/tables.generated.ts';
+import { byteString, enumeration, structure } from '../src/ttlv/build.ts';
+import { nonceMacItems, readNonceMacItems } from '../src/upstream/nonce-mac.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
 const seconds = Number(values.seconds);
@@ -72,6 +78,20 @@ const mutatedFrame = fc.tuple(fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLen
   return bytes.subarray(0, cut % (bytes.length + 1));
 });
 
+/** Valid messages of a kind, mutated byte by byte and cut, as the parsers of that kind meet them. */
+const mutatedFrom = (valid: Uint8Array[]) =>
+  fc.tuple(fc.constantFrom(...valid), fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }), fc.nat(), fc.boolean()).map(([seed, edits, cut, whole]) => {
+    const bytes = Uint8Array.from(seed);
+    for (const [position, value] of edits) bytes[position % bytes.length] = value;
+    return whole ? bytes : bytes.subarray(0, cut % (bytes.length + 1));
+  });
+const keyObject = structure(Tag.SymmetricKey, [structure(Tag.KeyBlock, [enumeration(Tag.KeyFormatType, 1), structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, new Uint8Array(32))])])]);
+const pushMessages = [
+  buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Put, payload: putPayload('k-1', keyObject, [{ name: 'Name', value: nameValue('n') }], 'k-0') }], { timeStamp: new Date(0) }),
+  buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Notify, payload: notifyPayload('k-1', [{ name: 'Name' }, { name: 'State', value: enumeration(Tag.AttributeValue, 2) }]) }], { timeStamp: new Date(0) }),
+].map((message) => encodeTtlv(message));
+const nonceMacRequests = (['add', 'modify'] as const).map((setter) => encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, nonceMacItems('k-1', 'mac-1', new Uint8Array(16), setter), { batchOrderOption: true })));
+
 const targets: [string, fc.IProperty<[unknown]>][] = [
   [
     'TTLV decode',
@@ -102,6 +122,15 @@ const targets: [string, fc.IProperty<[unknown]>][] = [
       for (const chunk of chunks) for (const frame of decoder.push(chunk)) if (frame.length > MAX_FRAME_BYTES) throw new Error('SLIP yielded an oversize frame');
     }) as fc.IProperty<[unknown]>,
   ],
+  [
+    'Put/Notify',
+    fc.property(fc.oneof(mutatedFrom(pushMessages), anyBytes), (bytes) =>
+      clean(() => {
+        for (const item of parseRequestMessage(decodeTtlv(bytes, LIMITS)).batchItems) if (item.operation === Operation.Put || item.operation === Operation.Notify) readPush(item.operation, item.payload);
+      }),
+    ) as fc.IProperty<[unknown]>,
+  ],
+  ['nonce-MAC request', fc.property(mutatedFrom(nonceMacRequests), (bytes) => clean(() => readNonceMacItems(parseRequestMessage(decodeTtlv(bytes, LIMITS)).batchItems))) as fc.IProperty<[unknown]>],
 ];
 
 let failed = false;
