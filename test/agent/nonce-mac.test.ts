@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { AgentCore } from '../../src/agent/agent-core.ts';
+import { AgentCore, type NonceMacConfig } from '../../src/agent/agent-core.ts';
 import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
 import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
@@ -46,12 +46,12 @@ async function activeKey(name: string): Promise<{ uid: string; material: string 
   return { uid, material: toHex(keyMaterialOf(keyBlockOf((await admin.get(uid)).object))) };
 }
 
-/** An agent whose upstream traffic passes through a tampering transport; nonce-MAC for every key. */
-async function openAgent() {
+/** An agent whose upstream traffic passes through a tampering transport; nonce-MAC for every key unless `nonceMac` says otherwise. */
+async function openAgent(nonceMac: NonceMacConfig = { defaultMacKey: macUid }) {
   const data = mkdtempSync(join(tmpdir(), 'kmip-edge-nonce-'));
   const mitm = new TamperingTransport(new TlsPool(dev.endpoint));
   const client = new KmipClient({ transport: mitm, version: { major: 1, minor: 2 } });
-  const agent = await AgentCore.open({ data, client, nonceMac: { defaultMacKey: macUid } });
+  const agent = await AgentCore.open({ data, client, nonceMac });
   await agent.cache.get(macUid); // the MAC key, fetched plainly before any tampering
   return { agent, mitm, close: async () => { await agent.close(); await client.close(); } };
 }
@@ -77,6 +77,21 @@ describe('nonce-MAC at the agent', () => {
       const nonces = (await admin.getAttributes(key.uid, ['x-Nonce'])).attributes;
       assert.equal(nonces.length, 1);
       assert.notEqual(toHex(nonces[0]!.value!.value as Uint8Array), toHex(first));
+    } finally {
+      await close();
+    }
+  });
+
+  it('configured per key: only the keys named use nonce-MAC; the MAC key itself is fetched plainly', async () => {
+    const chosen = await activeKey('nonce-per-key');
+    const plain = await activeKey('nonce-not-chosen');
+    const { agent, close } = await openAgent({ perKey: { [chosen.uid]: macUid } });
+    try {
+      assert.equal(toHex((await agent.getKey('d', chosen.uid, 'protect')).material), chosen.material);
+      assert.equal(toHex((await agent.getKey('d', plain.uid, 'protect')).material), plain.material);
+      assert.equal((await admin.getAttributes(chosen.uid, ['x-Nonce'])).attributes.length, 1);
+      assert.equal((await admin.getAttributes(plain.uid, ['x-Nonce'])).attributes.length, 0);
+      assert.equal((await admin.getAttributes(macUid, ['x-Nonce'])).attributes.length, 0);
     } finally {
       await close();
     }
