@@ -17,7 +17,7 @@ const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -25,6 +25,9 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   if (!(seconds > 0 && seconds <= 600)) throw new UsageError('--seconds must be a number in (0, 600]');
   const keys = values.keys === undefined ? 1000 : Number(values.keys);
   if (!(Number.isInteger(keys) && keys > 0 && keys <= 100_000)) throw new UsageError('--keys must be a whole number in [1, 100000]');
+  // bench devices --devices 1,100,1000: the device counts to measure.
+  const deviceCounts = values.devices === undefined ? undefined : values.devices.split(',').map(Number);
+  if (deviceCounts?.some((n) => !(Number.isInteger(n) && n > 0 && n <= 10_000))) throw new UsageError('--devices takes counts from 1 to 10000, comma-separated');
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
@@ -35,7 +38,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
     } else if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
     } else if (name === 'devices') {
-      await benchDevices({ seconds, json: values.json, out });
+      await benchDevices({ seconds, json: values.json, out, ...(deviceCounts && { counts: deviceCounts }) });
     } else if (name === 'ledger') {
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
