@@ -3,7 +3,7 @@
  * device. It behaves like a real one: its counter is kept in a file (written and synced before a
  * frame leaves) and an unanswered request is resent as the same frame until answered. Prints one
  * JSON line per completed request: {"op","ok","uid","count","ms"}.
- *   ACTION: get --uid U | allocate --uid U --count N | lease --uid U   [--repeat N]
+ *   ACTION: get --uid U | allocate --uid U --count N | lease --uid U   [--repeat N --concurrency C]
  *         | get-verified --uid U --mac-uid M --mac-key HEX   (end-to-end nonce-MAC, verified here)
  *         | listen [--pushes N] [--seconds S]   (relayed Put/Notify, acknowledged; one line each)
  */
@@ -11,7 +11,7 @@ import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } f
 import { parseArgs } from 'node:util';
 import { DeviceClient, type CounterStore } from '../devices/device-client.ts';
 import { Suite } from '../devices/frame.ts';
-import { DeviceRequester } from '../devices/device-requester.ts';
+import { DeviceRequester, MAX_IN_FLIGHT } from '../devices/device-requester.ts';
 import { MqttDevice } from '../devices/mqtt-device.ts';
 import { SerialLine } from '../devices/serial-transport.ts';
 import { connectMqtt } from '../devices/mqtt-transport.ts';
@@ -71,7 +71,8 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
   if (action !== 'get' && action !== 'allocate' && action !== 'lease' && action !== 'listen' && action !== 'get-verified') throw new UsageError('device-sim ACTION is get, allocate, lease, get-verified or listen');
   if (action === 'get-verified' && (values['mac-uid'] === undefined || values['mac-key'] === undefined)) throw new UsageError('get-verified needs --mac-uid (the upstream HMAC-SHA256 key) and --mac-key HEX (its bytes, provisioned on the device)');
   if (values.uid === undefined && action !== 'listen') throw new UsageError(`${action} needs --uid`);
-  if (values.concurrency !== '1') throw new UsageError('--concurrency: one request at a time per device (counters are ordered); run several simulators');
+  const concurrency = Number(values.concurrency);
+  if (!(Number.isInteger(concurrency) && concurrency >= 1 && concurrency <= MAX_IN_FLIGHT)) throw new UsageError(`--concurrency: 1 to ${MAX_IN_FLIGHT} requests in flight (the replies the agent keeps for resends)`);
   if ((values.mqtt === undefined) === (values.serial === undefined)) throw new UsageError('device-sim needs --mqtt URL or --serial PATH');
   const key = fromHex(values.key);
   if (key.length !== 32) throw new UsageError('--key is 64 hex digits');
@@ -103,17 +104,22 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
       : action === 'lease' ? [Operation.ObtainLease, payload.obtainLease(values.uid!)]
       : [Operation.GetUsageAllocation, payload.getUsageAllocation(values.uid!, count!)];
     let failures = 0;
-    for (let i = 0; i < repeat; i++) {
-      const started = performance.now();
-      const response = await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }])), { resendMs: Number(values['resend-ms']) });
-      const item = response.batchItems[0]!;
-      const ok = item.resultStatus === ResultStatus.Success;
-      if (!ok) failures++;
-      out(JSON.stringify({
-        op: action, ok, uid: values.uid, ...(count !== undefined && { count: Number(count) }), ms: Number((performance.now() - started).toFixed(2)),
-        ...(!ok && { resultReason: item.resultReason === undefined ? undefined : enumerationText(Tag.ResultReason, item.resultReason), resultMessage: item.resultMessage }),
-      }) + '\n');
-    }
+    let remaining = repeat;
+    // `concurrency` requests in flight, each with its own counter (PROTOCOL.md §3).
+    await Promise.all(Array.from({ length: Math.min(concurrency, repeat) }, async () => {
+      while (remaining > 0) {
+        remaining--;
+        const started = performance.now();
+        const response = await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }])), { resendMs: Number(values['resend-ms']) });
+        const item = response.batchItems[0]!;
+        const ok = item.resultStatus === ResultStatus.Success;
+        if (!ok) failures++;
+        out(JSON.stringify({
+          op: action, ok, uid: values.uid, ...(count !== undefined && { count: Number(count) }), ms: Number((performance.now() - started).toFixed(2)),
+          ...(!ok && { resultReason: item.resultReason === undefined ? undefined : enumerationText(Tag.ResultReason, item.resultReason), resultMessage: item.resultMessage }),
+        }) + '\n');
+      }
+    }));
     return failures === 0 ? 0 : 1;
   } finally {
     await close();

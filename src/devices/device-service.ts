@@ -4,10 +4,11 @@
  * frames; this is where they are authenticated, replay-checked, authorized against the device's
  * allow-lists and answered through the agent core (cache, ledger, leases).
  *
- * Replay and retries: the up counter is stored before the reply is sent (synced when the request
- * had an effect); down counters come from durably reserved blocks. A resent frame (same counter)
- * is answered with the kept reply, not acted on again; effects are idempotent by (device,
- * counter) — a grant's request id is the frame counter — so a crash cannot double-count.
+ * Replay and retries: the up counter is accepted once, within a sliding window (replay-guard.ts),
+ * and stored — synced with the reply when the request had an effect, written behind for reads;
+ * down counters come from durably reserved blocks. A resent frame (same counter) is answered with
+ * the kept reply, not acted on again; effects are idempotent by (device, counter) — a grant's
+ * request id is the frame counter — so a crash cannot double-count.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
 import type { KeyMetadata } from '../agent/key-cache.ts';
@@ -34,7 +35,17 @@ import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts'
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
-const LAST_REPLY = 'device/reply/';
+const KEPT_REPLY = 'device/reply/';
+/**
+ * Replies kept per device to answer a resent frame (in memory; for requests with an effect also on
+ * disk, in as many slots by counter): the requests a device may have in flight (PROTOCOL.md §3).
+ */
+export const KEPT_REPLIES = 16n;
+
+/** The disk slot of the reply to a request with an effect: one of KEPT_REPLIES per device, by counter. */
+function keptReplyKey(deviceId: string, counter: bigint): string {
+  return `${KEPT_REPLY}${deviceId}/${counter % KEPT_REPLIES}`;
+}
 
 class Refusal extends Error {
   constructor(readonly reason: number, message: string) {
@@ -51,8 +62,8 @@ export class DeviceService {
    * AEAD nonce), and replies go out in request order.
    */
   private readonly lanes = new Map<string, Promise<unknown>>();
-  /** The last reply per device, to answer a resent frame (same counter) without acting again. */
-  private readonly lastReply = new Map<string, { counter: bigint; reply: Uint8Array }>();
+  /** The latest replies per device by request counter, to answer a resent frame without acting again. */
+  private readonly keptReplies = new Map<string, Map<bigint, Uint8Array>>();
   /** Counters towards devices, shared by replies and relayed pushes. */
   private readonly downCounters: DownCounters;
   /** Upstream Put/Notify relayed to devices until they acknowledge. */
@@ -96,6 +107,12 @@ export class DeviceService {
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
     this.buckets.delete(deviceId);
+    this.keptReplies.delete(deviceId);
+  }
+
+  /** Writes the counters held back now (tests comparing the store before and after). */
+  flush(): Promise<void> {
+    return this.replay.flush();
   }
 
   private drop(code: string, deviceId?: string): undefined {
@@ -143,12 +160,13 @@ export class DeviceService {
     try {
       counterWrite = await this.replay.accept(device.id, 'up', header.counter);
     } catch {
-      // A resent frame: answer it again with the reply kept for it, or drop a true replay. The
-      // reply to a request with an effect is on disk, so a resend after an agent restart still
-      // gets it (the device must not retry a grant with a new counter: that would be a new grant).
-      const last = this.lastReply.get(device.id);
-      if (last && last.counter === header.counter) return last.reply;
-      const stored = await this.store.get(LAST_REPLY + device.id);
+      // A resent frame: answer it again with the reply kept for it (acting on nothing), or drop a
+      // true replay. The reply to a request with an effect is on disk, so a resend after an agent
+      // restart still gets it (the device must not retry a grant with a new counter: that would
+      // be a new grant).
+      const kept = this.keptReplies.get(device.id)?.get(header.counter);
+      if (kept) return kept;
+      const stored = await this.store.get(keptReplyKey(device.id, header.counter));
       if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
       return this.drop('FRAME_REPLAYED', device.id);
     }
@@ -160,7 +178,7 @@ export class DeviceService {
     }
     const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
     const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: await this.downCounters.next(device.id), replyTo: header.counter }, device.key, response);
-    this.lastReply.set(device.id, { counter: header.counter, reply });
+    this.keepReply(device.id, header.counter, reply);
     // The up counter: synced with a request that had an effect (a grant), with the reply kept for
     // a resend; for reads written a little later with others, unsynced — a read re-served after a
     // power cut changes nothing, and the hot path of a cache hit waits for no disk at all
@@ -170,7 +188,7 @@ export class DeviceService {
       new DataView(kept.buffer).setBigUint64(0, header.counter);
       kept.set(reply, 8);
       await this.replay.supersede(counterWrite);
-      await this.store.commit([counterWrite, { type: 'put', key: LAST_REPLY + device.id, value: kept }]);
+      await this.store.commit([counterWrite, { type: 'put', key: keptReplyKey(device.id, header.counter), value: kept }]);
     } else {
       this.replay.defer(counterWrite);
     }
@@ -188,6 +206,13 @@ export class DeviceService {
     await this.store.commit([counterWrite, ...(removal ?? [])]);
     if (removal) this.relay.acknowledged(device.id);
     return undefined;
+  }
+
+  private keepReply(deviceId: string, counter: bigint, reply: Uint8Array): void {
+    let replies = this.keptReplies.get(deviceId);
+    if (!replies) this.keptReplies.set(deviceId, (replies = new Map()));
+    replies.set(counter, reply);
+    if (BigInt(replies.size) > KEPT_REPLIES) replies.delete(replies.keys().next().value!); // the oldest
   }
 
   private withinRate(device: Device): boolean {

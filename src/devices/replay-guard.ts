@@ -1,6 +1,9 @@
 /**
  * Replay protection for device frames (firmware-bridge/PROTOCOL.md §3, ARCHITECTURE.md §4
- * invariant 4): per device and direction, only a counter above the highest accepted one passes.
+ * invariant 4): per device and direction, the highest counter accepted and which of the 63 below
+ * it were accepted (a sliding window, as DTLS and IPsec keep — RFC 6347 §4.1.2.6): a counter
+ * passes once, if above the highest or inside the window and not yet seen, so that a device may
+ * have several requests in flight and resend one that was lost after later ones arrived.
  * Accepting reserves the counter at once (a concurrent replay of it is refused) and returns the
  * store write that makes it durable — the caller commits it in the same synced batch as the
  * effect the frame authorizes, so a frame is acted on at most once, across crashes too.
@@ -18,8 +21,18 @@ function storeKey(deviceId: string, direction: Direction): string {
 const DEFER_MS = 20;
 const DEFER_MAX = 256;
 
+/** Counters below the highest that can still be accepted once. */
+export const REPLAY_WINDOW = 64n;
+const WINDOW_MASK = (1n << REPLAY_WINDOW) - 1n;
+
+/** Bit i of `seen` stands for counter `highest - i` (bit 0: the highest itself). */
+interface WindowState {
+  highest: bigint;
+  seen: bigint;
+}
+
 export class ReplayGuard {
-  private readonly highest = new Map<string, bigint>();
+  private readonly windows = new Map<string, WindowState>();
   /** Counter writes of reads not yet written, by store key (the latest only). */
   private readonly pending = new Map<string, BatchOperation>();
   private timer: NodeJS.Timeout | undefined;
@@ -57,26 +70,40 @@ export class ReplayGuard {
     return this.flushing;
   }
 
-  private async current(deviceId: string, direction: Direction): Promise<bigint> {
-    const key = storeKey(deviceId, direction);
-    const known = this.highest.get(key);
+  private async state(key: string): Promise<WindowState> {
+    const known = this.windows.get(key);
     if (known !== undefined) return known;
     const stored = await this.store.get(key);
-    const value = stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n;
-    return this.highest.get(key) ?? (this.highest.set(key, value), value);
+    const view = stored && new DataView(stored.buffer, stored.byteOffset, stored.length);
+    // 16 bytes: highest | window. 8 bytes (written before the window existed): the highest alone,
+    // when every counter below it counted as used — so the whole window is marked seen.
+    const loaded = view ? { highest: view.getBigUint64(0), seen: view.byteLength >= 16 ? view.getBigUint64(8) : WINDOW_MASK } : { highest: 0n, seen: 0n };
+    return this.windows.get(key) ?? (this.windows.set(key, loaded), loaded);
   }
 
   /**
-   * Accepts `counter` for (device, direction) or throws FRAME_REPLAYED. Returns the write to
-   * commit with the frame's effect.
+   * Accepts `counter` for (device, direction) or throws FRAME_REPLAYED (seen before, or older than
+   * the window). Returns the write to commit with the frame's effect.
    */
   async accept(deviceId: string, direction: Direction, counter: bigint): Promise<BatchOperation> {
-    const current = await this.current(deviceId, direction);
     const key = storeKey(deviceId, direction);
-    if (counter <= (this.highest.get(key) ?? current)) throw frameError('FRAME_REPLAYED', `counter ${counter} of ${deviceId} (${direction}) is not above ${this.highest.get(key) ?? current}`);
-    this.highest.set(key, counter);
-    const value = new Uint8Array(8);
-    new DataView(value.buffer).setBigUint64(0, counter);
+    const window = await this.state(key);
+    if (counter > window.highest) {
+      const shift = counter - window.highest;
+      window.seen = shift >= REPLAY_WINDOW ? 1n : ((window.seen << shift) | 1n) & WINDOW_MASK;
+      window.highest = counter;
+    } else {
+      const offset = window.highest - counter;
+      const bit = 1n << offset;
+      if (offset >= REPLAY_WINDOW || (window.seen & bit) !== 0n) {
+        throw frameError('FRAME_REPLAYED', `counter ${counter} of ${deviceId} (${direction}) was accepted before or is older than the window below ${window.highest}`);
+      }
+      window.seen |= bit;
+    }
+    const value = new Uint8Array(16);
+    const view = new DataView(value.buffer);
+    view.setBigUint64(0, window.highest);
+    view.setBigUint64(8, window.seen);
     return { type: 'put', key, value };
   }
 }

@@ -33,12 +33,12 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     assert.equal(run.ready.ready, true);
 
     const sim = (...action: string[]) => runCli(['device-sim', '--id', 'tape-drive-1', '--key', key, '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--state', join(work, 'tape.counter'), ...action]);
-    for (const [action, extra] of [['get', []], ['allocate', ['--count', '4096', '--repeat', '3']], ['lease', []]] as const) {
+    for (const [action, extra] of [['get', []], ['allocate', ['--count', '4096', '--repeat', '3']], ['lease', []], ['allocate', ['--count', '10', '--repeat', '40', '--concurrency', '8']]] as const) {
       const result = sim(action, '--uid', uid, ...extra);
       assert.equal(result.status, 0, `${action}: ${result.stdout} ${result.stderr}`);
       for (const line of result.stdout.trim().split('\n')) assert.equal((JSON.parse(line) as { ok: boolean }).ok, true, line);
     }
-    assert.equal(readFileSync(join(work, 'tape.counter'), 'utf8').trim(), '5 0', 'the device persisted its counter (5 sent, no push received)');
+    assert.equal(readFileSync(join(work, 'tape.counter'), 'utf8').trim(), '45 0', 'the device persisted its counter (45 sent, no push received)');
     const denied = sim('get', '--uid', 'not-allowed');
     assert.equal(denied.status, 1);
     assert.match(denied.stdout, /"ok":false/);
@@ -47,7 +47,7 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     assert.equal(await exited(agent), 0, 'SIGTERM drains and exits 0');
     agent = undefined;
     const ledger = JSON.parse(runCli(['ledger', '--data', data, '--json']).stdout) as { keys: { uniqueIdentifier: string; grantedToDevices: number; perDevice: Record<string, number> }[] };
-    assert.deepEqual(ledger.keys.map((k) => [k.uniqueIdentifier, k.grantedToDevices, k.perDevice]), [[uid, 3 * 4096, { 'tape-drive-1': 3 * 4096 }]]);
+    assert.deepEqual(ledger.keys.map((k) => [k.uniqueIdentifier, k.grantedToDevices, k.perDevice]), [[uid, 3 * 4096 + 40 * 10, { 'tape-drive-1': 3 * 4096 + 40 * 10 }]]);
   } finally {
     agent?.kill('SIGKILL');
     server.kill('SIGTERM');

@@ -98,9 +98,26 @@ describe('device service: what devices get', () => {
   });
 });
 
+describe('device service: several requests in flight (PROTOCOL.md §3)', () => {
+  it('frames arriving out of order are each served once; one lost and resent after later ones is served; a resend gets the same reply', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(2500n));
+    const [a, b, c] = [1, 2, 3].map(() => device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))));
+    const granted = (await agent.ledger.totals(allowedKey)).grantedToDevices;
+    const replyC = await service.handle(c!.frame, tape.id);
+    const replyA = await service.handle(a!.frame, tape.id); // arrived late
+    assert.equal(device.open(replyC!, c!.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    assert.equal(device.open(replyA!, a!.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    const replyB = await service.handle(b!.frame, tape.id); // lost first, resent now
+    assert.equal(device.open(replyB!, b!.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    assert.deepEqual(await service.handle(a!.frame, tape.id), replyA, 'a resend gets the kept reply');
+    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices, granted + 3n, 'three grants, not four');
+  });
+});
+
 describe('device service: refused frames change nothing', () => {
   /** Sends a frame that must be dropped and checks counters, ledger and replies did not move. */
   async function refused(frame: Uint8Array, topicDeviceId: string | undefined, code: string): Promise<void> {
+    await service.flush(); // counters of earlier reads, written behind
     const before = { dropped: service.dropped.get(code) ?? 0, ledger: await agent.ledger.totals(allowedKey), counter: await deviceStore.get(`device/counter/${tape.id}/up`) };
     assert.equal(await service.handle(frame, topicDeviceId), undefined);
     assert.equal(service.dropped.get(code), before.dropped + 1, `dropped as ${code}`);
@@ -112,10 +129,19 @@ describe('device service: refused frames change nothing', () => {
     const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(3000n));
     const grant = request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 3n));
     const first = device.seal(grant);
-    await service.handle(first.frame, tape.id);
+    const firstReply = await service.handle(first.frame, tape.id);
+    assert.ok(firstReply, 'the first request was served');
     const second = device.seal(grant);
     await service.handle(second.frame, tape.id);
-    await refused(first.frame, tape.id, 'FRAME_REPLAYED'); // an older counter, not the last request
+    // A resend of an answered request, also not the latest: its kept reply again, nothing acted on.
+    const ledger = await agent.ledger.totals(allowedKey);
+    assert.deepEqual(await service.handle(first.frame, tape.id), firstReply);
+    assert.deepEqual(await agent.ledger.totals(allowedKey), ledger);
+    // A counter never used but older than the window below the highest (3002 - 64): dropped.
+    await refused(new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(2937n)).seal(grant).frame, tape.id, 'FRAME_REPLAYED');
+    // Once 64 more requests went by, the first frame is a plain replay: dropped, its reply no longer kept.
+    for (let i = 0; i < 64; i++) await service.handle(device.seal(grant).frame, tape.id);
+    await refused(first.frame, tape.id, 'FRAME_REPLAYED');
     await refused(device.seal(grant).frame, other.id, 'FRAME_WRONG_DEVICE');
     const forged = new DeviceClient(tape.id, other.key, tape.suite, memoryCounters(9000n)).seal(grant).frame;
     await refused(forged, tape.id, 'FRAME_AUTH_FAILED');
@@ -126,6 +152,7 @@ describe('device service: refused frames change nothing', () => {
   it('every single-bit flip of a valid frame, and every truncation', async () => {
     const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(10_000n));
     const { frame } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n)));
+    await service.flush();
     const before = { ledger: await agent.ledger.totals(allowedKey), counter: await deviceStore.get(`device/counter/${tape.id}/up`) };
     for (let bit = 0; bit < frame.length * 8; bit++) {
       const flipped = Uint8Array.from(frame);

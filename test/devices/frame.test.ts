@@ -146,25 +146,76 @@ describe('serial SLIP framing with CRC-32', () => {
 });
 
 describe('replay protection (PROTOCOL.md §3)', () => {
-  it('accepts rising counters, refuses equal or lower ones, per device and direction, across restarts', async () => {
+  const replayed = (e: unknown) => (e as { code?: string }).code === 'FRAME_REPLAYED';
+
+  it('accepts each counter once: above the highest, or inside the 64-counter window below it; per device and direction, across restarts', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-replay-'));
     let store = await LevelStore.open(dir);
     try {
       const guard = new ReplayGuard(store);
-      const replayed = (e: unknown) => (e as { code?: string }).code === 'FRAME_REPLAYED';
       await store.commit([await guard.accept('dev-a', 'up', 5n)]);
       await assert.rejects(guard.accept('dev-a', 'up', 5n), replayed);
+      await guard.accept('dev-a', 'up', 4n); // never used, inside the window: once
       await assert.rejects(guard.accept('dev-a', 'up', 4n), replayed);
       await guard.accept('dev-a', 'down', 1n); // the other direction has its own counter
       await guard.accept('dev-b', 'up', 1n); // so does another device
       const pending = guard.accept('dev-a', 'up', 6n);
       await assert.rejects(guard.accept('dev-a', 'up', 6n), replayed, 'a concurrent replay of an accepted counter');
       await store.commit([await pending]);
+      // The window: 100 accepted; 37 is 63 below (inside, once), 36 is 64 below (outside).
+      await store.commit([await guard.accept('dev-a', 'up', 100n)]);
+      await assert.rejects(guard.accept('dev-a', 'up', 36n), replayed);
+      await store.commit([await guard.accept('dev-a', 'up', 37n)]);
+      await assert.rejects(guard.accept('dev-a', 'up', 37n), replayed);
+      // 6 was accepted before the jump to 100 and is now outside the window anyway.
+      await assert.rejects(guard.accept('dev-a', 'up', 6n), replayed);
       await store.close();
       store = await LevelStore.open(dir);
       const after = new ReplayGuard(store);
-      await assert.rejects(after.accept('dev-a', 'up', 6n), replayed);
-      await after.accept('dev-a', 'up', 7n);
+      await assert.rejects(after.accept('dev-a', 'up', 100n), replayed);
+      await assert.rejects(after.accept('dev-a', 'up', 37n), replayed, 'the window survives a restart');
+      await after.accept('dev-a', 'up', 38n);
+      await after.accept('dev-a', 'up', 1000n); // a jump beyond the window starts a new one
+      await assert.rejects(after.accept('dev-a', 'up', 936n), replayed);
+      await after.accept('dev-a', 'up', 937n);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('a counter stored before the window existed (8 bytes) counts every counter below it as used', async () => {
+    const store = await LevelStore.open(mkdtempSync(join(tmpdir(), 'kmip-edge-replay-legacy-')));
+    try {
+      const value = new Uint8Array(8);
+      new DataView(value.buffer).setBigUint64(0, 50n);
+      await store.commit([{ type: 'put', key: 'device/counter/old/up', value }]);
+      const guard = new ReplayGuard(store);
+      await assert.rejects(guard.accept('old', 'up', 50n), replayed);
+      await assert.rejects(guard.accept('old', 'up', 49n), replayed);
+      await guard.accept('old', 'up', 51n);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('any order of distinct counters is accepted exactly once each, whatever is replayed (property)', async () => {
+    const store = await LevelStore.open(mkdtempSync(join(tmpdir(), 'kmip-edge-replay-prop-')));
+    try {
+      await fc.assert(fc.asyncProperty(fc.array(fc.bigInt({ min: 1n, max: 200n }), { minLength: 1, maxLength: 80 }), async (counters) => {
+        const guard = new ReplayGuard(store);
+        const id = `p-${Math.random().toString(36).slice(2)}`;
+        const accepted = new Set<bigint>();
+        let highest = 0n;
+        for (const c of counters) {
+          const ok = await guard.accept(id, 'up', c).then(() => true, () => false);
+          const expected = !accepted.has(c) && (c > highest || highest - c < 64n);
+          assert.equal(ok, expected, `counter ${c} after ${[...accepted]}`);
+          if (ok) {
+            accepted.add(c);
+            if (c > highest) highest = c;
+          }
+        }
+      }), { numRuns: 200 });
     } finally {
       await store.close();
     }
