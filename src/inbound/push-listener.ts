@@ -102,13 +102,16 @@ export class PushListener {
     const framer = new TtlvFramer(this.options.maxMessageBytes ?? LIMITS.maxMessageBytes);
     // Messages on one connection are answered in order, each once its pushes are durable.
     let queue = Promise.resolve();
+    let framingLost = false;
     socket.on('data', (chunk: Buffer) => {
+      if (framingLost) return; // the connection is closing: nothing more is read
       let messages: Uint8Array[];
       try {
         messages = framer.push(chunk);
       } catch (error) {
+        framingLost = true;
         this.log.warn({ reason: (error as Error).message }, 'push connection closed: framing lost');
-        socket.end(encodeTtlv(invalidMessageResponse({ major: 1, minor: 0 }, (error as Error).message)));
+        void queue.then(() => socket.end(encodeTtlv(invalidMessageResponse({ major: 1, minor: 0 }, (error as Error).message))));
         return;
       }
       for (const message of messages) {
