@@ -71,8 +71,9 @@ export class PushRelay {
   /**
    * The outbox writes for `push`, to commit with it: one entry per device whose allow-list covers
    * the key (by the metadata the push leaves, or its identifier and Names when the agent does not
-   * hold the key) or the key it replaces; none for a stale Notify or one only about `x-Nonce`. The device list is read now,
-   * the writes are built when the push is applied; `deliver` starts delivery once they are durable.
+   * hold the key) or the key it replaces; none for a stale Notify or one only about `x-Nonce`.
+   * The device list is read now, the writes are built when the push is applied; `deliver` starts
+   * delivery once they are durable.
    */
   async prepare(push: Push): Promise<{ writes: AlongsideWrites; deliver: () => void }> {
     const devices = await this.registry.list();
