@@ -8,6 +8,7 @@
  */
 import { KmipResultError } from '../kmip/message.ts';
 import { KmipEdgeError } from '../errors.ts';
+import { Lanes } from '../lanes.ts';
 import { Tag } from '../kmip/tables.generated.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import { LevelStore, type BatchOperation } from '../store/kv-store.ts';
@@ -73,7 +74,8 @@ export class AgentCore {
     private readonly now: () => bigint,
   ) {}
 
-  private pushLane: Promise<unknown> = Promise.resolve();
+  /** Pushes are applied one at a time (one lane for all). */
+  private readonly pushes = new Lanes();
 
   static async open(options: AgentCoreOptions): Promise<AgentCore> {
     const paths = dataDir(options.data, true);
@@ -180,9 +182,7 @@ export class AgentCore {
    * Pushes are applied one at a time, so a duplicate arriving meanwhile cannot slip through.
    */
   applyPush(push: Push, alongside: AlongsideWrites = () => []): Promise<'applied' | 'duplicate' | 'stale'> {
-    const turn = this.pushLane.then(() => this.applyPushNow(push, alongside));
-    this.pushLane = turn.catch(() => undefined);
-    return turn;
+    return this.pushes.run('push', () => this.applyPushNow(push, alongside));
   }
 
   private async applyPushNow(push: Push, alongside: AlongsideWrites): Promise<'applied' | 'duplicate' | 'stale'> {

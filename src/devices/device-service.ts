@@ -30,6 +30,7 @@ import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { openFrame, parseFrameHeader, sealFrame, type FrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
 import { ReplayGuard } from './replay-guard.ts';
+import { Lanes } from '../lanes.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
 
@@ -61,7 +62,7 @@ export class DeviceService {
    * One frame at a time per device: the down counter must never be used twice (it is half of the
    * AEAD nonce), and replies go out in request order.
    */
-  private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly lanes = new Lanes();
   /** The latest replies per device by request counter, to answer a resent frame without acting again. */
   private readonly keptReplies = new Map<string, Map<bigint, Uint8Array>>();
   /** Counters towards devices, shared by replies and relayed pushes. */
@@ -134,14 +135,7 @@ export class DeviceService {
     }
     if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
     if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
-    const previous = this.lanes.get(header.deviceId) ?? Promise.resolve();
-    const turn = previous.then(() => this.handleInLane(frame, header, route));
-    const settled = turn.catch(() => undefined);
-    this.lanes.set(header.deviceId, settled);
-    void settled.then(() => {
-      if (this.lanes.get(header.deviceId) === settled) this.lanes.delete(header.deviceId);
-    });
-    return turn;
+    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, header, route));
   }
 
   private async handleInLane(frame: Uint8Array, header: FrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {

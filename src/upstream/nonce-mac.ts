@@ -9,6 +9,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { KmipEdgeError } from '../errors.ts';
+import { Lanes } from '../lanes.ts';
 import { KmipResultError, type ResponseBatchItem } from '../kmip/message.ts';
 import { keyBlockOf, payload, readGet, type GetResult } from '../kmip/payloads.ts';
 import { readAttribute } from '../kmip/attributes.ts';
@@ -57,7 +58,7 @@ export interface NonceMacOptions {
  * that carries it must not interleave with another such pair from this agent.
  */
 export class NonceMacExchanger {
-  private readonly lanes = new Map<string, Promise<unknown>>();
+  private readonly lanes = new Lanes();
 
   constructor(
     private readonly client: KmipClient,
@@ -66,11 +67,7 @@ export class NonceMacExchanger {
 
   /** `work` alone for `uid`: agent fills and device exchanges of one key queue behind each other. */
   serialized<T>(uid: string, work: () => Promise<T>): Promise<T> {
-    const turn = (this.lanes.get(uid) ?? Promise.resolve()).then(work);
-    const settled = turn.catch(() => undefined);
-    this.lanes.set(uid, settled);
-    void settled.then(() => this.lanes.get(uid) === settled && this.lanes.delete(uid));
-    return turn;
+    return this.lanes.run(uid, work);
   }
 
   /**
