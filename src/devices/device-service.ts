@@ -35,7 +35,7 @@ import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
-const BODY_LIMITS = { maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 };
+const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
 const KEPT_REPLY = 'device/reply/';
 /**
  * Replies kept per device to answer a resent frame (in memory; for requests with an effect also on

@@ -28,13 +28,19 @@ export const DEFAULT_TTLV_LIMITS: Readonly<TtlvLimits> = Object.freeze({
   maxBigIntegerBytes: 4096,
 });
 
+/** Limits already checked, by the frozen overrides object they came from (a caller's constant, used per message). */
+const resolved = new WeakMap<Partial<TtlvLimits>, TtlvLimits>();
+
 export function resolveTtlvLimits(overrides: Partial<TtlvLimits> | undefined): TtlvLimits {
   if (overrides === undefined) return DEFAULT_TTLV_LIMITS;
+  const known = resolved.get(overrides);
+  if (known) return known;
   const limits = { ...DEFAULT_TTLV_LIMITS, ...overrides };
   for (const [name, value] of Object.entries(limits)) {
     if (!Number.isSafeInteger(value) || value < 1) {
       throw new RangeError(`TTLV limit ${name} must be a positive integer, got ${String(value)}`);
     }
   }
+  if (Object.isFrozen(overrides)) resolved.set(overrides, limits);
   return limits;
 }
