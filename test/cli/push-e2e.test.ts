@@ -22,7 +22,8 @@ function listen(args: string[]): Promise<{ lines: PushLine[]; done: Promise<numb
   let buffered = '';
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = exited(child).then((code) => {
+  // 'close', not 'exit': only then has all of its output been read.
+  const done = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code))).then((code) => {
     if (code !== 0) throw new Error(`device-sim exited ${code}: ${JSON.stringify(lines)} ${stderr}`);
     return code;
   });

@@ -24,6 +24,7 @@ import { LevelStore } from '../../src/store/kv-store.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { startDevServer } from '../helpers/dev-server.ts';
+import { until } from '../helpers/until.ts';
 
 const CHILD = new URL('./push-child.ts', import.meta.url).pathname;
 
@@ -58,14 +59,15 @@ it('SIGKILL after the apply, before the acknowledgement: the resent Put is ackno
     await doomed.ready;
     const put = dev.server.put(uid);
     assert.equal(await exited(doomed.child), 'SIGKILL');
-    assert.match(doomed.stderr(), /push Put .*: applied/);
+    await until(() => /push Put .*: applied/.test(doomed.stderr()), 'the doomed agent to report the Put applied');
 
     const restarted = startChild(args, false);
     await restarted.ready;
     const [record] = await put;
     assert.equal(record!.acknowledged, true, `the resent Put is acknowledged: ${record!.lastError}`);
     assert.ok(record!.attempts >= 2, `${record!.attempts} attempts`);
-    assert.match(restarted.stderr(), /push Put .*: duplicate/);
+    // The child logs before it answers, but its stderr may reach us after the acknowledgement does.
+    await until(() => /push Put .*: duplicate/.test(restarted.stderr()), 'the restarted agent to report the Put as a duplicate');
     restarted.child.kill('SIGTERM');
     await exited(restarted.child);
 
