@@ -6,8 +6,8 @@
  */
 import { KmipEdgeError } from '../errors.ts';
 import type { Attribute } from '../kmip/attributes.ts';
-import { keyBlockOf, keyMaterialOf } from '../kmip/payloads.ts';
-import { ObjectType, Tag } from '../kmip/tables.generated.ts';
+import { keyBlockOf, keyMaterialOf, objectTypeOfTag } from '../kmip/payloads.ts';
+import { Tag } from '../kmip/tables.generated.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import type { MasterKey } from '../store/master-key.ts';
@@ -83,11 +83,9 @@ export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribut
 /** Writes committed in the same synced batch as a cache change, given the metadata it leaves. */
 export type AlongsideWrites = (metadata: KeyMetadata | undefined, changed: boolean) => BatchOperation[];
 
-const OBJECT_TYPES: Record<number, number> = { [Tag.SymmetricKey]: ObjectType.SymmetricKey, [Tag.SecretData]: ObjectType.SecretData, [Tag.PrivateKey]: ObjectType.PrivateKey, [Tag.PublicKey]: ObjectType.PublicKey, [Tag.SplitKey]: ObjectType.SplitKey };
-
 /** The Object Type of a managed object structure (by its tag, KMIP 1.2 §2.2). */
 function objectTypeOf(object: TtlvItem): number {
-  const type = OBJECT_TYPES[object.tag];
+  const type = objectTypeOfTag(object.tag);
   if (type === undefined) throw new KmipEdgeError('KMIP_MESSAGE_INVALID', `the cache holds keys and secret data, not the object with tag 0x${object.tag.toString(16)}`);
   return type;
 }

@@ -6,7 +6,7 @@
  * server, over its admin socket in D, to push; prints {"pushed":N,"acknowledged":M}.
  * `kmip-edge dev-server push --dir D --list`: the pushes not (yet) acknowledged.
  */
-import { createConnection } from 'node:net';
+import { requestJsonLine } from '../net/json-line-socket.ts';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
@@ -61,13 +61,8 @@ async function runPush(args: string[], out: (text: string) => void): Promise<num
   if ([values.put !== undefined, values.notify !== undefined, values.list].filter(Boolean).length !== 1) throw new UsageError('dev-server push needs exactly one of --put UID, --notify UID or --list');
   if (values.replaces !== undefined && values.put === undefined) throw new UsageError('--replaces goes with --put');
   const request = values.list ? { list: true } : values.put !== undefined ? { put: values.put, ...(values.replaces !== undefined && { replaces: values.replaces }) } : { notify: values.notify };
-  const answer = await new Promise<string>((done, fail) => {
-    const socket = createConnection(join(resolve(values.dir!), ADMIN_SOCKET));
-    let text = '';
-    socket.on('data', (chunk) => (text += chunk.toString('utf8')));
-    socket.on('end', () => done(text));
-    socket.on('error', (error) => fail(new KmipEdgeError('CLI_INPUT', `no development server answers in ${values.dir} (${(error as NodeJS.ErrnoException).code})`)));
-    socket.write(JSON.stringify(request) + '\n');
+  const answer = await requestJsonLine(join(resolve(values.dir), ADMIN_SOCKET), request).catch((error: NodeJS.ErrnoException) => {
+    throw new KmipEdgeError('CLI_INPUT', `no development server answers in ${values.dir} (${error.code})`);
   });
   const result = JSON.parse(answer) as Record<string, unknown>;
   out(JSON.stringify(result) + '\n');

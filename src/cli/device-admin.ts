@@ -5,13 +5,14 @@
  * command sends its request there when the store is locked. One JSON request per connection,
  * one JSON answer — the same output and exit code as when the command opens the store itself.
  */
-import { chmodSync, existsSync, rmSync } from 'node:fs';
-import { createConnection, createServer, type Server } from 'node:net';
+import { existsSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { KmipEdgeError } from '../errors.ts';
 import { Suite } from '../devices/frame.ts';
 import { DEVICE_OPERATIONS, type DeviceLimits, type DeviceOperation, type DeviceRegistry, type KeyRule } from '../devices/registry.ts';
 import { toHex } from '../ttlv/hex.ts';
+import { requestJsonLine, serveJsonLines } from '../net/json-line-socket.ts';
 
 export const AGENT_SOCKET = 'agent.sock';
 /** A request line is small: an id, a few key rules and operations. */
@@ -46,21 +47,9 @@ export async function executeDeviceRequest(registry: DeviceRegistry, request: De
 }
 
 /** The running agent's side: serves device requests on `<data>/agent.sock`; `changed` hears each add or remove. */
-export async function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void): Promise<Server> {
-  const path = join(data, AGENT_SOCKET);
-  rmSync(path, { force: true }); // left by a killed agent; the store lock guarantees we are the only one
-  const server = createServer((socket) => {
-    let buffered = '';
-    socket.on('data', (chunk) => {
-      buffered += chunk.toString('utf8');
-      if (buffered.length > MAX_REQUEST_BYTES) return void socket.destroy();
-      const newline = buffered.indexOf('\n');
-      if (newline < 0) return;
-      void answer(buffered.slice(0, newline)).then((reply) => socket.end(JSON.stringify(reply) + '\n'));
-    });
-    socket.on('error', () => socket.destroy());
-  });
-  const answer = async (line: string): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
+export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void): Promise<Server> {
+  // The store lock guarantees this process is the only agent on `data`: a socket file left by a killed one is replaced.
+  return serveJsonLines(join(data, AGENT_SOCKET), async (line): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
     try {
       const request = JSON.parse(line) as DeviceRequest;
       const reply = await executeDeviceRequest(registry, request);
@@ -69,32 +58,22 @@ export async function serveDeviceAdmin(data: string, registry: DeviceRegistry, c
     } catch (error) {
       return { error: { code: (error as { code?: string }).code ?? 'DEVICE_ADMIN_FAILED', message: (error as Error).message } };
     }
-  };
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  chmodSync(path, 0o600);
-  return server;
+  }, MAX_REQUEST_BYTES);
 }
 
 /** The device command's side: sends `request` to the agent running on `data`, if its socket is there. */
-export function sendDeviceAdmin(data: string, request: DeviceRequest): Promise<DeviceAnswer> | undefined {
+export async function sendDeviceAdmin(data: string, request: DeviceRequest): Promise<DeviceAnswer | undefined> {
   const path = join(data, AGENT_SOCKET);
   if (!existsSync(path)) return undefined;
-  return new Promise((resolve, reject) => {
-    const socket = createConnection(path, () => socket.write(JSON.stringify(request) + '\n'));
-    let buffered = '';
-    socket.on('data', (chunk) => (buffered += chunk.toString('utf8')));
-    socket.on('error', (error) => reject(new KmipEdgeError('AGENT_UNREACHABLE', `the running agent's socket ${path}: ${error.message}`, { cause: error })));
-    socket.on('end', () => {
-      try {
-        const reply = JSON.parse(buffered) as DeviceAnswer | { error: { code: string; message: string } };
-        if ('error' in reply) reject(new KmipEdgeError(reply.error.code, reply.error.message));
-        else resolve(reply);
-      } catch {
-        reject(new KmipEdgeError('AGENT_UNREACHABLE', 'the running agent gave no answer'));
-      }
-    });
+  const text = await requestJsonLine(path, request).catch((error: Error) => {
+    throw new KmipEdgeError('AGENT_UNREACHABLE', `the running agent's socket ${path}: ${error.message}`, { cause: error });
   });
+  let reply: DeviceAnswer | { error: { code: string; message: string } };
+  try {
+    reply = JSON.parse(text) as typeof reply;
+  } catch {
+    throw new KmipEdgeError('AGENT_UNREACHABLE', 'the running agent gave no answer');
+  }
+  if ('error' in reply) throw new KmipEdgeError(reply.error.code, reply.error.message);
+  return reply;
 }

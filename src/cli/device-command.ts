@@ -53,7 +53,7 @@ async function carryOut(data: string, request: DeviceRequest): Promise<DeviceAns
   try {
     store = await LevelStore.open(paths.store);
   } catch (error) {
-    const viaAgent = isKmipEdgeError(error, 'STORE_LOCKED') ? sendDeviceAdmin(data, request) : undefined;
+    const viaAgent = isKmipEdgeError(error, 'STORE_LOCKED') ? await sendDeviceAdmin(data, request) : undefined;
     if (viaAgent) return viaAgent;
     throw error;
   }

@@ -4,12 +4,13 @@
  * With push endpoints it sends Notify on every change and Put on request (./push.ts), and takes
  * admin requests on a local socket in its folder (`kmip-edge dev-server push`).
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { createServer as createUnixServer, type AddressInfo, type Server as UnixServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo, Server as UnixServer } from 'node:net';
 import { join } from 'node:path';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { KmipEdgeError } from '../errors.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
+import { serveJsonLines } from '../net/json-line-socket.ts';
 import type { ProtocolVersion } from '../kmip/message.ts';
 import { Tag } from '../kmip/tables.generated.ts';
 import { interval } from '../ttlv/build.ts';
@@ -94,19 +95,7 @@ export class DevKmipServer {
   /** The admin socket: one JSON request per line, {"put":UID,"replaces"?:OLD}, {"notify":UID} or {"list":true}. */
   async listenAdmin(dir: string): Promise<string> {
     const path = join(dir, ADMIN_SOCKET);
-    rmSync(path, { force: true });
-    this.admin = createUnixServer((socket) => {
-      let buffered = '';
-      socket.on('data', (chunk) => {
-        buffered += chunk.toString('utf8');
-        if (buffered.length > 4096) return void socket.destroy();
-        const newline = buffered.indexOf('\n');
-        if (newline < 0) return;
-        void this.adminRequest(buffered.slice(0, newline)).then((answer) => socket.end(JSON.stringify(answer) + '\n'));
-      });
-      socket.on('error', () => socket.destroy());
-    });
-    await new Promise<void>((resolve) => this.admin!.listen(path, resolve));
+    this.admin = await serveJsonLines(path, (line) => this.adminRequest(line), 4096);
     return path;
   }
 

@@ -7,7 +7,7 @@ import { byteString, enumeration, integer, interval, longInteger, structure, tex
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { attributeItem, readAttribute, type Attribute } from './attributes.ts';
 import { protocolVersionItem, readProtocolVersion, type ProtocolVersion } from './message.ts';
-import { RevocationReasonCode, Tag } from './tables.generated.ts';
+import { ObjectType, RevocationReasonCode, Tag } from './tables.generated.ts';
 import { childrenOf, findChild, findChildren, invalidMessage, optionalValue, requiredChild, requiredValue } from './tree.ts';
 
 function uid(uniqueIdentifier: string | undefined): TtlvItem[] {
@@ -172,6 +172,17 @@ export function readDiscoverVersions(payload: TtlvItem): ProtocolVersion[] {
 
 export function readCancel(payload: TtlvItem): { cancellationResult: number } {
   return { cancellationResult: requiredValue(payload, Tag.CancellationResult, ItemType.Enumeration) };
+}
+
+/** Object Types of the managed object structures (KMIP 1.2 §2.2), by tag. */
+const OBJECT_TYPE_BY_TAG: Readonly<Record<number, number>> = {
+  [Tag.Certificate]: ObjectType.Certificate, [Tag.SymmetricKey]: ObjectType.SymmetricKey, [Tag.PublicKey]: ObjectType.PublicKey,
+  [Tag.PrivateKey]: ObjectType.PrivateKey, [Tag.SplitKey]: ObjectType.SplitKey, [Tag.SecretData]: ObjectType.SecretData, [Tag.OpaqueObject]: ObjectType.OpaqueObject,
+};
+
+/** The Object Type of a managed object structure with this tag; undefined when the tag is not one. */
+export function objectTypeOfTag(tag: number): number | undefined {
+  return OBJECT_TYPE_BY_TAG[tag];
 }
 
 /** The Key Block of a key or Secret Data object (KMIP 1.2 §2.2). */

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import { attributeItem, readAttribute, type Attribute } from './attributes.ts';
+import { objectTypeOfTag } from './payloads.ts';
 import { invalidMessage, childrenOf, findChildren, optionalValue, requiredValue } from './tree.ts';
 import { Operation, PutFunction, Tag } from './tables.generated.ts';
 import { enumeration, textString } from '../ttlv/build.ts';
@@ -15,9 +16,6 @@ import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 export type Push =
   | { operation: 'Notify'; uniqueIdentifier: string; attributes: Attribute[]; digest: string }
   | { operation: 'Put'; uniqueIdentifier: string; replaces: string | undefined; object: TtlvItem; attributes: Attribute[]; digest: string };
-
-/** Managed objects a Put may carry (KMIP 1.2 §2.2). */
-const OBJECT_TAGS = new Set<number>([Tag.SymmetricKey, Tag.SecretData, Tag.PrivateKey, Tag.PublicKey, Tag.SplitKey, Tag.Certificate, Tag.OpaqueObject]);
 
 /** SHA-256 of the operation and the encoded payload: equal for a resent push, hex. */
 function digestOf(operation: number, payload: TtlvItem): string {
@@ -35,7 +33,7 @@ export function readPush(operation: number, payload: TtlvItem): Push {
   if (putFunction !== PutFunction.New && putFunction !== PutFunction.Replace) throw invalidMessage(`Put Function ${putFunction} is neither New nor Replace`);
   const replaces = optionalValue(payload, Tag.ReplacedUniqueIdentifier, ItemType.TextString);
   if (putFunction === PutFunction.Replace && replaces === undefined) throw invalidMessage('a Put Replace names the Replaced Unique Identifier');
-  const objects = childrenOf(payload).filter((child) => OBJECT_TAGS.has(child.tag));
+  const objects = childrenOf(payload).filter((child) => objectTypeOfTag(child.tag) !== undefined);
   if (objects.length !== 1) throw invalidMessage(`a Put carries one managed object, this one ${objects.length}`);
   return { operation: 'Put', uniqueIdentifier, replaces: putFunction === PutFunction.Replace ? replaces : undefined, object: objects[0]!, attributes, digest };
 }

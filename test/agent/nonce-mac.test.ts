@@ -20,7 +20,8 @@ import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { startDevServer } from '../helpers/dev-server.ts';
-import { findItem, flipByte, getPayloadOf, replayGetPayload, TamperingTransport } from '../helpers/tampering-transport.ts';
+import { flipByte, getPayloadOf, replayGetPayload, TamperingTransport } from '../helpers/tampering-transport.ts';
+import { findItem } from '../helpers/tree.ts';
 
 let dev: Awaited<ReturnType<typeof startDevServer>>;
 let admin: KmipClient;

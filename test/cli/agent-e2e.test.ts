@@ -12,7 +12,7 @@ import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
-import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { startPtyPair } from '../helpers/pty-pair.ts';
 
@@ -24,9 +24,7 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 1_000_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
     const uid = await createActiveKey(kms, port, 'e2e-tape-key', [{ name: 'Usage Limits', value: limits }]);
 
-    const added = runCli(['device', 'add', '--data', data, '--id', 'tape-drive-1', '--key-uid', uid]);
-    assert.equal(added.status, 0, added.stderr);
-    const { key } = JSON.parse(added.stdout) as { key: string };
+    const key = addDevice(data, 'tape-drive-1', uid);
 
     const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`]);
     agent = run.child;
@@ -61,7 +59,7 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
   let agent: ChildProcess | undefined;
   try {
     const uid = await createActiveKey(kms, port, 'e2e-serial-key');
-    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'serial-dev', '--key-uid', uid]).stdout) as { key: string };
+    const key = addDevice(data, 'serial-dev', uid);
     const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--serial', pty.agentEnd]);
     agent = run.child;
     const result = runCli(['device-sim', '--id', 'serial-dev', '--key', key, '--serial', pty.deviceEnd, '--state', join(work, 'serial.counter'), 'get', '--uid', uid, '--repeat', '2']);
@@ -82,7 +80,7 @@ it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes
   let agent: ChildProcess | undefined;
   try {
     const uid = await createActiveKey(kms, port, 'e2e-embedded-key');
-    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'embedded-dev', '--key-uid', uid]).stdout) as { key: string };
+    const key = addDevice(data, 'embedded-dev', uid);
     const brokerPort = await freePort();
     const run = await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`]);
     agent = run.child;
@@ -91,9 +89,7 @@ it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes
     assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
 
     // Provisioning while the agent runs (it holds the store): through its socket, effective at once.
-    const late = runCli(['device', 'add', '--data', data, '--id', 'late-dev', '--key-uid', uid]);
-    assert.equal(late.status, 0, late.stderr);
-    const lateKey = (JSON.parse(late.stdout) as { key: string }).key;
+    const lateKey = addDevice(data, 'late-dev', uid);
     const lateGet = runCli(['device-sim', '--id', 'late-dev', '--key', lateKey, '--mqtt', `mqtt://127.0.0.1:${brokerPort}`, '--state', join(work, 'late.counter'), 'get', '--uid', uid]);
     assert.equal(lateGet.status, 0, `${lateGet.stdout} ${lateGet.stderr}`);
     assert.deepEqual((JSON.parse(runCli(['device', 'list', '--data', data]).stdout) as { devices: { id: string }[] }).devices.map((d) => d.id), ['embedded-dev', 'late-dev']);

@@ -16,7 +16,7 @@ import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 
 it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent and at the device', async () => {
   const broker = await startMosquitto();
@@ -32,7 +32,7 @@ it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent 
     const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
     const agentKey = await createActiveKey(kms, port, 'agent-verified');
     const deviceKey = await createActiveKey(kms, port, 'device-verified');
-    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'verifier', '--key-uid', agentKey, '--key-uid', deviceKey, '--key-uid', macUid]).stdout) as { key: string };
+    const key = addDevice(data, 'verifier', agentKey, deviceKey, macUid);
     agent = (await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--nonce-mac-key', macUid])).child;
     const sim = (...action: string[]) => runCli(['device-sim', '--id', 'verifier', '--key', key, '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--state', join(work, 'verifier.counter'), ...action]);
 

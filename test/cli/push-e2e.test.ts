@@ -11,7 +11,7 @@ import { it } from 'node:test';
 import { freePort } from '../../src/bench/free-port.ts';
 import { ROOT, runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
 
 interface PushLine { op: string; ok: boolean; operation?: string; uid?: string; replaces?: string; attributes?: string[] }
 
@@ -49,7 +49,7 @@ it('dev-server pushes Put and Notify to kmip-edge run; relayed over Mosquitto to
   let agent: ChildProcess | undefined;
   try {
     const first = await createActiveKey(kms, port, 'relayed-key');
-    const { key } = JSON.parse(runCli(['device', 'add', '--data', data, '--id', 'relay-dev', '--key-uid', first]).stdout) as { key: string };
+    const key = addDevice(data, 'relay-dev', first);
     const sim = ['device-sim', '--id', 'relay-dev', '--key', key, '--mqtt', `mqtt://127.0.0.1:${broker.port}`, '--state', join(work, 'relay.counter'), 'listen', '--seconds', '30'];
     const push = (...what: string[]) => JSON.parse(runCli(['dev-server', 'push', '--dir', kms, ...what]).stdout) as { pushed: number; acknowledged: number };
 

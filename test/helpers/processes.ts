@@ -7,7 +7,7 @@ import { ObjectType } from '../../src/kmip/tables.generated.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from './client-interop-suite.ts';
-import { ROOT } from './cli.ts';
+import { ROOT, runCli } from './cli.ts';
 
 const BIN = join(ROOT, 'dist/kmip-edge.mjs');
 
@@ -52,4 +52,11 @@ export async function startKeyServer(name: string, devServerArgs: string[] = [])
   const kms = join(work, 'kms');
   const { child, ready } = await startProcess(['dev-server', '--port', '0', '--dir', kms, ...devServerArgs]);
   return { work, kms, data: join(work, 'agent'), port: ready.port as number, server: child };
+}
+
+/** `kmip-edge device add` for `id`, allowed the keys `uids`; fails unless it succeeds; the device key in hex. */
+export function addDevice(data: string, id: string, ...uids: string[]): string {
+  const added = runCli(['device', 'add', '--data', data, '--id', id, ...uids.flatMap((uid) => ['--key-uid', uid])]);
+  if (added.status !== 0) throw new Error(`device add ${id} exited ${added.status}: ${added.stderr}`);
+  return (JSON.parse(added.stdout) as { key: string }).key;
 }

@@ -8,6 +8,7 @@ import { Operation, Tag } from '../../src/kmip/tables.generated.ts';
 import { decodeTtlv } from '../../src/ttlv/decode.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../../src/ttlv/item.ts';
+import { findItem } from './tree.ts';
 
 export type Rewrite = (message: TtlvItem) => TtlvItem;
 
@@ -39,17 +40,6 @@ export class TamperingTransport implements KmipTransport {
   close(): Promise<void> {
     return this.inner.close();
   }
-}
-
-/** The first item with `tag`, depth first. */
-export function findItem(item: TtlvItem, tag: number): TtlvItem | undefined {
-  if (item.tag === tag) return item;
-  if (item.type !== ItemType.Structure) return undefined;
-  for (const child of item.value) {
-    const found = findItem(child, tag);
-    if (found) return found;
-  }
-  return undefined;
 }
 
 /** Flips the lowest bit of the first byte of the first Byte String with `tag`, if present. */

@@ -5,8 +5,9 @@ import { bigInteger, boolean, byteString, dateTime, enumeration, integer, interv
 import { decodeTtlv } from '../../src/ttlv/decode.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import { fromHex, toHex } from '../../src/ttlv/hex.ts';
-import { ItemType, type TtlvItem } from '../../src/ttlv/item.ts';
+import type { TtlvItem } from '../../src/ttlv/item.ts';
 import { FACTS_EXAMPLES, SPEC_EXAMPLES } from '../fixtures/facts-vectors.ts';
+import { findItem } from '../helpers/tree.ts';
 
 const T = 0x420020;
 
@@ -44,63 +45,52 @@ describe('KMIP 1.2 §9.1.2 examples (FACTS.md §1.3)', () => {
   });
 });
 
-/** Finds the first item with `tag` in a tree (depth first). */
-function find(item: TtlvItem, tag: number): TtlvItem | undefined {
-  if (item.tag === tag) return item;
-  if (item.type !== ItemType.Structure) return undefined;
-  for (const child of item.value) {
-    const hit = find(child, tag);
-    if (hit) return hit;
-  }
-  return undefined;
-}
-
 describe('FACTS.md §7 E1–E6: OASIS KMIP 1.1 test-case bytes', () => {
   const expectations: Record<string, { bytes: number; check: (tree: TtlvItem) => void }> = {
     E1: {
       bytes: 296,
       check: (tree) => {
         assert.equal(tree.tag, Tag.RequestMessage);
-        assert.equal(find(tree, Tag.Operation)?.value, 1); // Create
-        assert.equal(find(tree, Tag.ObjectType)?.value, 2); // Symmetric Key
-        const attributes = (find(tree, Tag.TemplateAttribute) as { value: TtlvItem[] }).value;
+        assert.equal(findItem(tree, Tag.Operation)?.value, 1); // Create
+        assert.equal(findItem(tree, Tag.ObjectType)?.value, 2); // Symmetric Key
+        const attributes = (findItem(tree, Tag.TemplateAttribute) as { value: TtlvItem[] }).value;
         assert.deepEqual(attributes.map((a) => (a.value as TtlvItem[])[1]!.value), [3, 128, 12]); // AES, 128, Encrypt|Decrypt
       },
     },
     E2: {
       bytes: 200,
       check: (tree) => {
-        assert.equal(find(tree, Tag.TimeStamp)?.value, BigInt(Date.parse('2012-04-27T08:12:21Z') / 1000));
-        assert.equal(find(tree, Tag.UniqueIdentifier)?.value, 'fb4b5b9c-6188-4c63-8142-fe9c328129fc');
-        assert.equal(find(tree, Tag.ResultStatus)?.value, 0);
+        assert.equal(findItem(tree, Tag.TimeStamp)?.value, BigInt(Date.parse('2012-04-27T08:12:21Z') / 1000));
+        assert.equal(findItem(tree, Tag.UniqueIdentifier)?.value, 'fb4b5b9c-6188-4c63-8142-fe9c328129fc');
+        assert.equal(findItem(tree, Tag.ResultStatus)?.value, 0);
       },
     },
     E3: {
       bytes: 304,
       check: (tree) => {
-        assert.equal(toHex(find(tree, Tag.KeyMaterial)!.value as Uint8Array), '7367578051012a6d134a855e25c8cd5e4ca131455729d3c8');
-        assert.equal(find(tree, Tag.CryptographicLength)?.value, 168);
+        assert.equal(toHex(findItem(tree, Tag.KeyMaterial)!.value as Uint8Array), '7367578051012a6d134a855e25c8cd5e4ca131455729d3c8');
+        assert.equal(findItem(tree, Tag.CryptographicLength)?.value, 168);
       },
     },
     E4: {
       bytes: 216,
       check: (tree) => {
-        assert.equal(find(tree, Tag.Operation)?.value, 8); // Locate
-        assert.equal(find(tree, Tag.NameValue)?.value, 'Key1');
+        assert.equal(findItem(tree, Tag.Operation)?.value, 8); // Locate
+        assert.equal(findItem(tree, Tag.NameValue)?.value, 'Key1');
       },
     },
     E5: {
       bytes: 72,
       check: (tree) => {
         assert.equal(tree.tag, Tag.RequestPayload);
-        assert.equal(find(tree, Tag.UsageLimitsCount)?.value, 500n);
+        assert.equal(findItem(tree, Tag.UsageLimitsCount)?.value, 500n);
       },
     },
     E6: {
       bytes: 88,
       check: (tree) => {
-        assert.equal(find(tree, Tag.LeaseTime)?.value, 0);
-        assert.equal(find(tree, Tag.LastChangeDate)?.value, BigInt(Date.parse('2012-04-27T08:14:28Z') / 1000));
+        assert.equal(findItem(tree, Tag.LeaseTime)?.value, 0);
+        assert.equal(findItem(tree, Tag.LastChangeDate)?.value, BigInt(Date.parse('2012-04-27T08:14:28Z') / 1000));
       },
     },
   };
