@@ -116,7 +116,8 @@ export class AgentCore {
   async getKey(device: string, uid: string, purpose: Purpose): Promise<CachedKey> {
     try {
       const key = await this.cache.use(uid, purpose);
-      this.log.debug({ device, uid, purpose, state: key.metadata.state }, 'key served');
+      // the hot path of every device Get: no record object unless it is written
+      if (this.log.isLevelEnabled('debug')) this.log.debug({ device, uid, purpose, state: key.metadata.state }, 'key served');
       return key;
     } catch (error) {
       this.log.info({ device, uid, purpose, code: (error as { code?: string }).code, offline: this.breaker.offline }, 'key refused');

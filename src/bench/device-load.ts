@@ -29,6 +29,8 @@ export interface Measurement {
   p99Ms: number;
   /** Every request made, warm-up included (to share out the responder's CPU time). */
   requests: number;
+  /** The load generator's own CPU time per request (it shares the machine with the agent and the broker). */
+  loadCpuUsPerRequest: number;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -36,7 +38,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Runs the loops, each one request at a time, for `seconds`. */
-async function drive(loops: (() => Promise<void>)[], seconds: number): Promise<Measurement> {
+async function drive(loops: (() => Promise<void>)[], seconds: number): Promise<Omit<Measurement, 'loadCpuUsPerRequest'>> {
   const latencies: number[] = [];
   const deadline = performance.now() + seconds * 1000;
   const started = performance.now();
@@ -85,9 +87,12 @@ export async function runDeviceLoad(config: LoadConfig): Promise<Measurement> {
   const clients: MqttClient[] = [];
   try {
     const loops = config.mode === 'devices' ? await deviceLoops(config, clients) : await echoLoops(config, clients);
+    const before = process.cpuUsage();
     const warmUp = await drive(loops, Math.min(1, config.seconds / 2)); // not counted: both sides compile their hot paths
     const measured = await drive(loops, config.seconds);
-    return { ...measured, requests: warmUp.requests + measured.requests };
+    const cpu = process.cpuUsage(before);
+    const requests = warmUp.requests + measured.requests;
+    return { ...measured, requests, loadCpuUsPerRequest: Math.round((cpu.user + cpu.system) / Math.max(1, requests)) };
   } finally {
     clients.forEach((c) => c.end(true));
   }

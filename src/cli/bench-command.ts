@@ -17,7 +17,7 @@ const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -28,6 +28,8 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   // bench devices --devices 1,100,1000: the device counts to measure.
   const deviceCounts = values.devices === undefined ? undefined : values.devices.split(',').map(Number);
   if (deviceCounts?.some((n) => !(Number.isInteger(n) && n > 0 && n <= 10_000))) throw new UsageError('--devices takes counts from 1 to 10000, comma-separated');
+  const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
+  if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) throw new UsageError('--rounds must be a whole number in [1, 20]');
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
@@ -38,7 +40,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
     } else if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
     } else if (name === 'devices') {
-      await benchDevices({ seconds, json: values.json, out, ...(deviceCounts && { counts: deviceCounts }) });
+      await benchDevices({ seconds, json: values.json, out, ...(deviceCounts && { counts: deviceCounts }), ...(rounds && { rounds }) });
     } else if (name === 'ledger') {
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {

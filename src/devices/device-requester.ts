@@ -2,7 +2,7 @@
  * How a device makes requests over any link (the simulator's core, and how firmware should
  * behave): if no reply comes, the *same* frame is sent again (same counter) until answered — so a
  * restarting agent or a lost message exercises the agent's idempotency, never a double effect. Up
- * to 16 requests may be in flight (the agent keeps that many replies, PROTOCOL.md §3). Relayed pushes (frames without reply_to) are opened, handed to `onPush`
+ * to 16 requests may be in flight (the agent answers resends of that many, PROTOCOL.md §3). Relayed pushes (frames without reply_to) are opened, handed to `onPush`
  * and acknowledged; one that does not authenticate or is a replay is dropped.
  */
 import { KmipEdgeError } from '../errors.ts';
@@ -10,12 +10,24 @@ import type { RequestMessage, ResponseMessage } from '../kmip/message.ts';
 import type { DeviceClient } from './device-client.ts';
 import { parseFrameHeader } from './frame.ts';
 
-/** Requests a device may have in flight: the replies the agent keeps for resends (KEPT_REPLIES). */
+/** Requests a device may have in flight: the resends the agent answers (KEPT_REPLIES). */
 export const MAX_IN_FLIGHT = 16;
+
+interface InFlight {
+  frame: Uint8Array;
+  counter: bigint;
+  resolve: (response: ResponseMessage) => void;
+  reject: (error: unknown) => void;
+  resendMs: number;
+  resendAt: number;
+  deadline: number;
+}
 
 export class DeviceRequester {
   /** Requests in flight, by counter. */
-  private readonly waiting = new Map<bigint, (reply: Uint8Array) => void>();
+  private readonly waiting = new Map<bigint, InFlight>();
+  private watcher: NodeJS.Timeout | undefined;
+  private watchedMs = Infinity;
   /** Called with each relayed Put/Notify accepted (after it was acknowledged). */
   onPush: ((request: RequestMessage) => void) | undefined;
   /** Relayed frames dropped (not authentic, replayed, malformed). */
@@ -31,7 +43,15 @@ export class DeviceRequester {
     try {
       const { header } = parseFrameHeader(frame);
       if (header.replyTo === undefined) return this.pushed(frame);
-      this.waiting.get(header.replyTo)?.(frame);
+      const request = this.waiting.get(header.replyTo);
+      if (!request) return;
+      this.waiting.delete(header.replyTo);
+      if (this.waiting.size === 0) this.watcher?.unref(); // nothing to wait for: not what keeps the process alive
+      try {
+        request.resolve(this.device.open(frame, request.counter));
+      } catch (error) {
+        request.reject(error);
+      }
     } catch {
       // not a frame for us: ignore
     }
@@ -50,22 +70,47 @@ export class DeviceRequester {
   }
 
   /** Sends one KMIP request and returns the agent's response, resending until answered. */
-  async request(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<ResponseMessage> {
-    if (this.waiting.size >= MAX_IN_FLIGHT) throw new KmipEdgeError('DEVICE_BUSY', `${MAX_IN_FLIGHT} requests are already in flight`);
+  request(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<ResponseMessage> {
+    if (this.waiting.size >= MAX_IN_FLIGHT) return Promise.reject(new KmipEdgeError('DEVICE_BUSY', `${MAX_IN_FLIGHT} requests are already in flight`));
     const { frame, counter } = this.device.seal(message);
-    const deadline = Date.now() + (options.deadlineMs ?? 30_000);
-    const reply = new Promise<Uint8Array>((resolve) => this.waiting.set(counter, resolve));
-    try {
-      for (;;) {
-        this.send(frame);
-        let timer: NodeJS.Timeout | undefined;
-        const answered = await Promise.race([reply, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), options.resendMs ?? 1000)))]);
-        clearTimeout(timer);
-        if (answered) return this.device.open(answered, counter);
-        if (Date.now() > deadline) throw new KmipEdgeError('DEVICE_NO_ANSWER', `no answer to request ${counter} before the deadline`);
-      }
-    } finally {
-      this.waiting.delete(counter);
+    return new Promise((resolve, reject) => {
+      const now = Date.now();
+      const resendMs = options.resendMs ?? 1000;
+      this.waiting.set(counter, { frame, counter, resolve, reject, resendMs, resendAt: now + resendMs, deadline: now + (options.deadlineMs ?? 30_000) });
+      this.send(frame);
+      this.watch(resendMs);
+    });
+  }
+
+  /**
+   * One timer per device watches the requests in flight for resends and deadlines (not one per
+   * request: a simulated device makes thousands of requests a second, each answered in
+   * milliseconds). It checks a few times per resend period and stops when it finds nothing in
+   * flight; meanwhile it does not hold the process open.
+   */
+  private watch(resendMs: number): void {
+    if (this.watcher !== undefined && resendMs >= this.watchedMs) {
+      this.watcher.ref();
+      return;
     }
+    clearInterval(this.watcher);
+    this.watchedMs = resendMs;
+    this.watcher = setInterval(() => {
+      if (this.waiting.size === 0) {
+        clearInterval(this.watcher);
+        this.watcher = undefined;
+        return;
+      }
+      const now = Date.now();
+      for (const request of this.waiting.values()) {
+        if (now > request.deadline) {
+          this.waiting.delete(request.counter);
+          request.reject(new KmipEdgeError('DEVICE_NO_ANSWER', `no answer to request ${request.counter} before the deadline`));
+        } else if (now >= request.resendAt) {
+          request.resendAt = now + request.resendMs;
+          this.send(request.frame);
+        }
+      }
+    }, Math.max(1, Math.floor(resendMs / 4)));
   }
 }

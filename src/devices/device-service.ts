@@ -29,7 +29,7 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { openFrame, parseFrameHeader, sealFrame, type FrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
-import { ReplayGuard } from './replay-guard.ts';
+import { ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { Lanes } from '../lanes.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
@@ -38,10 +38,33 @@ import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts'
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
 const KEPT_REPLY = 'device/reply/';
 /**
- * Replies kept per device to answer a resent frame (in memory; for requests with an effect also on
- * disk, in as many slots by counter): the requests a device may have in flight (PROTOCOL.md §3).
+ * Requests per device whose resend is answered (PROTOCOL.md §3): the requests a device may have in
+ * flight. Replies to requests with an effect are kept on disk in as many slots, by counter; of
+ * reads only the counters are remembered, in memory.
  */
 export const KEPT_REPLIES = 16n;
+
+/** The last `size` counters recorded per device, in a ring (0 is never a counter). */
+class RecentCounters {
+  private readonly rings = new Map<string, { counters: BigUint64Array; next: number }>();
+
+  constructor(private readonly size: number) {}
+
+  add(deviceId: string, counter: bigint): void {
+    let ring = this.rings.get(deviceId);
+    if (!ring) this.rings.set(deviceId, (ring = { counters: new BigUint64Array(this.size), next: 0 }));
+    ring.counters[ring.next] = counter;
+    ring.next = (ring.next + 1) % this.size;
+  }
+
+  has(deviceId: string, counter: bigint): boolean {
+    return this.rings.get(deviceId)?.counters.includes(counter) ?? false;
+  }
+
+  forget(deviceId: string): void {
+    this.rings.delete(deviceId);
+  }
+}
 
 /** The disk slot of the reply to a request with an effect: one of KEPT_REPLIES per device, by counter. */
 function keptReplyKey(deviceId: string, counter: bigint): string {
@@ -63,8 +86,8 @@ export class DeviceService {
    * AEAD nonce), and replies go out in request order.
    */
   private readonly lanes = new Lanes();
-  /** The latest replies per device by request counter, to answer a resent frame without acting again. */
-  private readonly keptReplies = new Map<string, Map<bigint, Uint8Array>>();
+  /** The counters of each device's latest reads, to answer a resend of one again (PROTOCOL.md §3). */
+  private readonly recentReads = new RecentCounters(Number(KEPT_REPLIES));
   /** Counters towards devices, shared by replies and relayed pushes. */
   private readonly downCounters: DownCounters;
   /** Upstream Put/Notify relayed to devices until they acknowledge. */
@@ -108,7 +131,7 @@ export class DeviceService {
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
     this.buckets.delete(deviceId);
-    this.keptReplies.delete(deviceId);
+    this.recentReads.forget(deviceId);
   }
 
   /** Writes the counters held back now (tests comparing the store before and after). */
@@ -150,29 +173,29 @@ export class DeviceService {
     } catch (error) {
       return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_AUTH_FAILED', device.id);
     }
-    let counterWrite;
+    let counterWrite: CounterWrite | undefined;
     try {
-      counterWrite = await this.replay.accept(device.id, 'up', header.counter);
+      const accepted = this.replay.accept(device.id, 'up', header.counter);
+      counterWrite = accepted instanceof Promise ? await accepted : accepted; // no turn of the loop on the hot path
     } catch {
-      // A resent frame: answer it again with the reply kept for it (acting on nothing), or drop a
-      // true replay. The reply to a request with an effect is on disk, so a resend after an agent
-      // restart still gets it (the device must not retry a grant with a new counter: that would
-      // be a new grant).
-      const kept = this.keptReplies.get(device.id)?.get(header.counter);
-      if (kept) return kept;
+      // A resent frame (PROTOCOL.md §3), or a true replay. A request with an effect gets the reply
+      // kept for it on disk — across an agent restart too — and is not acted on again (the device
+      // must not retry a grant with a new counter: that would be a new grant). A recent read is
+      // simply answered again: it changes nothing, and no reply bytes need to be held for it.
       const stored = await this.store.get(keptReplyKey(device.id, header.counter));
       if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
-      return this.drop('FRAME_REPLAYED', device.id);
+      if (!this.recentReads.has(device.id, header.counter)) return this.drop('FRAME_REPLAYED', device.id);
     }
     this.relay.heard(device.id, route);
     if (header.replyTo !== undefined) {
+      if (counterWrite === undefined) return undefined; // an acknowledgement is never a read
       if (this.withinRate(device)) return this.acknowledgement(device, header.replyTo, body, counterWrite);
       this.replay.defer(counterWrite);
       return undefined;
     }
     const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
-    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: await this.downCounters.next(device.id), replyTo: header.counter }, device.key, response);
-    this.keepReply(device.id, header.counter, reply);
+    const next = this.downCounters.next(device.id);
+    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: next instanceof Promise ? await next : next, replyTo: header.counter }, device.key, response);
     // The up counter: synced with a request that had an effect (a grant), with the reply kept for
     // a resend; for reads written a little later with others, unsynced — a read re-served after a
     // power cut changes nothing, and the hot path of a cache hit waits for no disk at all
@@ -181,9 +204,15 @@ export class DeviceService {
       const kept = new Uint8Array(8 + reply.length);
       new DataView(kept.buffer).setBigUint64(0, header.counter);
       kept.set(reply, 8);
-      await this.replay.supersede(counterWrite);
-      await this.store.commit([counterWrite, { type: 'put', key: keptReplyKey(device.id, header.counter), value: kept }]);
-    } else {
+      const writes: BatchOperation[] = [{ type: 'put', key: keptReplyKey(device.id, header.counter), value: kept }];
+      if (counterWrite) {
+        await this.replay.supersede(counterWrite);
+        writes.push(counterWrite);
+      }
+      await this.store.commit(writes);
+    } else if (counterWrite) {
+      // a read answered for the first time (a resend answered again stays as old as it was)
+      this.recentReads.add(device.id, header.counter);
       this.replay.defer(counterWrite);
     }
     return reply;
@@ -194,19 +223,12 @@ export class DeviceService {
    * the device's counter, in one synced write; nothing is sent back. An answer to nothing in
    * flight only advances the counter.
    */
-  private async acknowledgement(device: Device, replyTo: bigint, body: Uint8Array, counterWrite: BatchOperation): Promise<undefined> {
+  private async acknowledgement(device: Device, replyTo: bigint, body: Uint8Array, counterWrite: CounterWrite): Promise<undefined> {
     const removal = this.relay.acknowledgement(device, replyTo, body);
     await this.replay.supersede(counterWrite);
     await this.store.commit([counterWrite, ...(removal ?? [])]);
     if (removal) this.relay.acknowledged(device.id);
     return undefined;
-  }
-
-  private keepReply(deviceId: string, counter: bigint, reply: Uint8Array): void {
-    let replies = this.keptReplies.get(deviceId);
-    if (!replies) this.keptReplies.set(deviceId, (replies = new Map()));
-    replies.set(counter, reply);
-    if (BigInt(replies.size) > KEPT_REPLIES) replies.delete(replies.keys().next().value!); // the oldest
   }
 
   private withinRate(device: Device): boolean {

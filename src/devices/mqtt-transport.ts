@@ -4,7 +4,7 @@
  * transport only moves frames; the device service decides. TCP no-delay on the socket, or every
  * request/response costs ~88 ms of Nagle (TOOLCHAIN.md); reconnects and resubscribes.
  */
-import { createConnection } from 'node:net';
+import { createConnection, type Socket } from 'node:net';
 import { MqttClient, type IClientOptions } from 'mqtt';
 import { KmipEdgeError } from '../errors.ts';
 
@@ -16,9 +16,33 @@ export interface MqttEndpoint {
   clientId?: string;
 }
 
-/** Connects with TCP no-delay (also on every reconnect) and resolves once connected. */
+/**
+ * Packets written in one turn of the event loop leave in one system call: mqtt.js writes each
+ * packet on its own (a PUBACK, then a reply: two writes per request), which with no-delay is a
+ * TCP segment and a wake-up of the broker each. The socket is corked at the first write of a turn
+ * and uncorked once the turn's I/O callbacks, ticks and promise jobs are done (setImmediate).
+ */
+function coalesceWrites(socket: Socket): Socket {
+  const write = socket.write;
+  let corked = false;
+  const flush = () => {
+    corked = false;
+    socket.uncork();
+  };
+  socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
+    if (!corked) {
+      corked = true;
+      socket.cork();
+      setImmediate(flush);
+    }
+    return write.apply(this, args);
+  } as Socket['write'];
+  return socket;
+}
+
+/** Connects with TCP no-delay and coalesced writes (also on every reconnect) and resolves once connected. */
 export function connectMqtt(endpoint: MqttEndpoint, options: Partial<IClientOptions> = {}): Promise<MqttClient> {
-  const client = new MqttClient(() => createConnection({ host: endpoint.host, port: endpoint.port, noDelay: true }), {
+  const client = new MqttClient(() => coalesceWrites(createConnection({ host: endpoint.host, port: endpoint.port, noDelay: true })), {
     protocolVersion: endpoint.protocolVersion ?? 4,
     reconnectPeriod: 500,
     connectTimeout: 5000,
@@ -33,6 +57,19 @@ export function connectMqtt(endpoint: MqttEndpoint, options: Partial<IClientOpti
       reject(new KmipEdgeError('MQTT_CONNECT_FAILED', `MQTT ${endpoint.host}:${endpoint.port}: ${error.message}`, { cause: error }));
     });
   });
+}
+
+/**
+ * Views, not copies, between mqtt.js's Buffers and frames (a copy is an allocation per message on
+ * the hot path): a received payload is a fresh slice of the socket's data, and a frame is never
+ * changed after it is sent.
+ */
+export function frameOf(payload: Buffer): Uint8Array {
+  return new Uint8Array(payload.buffer, payload.byteOffset, payload.byteLength);
+}
+
+export function payloadOf(frame: Uint8Array): Buffer {
+  return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
 }
 
 /** A frame for `deviceId`; `send` reaches that device later (relayed pushes). */
@@ -52,8 +89,8 @@ export class MqttDeviceTransport {
       const match = upTopic.exec(topic);
       if (!match) return;
       const deviceId = match[1]!;
-      const send = (frame: Uint8Array) => void client.publish(`${prefix}/${deviceId}/down`, Buffer.from(frame), { qos: 1 });
-      void handle(new Uint8Array(payload), deviceId, send).then((reply) => reply && send(reply));
+      const send = (frame: Uint8Array) => void client.publish(`${prefix}/${deviceId}/down`, payloadOf(frame), { qos: 1 });
+      void handle(frameOf(payload), deviceId, send).then((reply) => reply && send(reply));
     });
     // Resubscribe after every (re)connect: a clean session forgets subscriptions.
     const subscribe = () => client.subscribe(`${prefix}/+/up`, { qos: 1 });
@@ -64,7 +101,7 @@ export class MqttDeviceTransport {
 
   /** Sends `frame` to a device's down topic (it gets it if it is subscribed). */
   sendTo(deviceId: string, frame: Uint8Array): void {
-    this.client.publish(`${this.prefix}/${deviceId}/down`, Buffer.from(frame), { qos: 1 });
+    this.client.publish(`${this.prefix}/${deviceId}/down`, payloadOf(frame), { qos: 1 });
   }
 
   get topicPrefix(): string {

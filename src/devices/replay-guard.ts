@@ -17,9 +17,12 @@ function storeKey(deviceId: string, direction: Direction): string {
   return `${PREFIX}${deviceId}/${direction}`;
 }
 
-/** Counter writes of reads are held this long, or until this many are pending, then written together. */
-const DEFER_MS = 20;
-const DEFER_MAX = 256;
+/**
+ * Counter writes of reads are held this long, or until this many devices have one pending, then
+ * written together — the latest per device only, so a busy device costs one write a second.
+ */
+const DEFER_MS = 1000;
+const DEFER_MAX = 4096;
 
 /** Counters below the highest that can still be accepted once. */
 export const REPLAY_WINDOW = 64n;
@@ -31,10 +34,16 @@ interface WindowState {
   seen: bigint;
 }
 
+/** The store write of a counter state. */
+export type CounterWrite = BatchOperation & { type: 'put' };
+
 export class ReplayGuard {
   private readonly windows = new Map<string, WindowState>();
-  /** Counter writes of reads not yet written, by store key (the latest only). */
-  private readonly pending = new Map<string, BatchOperation>();
+  /**
+   * Counter states of reads not yet written, by store key: the latest only, copied into one array
+   * per key and flush — not the write object of each request, which would then live a second.
+   */
+  private readonly pending = new Map<string, Uint8Array>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -44,8 +53,10 @@ export class ReplayGuard {
    * Writes the counter of a read later, with others, unsynced (PROTOCOL.md §3: a read served again
    * after a power cut changes nothing). In memory the counter is already accepted.
    */
-  defer(write: BatchOperation): void {
-    this.pending.set(write.key, write);
+  defer(write: CounterWrite): void {
+    const state = this.pending.get(write.key);
+    if (state) state.set(write.value);
+    else this.pending.set(write.key, Uint8Array.from(write.value));
     if (this.pending.size >= DEFER_MAX) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), DEFER_MS);
   }
@@ -64,7 +75,8 @@ export class ReplayGuard {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const operations = [...this.pending.values()];
+    const operations: BatchOperation[] = [];
+    for (const [key, value] of this.pending) operations.push({ type: 'put', key, value });
     this.pending.clear();
     if (operations.length > 0) this.flushing = this.flushing.then(() => this.store.write(operations));
     return this.flushing;
@@ -83,11 +95,17 @@ export class ReplayGuard {
 
   /**
    * Accepts `counter` for (device, direction) or throws FRAME_REPLAYED (seen before, or older than
-   * the window). Returns the write to commit with the frame's effect.
+   * the window). Returns the write to commit with the frame's effect — at once when the window is
+   * in memory (the hot path), once it is loaded otherwise.
    */
-  async accept(deviceId: string, direction: Direction, counter: bigint): Promise<BatchOperation> {
+  accept(deviceId: string, direction: Direction, counter: bigint): CounterWrite | Promise<CounterWrite> {
     const key = storeKey(deviceId, direction);
-    const window = await this.state(key);
+    const known = this.windows.get(key);
+    if (known !== undefined) return this.advance(deviceId, direction, key, known, counter);
+    return this.state(key).then((window) => this.advance(deviceId, direction, key, window, counter));
+  }
+
+  private advance(deviceId: string, direction: Direction, key: string, window: WindowState, counter: bigint): CounterWrite {
     if (counter > window.highest) {
       const shift = counter - window.highest;
       window.seen = shift >= REPLAY_WINDOW ? 1n : ((window.seen << shift) | 1n) & WINDOW_MASK;

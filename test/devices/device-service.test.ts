@@ -114,6 +114,28 @@ describe('device service: several requests in flight (PROTOCOL.md §3)', () => {
   });
 });
 
+describe('device service: a resent read (PROTOCOL.md §3)', () => {
+  it('is answered again — a fresh reply, the cache and ledger untouched — while among the last 16 reads; older, it is dropped', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(2700n));
+    const first = device.seal(request(Operation.Get));
+    const firstReply = await service.handle(first.frame, tape.id);
+    assert.ok(firstReply);
+    const ledger = await agent.ledger.totals(allowedKey);
+    const again = await service.handle(first.frame, tape.id);
+    assert.ok(again, 'the resend is answered');
+    assert.notDeepEqual(again, firstReply, 'not a kept copy: a new reply under a new down counter');
+    assert.equal(device.open(again, first.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    assert.deepEqual(await agent.ledger.totals(allowedKey), ledger);
+    // 15 reads later the first is still among the last 16; one more and it is not.
+    for (let i = 0; i < 15; i++) await service.handle(device.seal(request(Operation.Get)).frame, tape.id);
+    assert.ok(await service.handle(first.frame, tape.id), 'the 16th read back is answered');
+    await service.handle(device.seal(request(Operation.Get)).frame, tape.id);
+    const dropped = service.dropped.get('FRAME_REPLAYED') ?? 0;
+    assert.equal(await service.handle(first.frame, tape.id), undefined, 'the 17th read back is a replay');
+    assert.equal(service.dropped.get('FRAME_REPLAYED'), dropped + 1);
+  });
+});
+
 describe('device service: refused frames change nothing', () => {
   /** Sends a frame that must be dropped and checks counters, ledger and replies did not move. */
   async function refused(frame: Uint8Array, topicDeviceId: string | undefined, code: string): Promise<void> {
