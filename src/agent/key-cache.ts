@@ -118,6 +118,15 @@ export class KeyCache {
     return fill;
   }
 
+  /**
+   * The key if it is in memory and policy allows `purpose` now; undefined otherwise (then `use`
+   * says why, or fetches it). The hot path of device Gets: no promise.
+   */
+  useFromMemory(uid: string, purpose: Purpose): CachedKey | undefined {
+    const key = this.memory.get(uid);
+    return key && mayUse(key.metadata, purpose, this.now()).allowed ? key : undefined;
+  }
+
   /** The key's material if policy allows `purpose` now; a coded error (KEY_…) otherwise. */
   async use(uid: string, purpose: Purpose): Promise<CachedKey> {
     const key = await this.get(uid);

@@ -8,7 +8,7 @@ import { buildResponseMessage, parseRequestMessage, parseResponseMessage, type R
 import { ResultStatus } from '../kmip/tables.generated.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
-import { openFrame, sealFrame, type Suite } from './frame.ts';
+import { openFrame, sealFrame, type ParsedFrameHeader, type Suite } from './frame.ts';
 import { KmipEdgeError } from '../errors.ts';
 
 export interface CounterStore {
@@ -42,8 +42,8 @@ export class DeviceClient {
    * to that request — whose counter is never reused — is what makes an old reply useless: a
    * resent reply repeats its down counter, and may be older than a push accepted meanwhile.
    */
-  open(reply: Uint8Array, counter: bigint): ResponseMessage {
-    const { header, body } = openFrame(reply, this.key);
+  open(reply: Uint8Array, counter: bigint, parsed?: ParsedFrameHeader): ResponseMessage {
+    const { header, body } = openFrame(reply, this.key, parsed);
     if (header.deviceId !== this.id || header.direction !== 'down' || header.replyTo !== counter) {
       throw new KmipEdgeError('FRAME_UNEXPECTED', `a reply to ${header.replyTo}, expected one to ${counter}`);
     }

@@ -41,14 +41,15 @@ export class DeviceRequester {
   /** The link calls this with every frame it receives for the device. */
   deliver(frame: Uint8Array): void {
     try {
-      const { header } = parseFrameHeader(frame);
+      const parsed = parseFrameHeader(frame);
+      const { header } = parsed;
       if (header.replyTo === undefined) return this.pushed(frame);
       const request = this.waiting.get(header.replyTo);
       if (!request) return;
       this.waiting.delete(header.replyTo);
       if (this.waiting.size === 0) this.watcher?.unref(); // nothing to wait for: not what keeps the process alive
       try {
-        request.resolve(this.device.open(frame, request.counter));
+        request.resolve(this.device.open(frame, request.counter, parsed));
       } catch (error) {
         request.reject(error);
       }

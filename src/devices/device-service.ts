@@ -11,7 +11,7 @@
  * request id is the frame counter — so a crash cannot double-count.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
-import type { KeyMetadata } from '../agent/key-cache.ts';
+import type { CachedKey, KeyMetadata } from '../agent/key-cache.ts';
 import { mayUse } from '../agent/key-policy.ts';
 import { isKmipEdgeError } from '../errors.ts';
 import { attributeItem, nameValue, type Attribute } from '../kmip/attributes.ts';
@@ -27,7 +27,7 @@ import { byteString, dateTime, enumeration, integer, interval, structure, textSt
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
-import { openFrame, parseFrameHeader, sealFrame, type FrameHeader } from './frame.ts';
+import { openFrame, parseFrameHeader, sealFrame, type ParsedFrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
 import { ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { Lanes } from '../lanes.ts';
@@ -150,18 +150,20 @@ export class DeviceService {
    * and `route` how to send that device a frame later (relayed pushes).
    */
   async handle(frame: Uint8Array, topicDeviceId?: string, route?: FrameSender): Promise<Uint8Array | undefined> {
-    let header: FrameHeader;
+    let parsed: ParsedFrameHeader;
     try {
-      header = parseFrameHeader(frame).header;
+      parsed = parseFrameHeader(frame);
     } catch (error) {
       return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_INVALID');
     }
+    const { header } = parsed;
     if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
     if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
-    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, header, route));
+    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, parsed, route));
   }
 
-  private async handleInLane(frame: Uint8Array, header: FrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
+  private async handleInLane(frame: Uint8Array, parsed: ParsedFrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
+    const { header } = parsed;
     const device = this.devices.get(header.deviceId) ?? (await this.registry.get(header.deviceId));
     if (device) this.devices.set(device.id, device);
     if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
@@ -169,7 +171,7 @@ export class DeviceService {
     if (frame.length > device.limits.maxFrameBytes) return this.drop('FRAME_TOO_LARGE', device.id);
     let body: Uint8Array;
     try {
-      body = openFrame(frame, device.key).body;
+      body = openFrame(frame, device.key, parsed).body;
     } catch (error) {
       return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_AUTH_FAILED', device.id);
     }
@@ -193,7 +195,8 @@ export class DeviceService {
       this.replay.defer(counterWrite);
       return undefined;
     }
-    const { response, effect } = this.withinRate(device) ? await this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
+    const answer = this.withinRate(device) ? this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
+    const { response, effect } = answer instanceof Promise ? await answer : answer;
     const next = this.downCounters.next(device.id);
     const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: next instanceof Promise ? await next : next, replyTo: header.counter }, device.key, response);
     // The up counter: synced with a request that had an effect (a grant), with the reply kept for
@@ -255,14 +258,42 @@ export class DeviceService {
     return encodeTtlv(buildResponseMessage(version, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.PermissionDenied, resultMessage: 'DEVICE_RATE_LIMITED' }]));
   }
 
-  /** The KMIP Response Message for a device's request body (always a valid message). */
-  private async respond(device: Device, counter: bigint, body: Uint8Array): Promise<{ response: Uint8Array; effect: boolean }> {
-    let version: ProtocolVersion = { major: 1, minor: 2 };
+  /**
+   * The KMIP Response Message for a device's request body (always a valid message): at once when
+   * memory answers it (a Get of a cached key — the hot path, without the promises and suspended
+   * frames of the general path), otherwise once the agent core has.
+   */
+  private respond(device: Device, counter: bigint, body: Uint8Array): Answer | Promise<Answer> {
+    let request: RequestMessage;
+    try {
+      request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
+    } catch {
+      return { response: invalidMessage(), effect: false };
+    }
+    const [only] = request.batchItems;
+    const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.getFromMemory(device, only!.payload) : undefined;
+    if (fromMemory) {
+      const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
+      return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false };
+    }
+    return this.respondThroughAgent(device, counter, request);
+  }
+
+  /** A Get answered from memory, when the device may have the key, it is cached and policy allows it now. */
+  private getFromMemory(device: Device, payload: TtlvItem): TtlvItem[] | undefined {
+    if (!device.operations.includes('Get')) return undefined;
+    const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
+    const key = uid === undefined ? undefined : this.agent.cache.useFromMemory(uid, 'process');
+    if (!key || !keyAllowed(device, key.metadata)) return undefined;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ device: device.id, uid, purpose: 'process', state: key.metadata.state }, 'key served');
+    return getPayload(uid!, key);
+  }
+
+  private async respondThroughAgent(device: Device, counter: bigint, request: RequestMessage): Promise<Answer> {
+    const version = request.protocolVersion;
     let items: ResponseBatchItemInput[];
     let effect = false;
     try {
-      const request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
-      version = request.protocolVersion;
       items = [];
       const nonceMac = readNonceMacItems(request.batchItems);
       if (nonceMac) return { response: encodeTtlv(buildResponseMessage(version, await this.nonceMacExchange(device, request.batchItems, nonceMac))), effect: false };
@@ -278,7 +309,7 @@ export class DeviceService {
         }
       }
     } catch {
-      items = [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }];
+      return { response: invalidMessage(), effect };
     }
     return { response: encodeTtlv(buildResponseMessage(version, items)), effect };
   }
@@ -346,18 +377,8 @@ export class DeviceService {
         return ours.map(protocolVersionItem);
       }
       case Operation.Get: {
-        const { uid, metadata } = await this.allowedKey(device, payload);
-        const key = await this.agent.getKey(device.id, uid, 'process');
-        return [
-          enumeration(Tag.ObjectType, ObjectType.SymmetricKey),
-          textString(Tag.UniqueIdentifier, uid),
-          structure(Tag.SymmetricKey, [structure(Tag.KeyBlock, [
-            enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
-            structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, key.material)]),
-            ...(metadata.algorithm !== undefined ? [enumeration(Tag.CryptographicAlgorithm, metadata.algorithm)] : []),
-            ...(metadata.length !== undefined ? [integer(Tag.CryptographicLength, metadata.length)] : []),
-          ])]),
-        ];
+        const { uid } = await this.allowedKey(device, payload);
+        return getPayload(uid, await this.agent.getKey(device.id, uid, 'process'));
       }
       case Operation.GetUsageAllocation: {
         const { uid } = await this.allowedKey(device, payload);
@@ -395,6 +416,27 @@ export class DeviceService {
         throw new Refusal(ResultReason.OperationNotSupported, `${enumerationText(Tag.Operation, operation)} is not a device operation`);
     }
   }
+}
+
+type Answer = { response: Uint8Array; effect: boolean };
+
+function invalidMessage(): Uint8Array {
+  return encodeTtlv(buildResponseMessage({ major: 1, minor: 2 }, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }]));
+}
+
+/** A Get Response Payload: the key as a Raw Symmetric Key (what a device reads). */
+function getPayload(uid: string, key: CachedKey): TtlvItem[] {
+  const { metadata } = key;
+  return [
+    enumeration(Tag.ObjectType, ObjectType.SymmetricKey),
+    textString(Tag.UniqueIdentifier, uid),
+    structure(Tag.SymmetricKey, [structure(Tag.KeyBlock, [
+      enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
+      structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, key.material)]),
+      ...(metadata.algorithm !== undefined ? [enumeration(Tag.CryptographicAlgorithm, metadata.algorithm)] : []),
+      ...(metadata.length !== undefined ? [integer(Tag.CryptographicLength, metadata.length)] : []),
+    ])]),
+  ];
 }
 
 /** The attributes a device may read: what the cache knows, never the material. */
