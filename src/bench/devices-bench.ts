@@ -4,12 +4,14 @@
  * p50 and p99 — next to the baseline measured in the same run on the same broker: a bare MQTT echo
  * responder answering the same number of devices sending frame-sized payloads. The agent (or the
  * echo responder) runs here; the devices run in a separate process (./device-load.ts), as they do
- * in life, so that their work is not counted against the agent.
+ * in life, by default on CPUs of their own (./cpu-placement.ts), so that their work is not
+ * counted against the agent — nor against the echo.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { freePort } from './free-port.ts';
+import { placement, type Placement, type PlacementKind } from './cpu-placement.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
@@ -53,11 +55,11 @@ function processCpuUs(pid: number): number | undefined {
   }
 }
 
-async function startBroker(dir: string): Promise<Broker> {
+async function startBroker(dir: string, where: Placement): Promise<Broker> {
   if (!existsSync(MOSQUITTO)) throw new KmipEdgeError('BENCH_UNAVAILABLE', 'bench devices needs Mosquitto (sudo scripts/install-peers.sh)');
   const port = await freePort();
   writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_queued_messages 10000\n`);
-  const child = spawn(MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' });
+  const child = spawn(...where.command('underTest', MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')]), { stdio: 'ignore' }); // taskset execs: the same pid
   for (let i = 0; i < 200; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(true)));
@@ -74,18 +76,18 @@ async function startBroker(dir: string): Promise<Broker> {
  * Runs the load generator in a child process (this same command) and returns what it measured,
  * with this process's CPU time per request meanwhile — the agent's, or the echo responder's.
  */
-async function load(config: LoadConfig, broker: Broker): Promise<Measurement & { cpuUsPerRequest: number; brokerCpuUsPerRequest: number | undefined }> {
+async function load(config: LoadConfig, broker: Broker, where: Placement): Promise<Measurement & { cpuUsPerRequest: number; brokerCpuUsPerRequest: number | undefined }> {
   const before = process.cpuUsage();
   const brokerBefore = broker.cpuUs();
-  const measured = await loadProcess(config);
+  const measured = await loadProcess(config, where);
   const cpu = process.cpuUsage(before);
   const brokerAfter = broker.cpuUs();
   const perRequest = (us: number) => Math.round(us / Math.max(1, measured.requests));
   return { ...measured, cpuUsPerRequest: perRequest(cpu.user + cpu.system), brokerCpuUsPerRequest: brokerBefore === undefined || brokerAfter === undefined ? undefined : perRequest(brokerAfter - brokerBefore) };
 }
 
-function loadProcess(config: LoadConfig): Promise<Measurement> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'devices-load'], { stdio: ['pipe', 'pipe', 'inherit'] });
+function loadProcess(config: LoadConfig, where: Placement): Promise<Measurement> {
+  const child = spawn(...where.command('load', process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'devices-load']), { stdio: ['pipe', 'pipe', 'inherit'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stdin!.end(JSON.stringify(config));
@@ -100,9 +102,12 @@ async function echoResponder(port: number): Promise<MqttClient> {
   return responder;
 }
 
-export async function benchDevices(options: { seconds: number; json: boolean; out: (text: string) => void; counts?: number[]; rounds?: number }): Promise<void> {
+export async function benchDevices(options: { seconds: number; json: boolean; out: (text: string) => void; counts?: number[]; rounds?: number; placement?: PlacementKind }): Promise<void> {
+  const { placement: where, note } = placement(options.placement ?? 'split');
+  if (note) process.stderr.write(`bench devices: ${note}; running shared\n`);
+  const unpin = where.pinSelf();
   const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-bench-devices-'));
-  const broker = await startBroker(dir);
+  const broker = await startBroker(dir, where);
   const pki = ensureDevPki(join(dir, 'kms'));
   const server = new DevKmipServer(pki);
   const port = await server.listen(0);
@@ -134,9 +139,9 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
       for (let round = 0; round < (options.rounds ?? 3); round++) {
         counterBase += 1_000_000_000n; // fresh counters per round, above any used before
         const devices = registeredDevices.map((device) => ({ id: device.id, key: toHex(device.key), suite: device.suite, counterBase: String(counterBase) }));
-        const ours = await load({ port: broker.port, seconds: options.seconds, mode: 'devices', devices, request: toHex(request) }, broker);
+        const ours = await load({ port: broker.port, seconds: options.seconds, mode: 'devices', devices, request: toHex(request) }, broker, where);
         const responder = await echoResponder(broker.port);
-        const echo = await load({ port: broker.port, seconds: options.seconds, mode: 'echo', echo: { count, size: sampleFrame } }, broker);
+        const echo = await load({ port: broker.port, seconds: options.seconds, mode: 'echo', echo: { count, size: sampleFrame } }, broker, where);
         responder.end(true);
         rounds.push({ ours, echo });
       }
@@ -144,7 +149,7 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
       const ours = best('ours');
       const baseline = best('echo');
       const result = {
-        bench: 'devices', devices: count, requestsPerSec: ours.requestsPerSec, p50Ms: ours.p50Ms, p99Ms: ours.p99Ms,
+        bench: 'devices', devices: count, placement: where.kind, requestsPerSec: ours.requestsPerSec, p50Ms: ours.p50Ms, p99Ms: ours.p99Ms,
         echoRequestsPerSec: baseline.requestsPerSec, echoP50Ms: baseline.p50Ms, echoP99Ms: baseline.p99Ms,
         agentCpuUsPerRequest: ours.cpuUsPerRequest, echoCpuUsPerRequest: baseline.cpuUsPerRequest,
         // the other processes on the same machine, per request, in those rounds
@@ -153,7 +158,7 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
         rounds: rounds.map((r) => ({ requestsPerSec: r.ours.requestsPerSec, p50Ms: r.ours.p50Ms, echoRequestsPerSec: r.echo.requestsPerSec, echoP50Ms: r.echo.p50Ms })),
       };
       if (options.json) options.out(JSON.stringify(result) + '\n');
-      else options.out(`  ${String(count).padStart(4)} devices: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  echo ${baseline.requestsPerSec}/s p50 ${baseline.p50Ms} ms p99 ${baseline.p99Ms} ms  (throughput ${(ours.requestsPerSec / baseline.requestsPerSec).toFixed(2)}×, p50 ${(ours.p50Ms / baseline.p50Ms).toFixed(2)}×; best of ${rounds.length} rounds; CPU µs per request: agent ${ours.cpuUsPerRequest} / echo ${baseline.cpuUsPerRequest}, devices ${ours.loadCpuUsPerRequest} / echo clients ${baseline.loadCpuUsPerRequest}, broker ${ours.brokerCpuUsPerRequest ?? '?'} / ${baseline.brokerCpuUsPerRequest ?? '?'})\n`);
+      else options.out(`  ${String(count).padStart(4)} devices: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  echo ${baseline.requestsPerSec}/s p50 ${baseline.p50Ms} ms p99 ${baseline.p99Ms} ms  (throughput ${(ours.requestsPerSec / baseline.requestsPerSec).toFixed(2)}×, p50 ${(ours.p50Ms / baseline.p50Ms).toFixed(2)}×; best of ${rounds.length} rounds, ${where.kind === 'split' ? 'load generator on its own CPUs' : 'all processes sharing the CPUs'}; CPU µs per request: agent ${ours.cpuUsPerRequest} / echo ${baseline.cpuUsPerRequest}, devices ${ours.loadCpuUsPerRequest} / echo clients ${baseline.loadCpuUsPerRequest}, broker ${ours.brokerCpuUsPerRequest ?? '?'} / ${baseline.brokerCpuUsPerRequest ?? '?'})\n`);
     }
   } finally {
     await transport.close();
@@ -162,5 +167,6 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
     await server.close();
     broker.stop();
     rmSync(dir, { recursive: true, force: true });
+    unpin();
   }
 }

@@ -17,7 +17,7 @@ const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -30,6 +30,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   if (deviceCounts?.some((n) => !(Number.isInteger(n) && n > 0 && n <= 10_000))) throw new UsageError('--devices takes counts from 1 to 10000, comma-separated');
   const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
   if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) throw new UsageError('--rounds must be a whole number in [1, 20]');
+  if (values.placement !== undefined && values.placement !== 'split' && values.placement !== 'shared') throw new UsageError('--placement is split or shared');
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
@@ -40,7 +41,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
     } else if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
     } else if (name === 'devices') {
-      await benchDevices({ seconds, json: values.json, out, ...(deviceCounts && { counts: deviceCounts }), ...(rounds && { rounds }) });
+      await benchDevices({ seconds, json: values.json, out, ...(deviceCounts && { counts: deviceCounts }), ...(rounds && { rounds }), ...(values.placement && { placement: values.placement as 'split' | 'shared' }) });
     } else if (name === 'ledger') {
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
