@@ -66,8 +66,8 @@ function aeadOpen(suite: Suite, key: Uint8Array, nonce: Uint8Array, aad: Uint8Ar
   return plaintext;
 }
 
-/** Writes the header (§2) at the start of `frame`; returns its length. */
-function writeHeader(frame: Uint8Array, header: Omit<FrameHeader, 'version'>): number {
+/** Writes the header (§2) at the start of `frame`. */
+function writeHeader(frame: Uint8Array, header: Omit<FrameHeader, 'version'>): void {
   const id = header.deviceId; // checked: 1-64 ASCII characters
   const view = new DataView(frame.buffer, frame.byteOffset, frame.length);
   frame[0] = FRAME_VERSION;
@@ -77,7 +77,6 @@ function writeHeader(frame: Uint8Array, header: Omit<FrameHeader, 'version'>): n
   for (let i = 0; i < id.length; i++) frame[4 + i] = id.charCodeAt(i);
   view.setBigUint64(4 + id.length, header.counter);
   if (header.replyTo !== undefined) view.setBigUint64(12 + id.length, header.replyTo);
-  return 12 + id.length + (header.replyTo === undefined ? 0 : 8);
 }
 
 /** Seals `body` (one TTLV message) into a frame. */
