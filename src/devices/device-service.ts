@@ -94,8 +94,8 @@ export class DeviceService {
   readonly relay: PushRelay;
   /** Devices by id (their keys unsealed once, kept in memory like the agent's other keys). */
   private readonly devices = new Map<string, Device>();
-  /** Token buckets per device: [tokens, last refill in ms]. */
-  private readonly buckets = new Map<string, [number, number]>();
+  /** Token buckets per device (updated in place: this runs for every frame). */
+  private readonly buckets = new Map<string, { tokens: number; refilledAt: number }>();
 
   constructor(
     private readonly agent: AgentCore,
@@ -237,14 +237,15 @@ export class DeviceService {
   private withinRate(device: Device): boolean {
     const now = Date.now();
     const rate = device.limits.requestsPerSecond;
-    const [tokens, last] = this.buckets.get(device.id) ?? [rate * 2, now];
-    const available = Math.min(rate * 2, tokens + ((now - last) / 1000) * rate);
-    if (available < 1) {
-      this.buckets.set(device.id, [available, now]);
+    let bucket = this.buckets.get(device.id);
+    if (!bucket) this.buckets.set(device.id, (bucket = { tokens: rate * 2, refilledAt: now }));
+    bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.refilledAt) / 1000) * rate);
+    bucket.refilledAt = now;
+    if (bucket.tokens < 1) {
       this.dropped.set('DEVICE_RATE_LIMITED', (this.dropped.get('DEVICE_RATE_LIMITED') ?? 0) + 1);
       return false;
     }
-    this.buckets.set(device.id, [available - 1, now]);
+    bucket.tokens -= 1;
     return true;
   }
 
