@@ -1,7 +1,7 @@
-/** `kmip-edge ttlv decode|encode` from the shell, as CLI.md specifies. */
+/** `kmip-edge ttlv decode|encode`, the demo and the benchmarks from the shell, as CLI.md specifies. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { FACTS_EXAMPLES } from '../fixtures/facts-vectors.ts';
@@ -75,6 +75,18 @@ describe('kmip-edge ttlv', () => {
     assert.match(run.stdout, /acknowledged by the agent; relayed to tape-drive-7: Put received and acknowledged/);
     assert.match(run.stdout, /key server stopped — tape-drive-7 Get of the new key: served from the cache; 100 more bytes: served/);
     assert.match(run.stdout, /demo complete\n$/);
+  });
+
+  it('bench devices --json: agent and echo through a real Mosquitto, alternated rounds, the placement it ran with; bad --rounds / --placement are usage errors', () => {
+    const run = runCli(['bench', 'devices', '--json', '--devices', '2', '--seconds', '0.3', '--rounds', '2']);
+    assert.equal(run.status, 0, run.stderr);
+    const [line] = run.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(line!.devices, 2);
+    assert.equal(line!.placement, availableParallelism() >= 2 ? 'split' : 'shared'); // taskset is in util-linux, on every Debian
+    assert.equal((line!.rounds as unknown[]).length, 2);
+    for (const field of ['requestsPerSec', 'p50Ms', 'p99Ms', 'echoRequestsPerSec', 'echoP50Ms', 'echoP99Ms', 'agentCpuUsPerRequest', 'loadCpuUsPerRequest']) assert.ok((line![field] as number) > 0, field);
+    assert.equal(runCli(['bench', 'devices', '--rounds', '0']).status, 2);
+    assert.equal(runCli(['bench', 'devices', '--placement', 'elsewhere']).status, 2);
   });
 
   it('bench ttlv --json prints one measurement per default input, with the CLI.md fields', () => {
