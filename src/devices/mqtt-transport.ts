@@ -72,6 +72,9 @@ export function payloadOf(frame: Uint8Array): Buffer {
   return Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength);
 }
 
+/** Device senders kept by the transport (beyond, one is made per frame). */
+const MAX_SENDERS = 100_000;
+
 /** A frame for `deviceId`; `send` reaches that device later (relayed pushes). */
 export type FrameHandler = (frame: Uint8Array, deviceId: string, send: (frame: Uint8Array) => void) => Promise<Uint8Array | undefined>;
 
@@ -85,12 +88,23 @@ export class MqttDeviceTransport {
   static async start(endpoint: MqttEndpoint, handle: FrameHandler, prefix = 'kmip-edge'): Promise<MqttDeviceTransport> {
     const client = await connectMqtt(endpoint, { clientId: endpoint.clientId ?? `kmip-edge-agent-${process.pid}` });
     const upTopic = new RegExp(`^${prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}/([A-Za-z0-9._-]{1,64})/up$`);
+    // One sender per device, made once (it is also the route the push relay keeps for the device);
+    // bounded, since topics are chosen by whoever may publish to the broker.
+    const senders = new Map<string, (frame: Uint8Array) => void>();
+    const senderFor = (deviceId: string) => {
+      let send = senders.get(deviceId);
+      if (!send) {
+        const downTopic = `${prefix}/${deviceId}/down`;
+        send = (frame: Uint8Array) => void client.publish(downTopic, payloadOf(frame), { qos: 1 });
+        if (senders.size < MAX_SENDERS) senders.set(deviceId, send);
+      }
+      return send;
+    };
     client.on('message', (topic, payload) => {
       const match = upTopic.exec(topic);
       if (!match) return;
-      const deviceId = match[1]!;
-      const send = (frame: Uint8Array) => void client.publish(`${prefix}/${deviceId}/down`, payloadOf(frame), { qos: 1 });
-      void handle(frameOf(payload), deviceId, send).then((reply) => reply && send(reply));
+      const send = senderFor(match[1]!);
+      void handle(frameOf(payload), match[1]!, send).then((reply) => reply && send(reply));
     });
     // Resubscribe after every (re)connect: a clean session forgets subscriptions.
     const subscribe = () => client.subscribe(`${prefix}/+/up`, { qos: 1 });
