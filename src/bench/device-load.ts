@@ -76,9 +76,10 @@ async function echoLoops(config: LoadConfig, clients: MqttClient[]): Promise<(()
     client.on('message', () => waiting?.());
     await new Promise<void>((resolve) => client.subscribe(`echo/d${i}/down`, { qos: 1 }, () => resolve()));
     const body = Buffer.alloc(size, i & 0xff);
+    const upTopic = `echo/d${i}/up`;
     return () => new Promise<void>((resolve) => {
       waiting = resolve;
-      client.publish(`echo/d${i}/up`, body, { qos: 1 });
+      client.publish(upTopic, body, { qos: 1 });
     });
   }));
 }

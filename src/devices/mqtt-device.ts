@@ -6,7 +6,8 @@ import { frameOf, payloadOf } from './mqtt-transport.ts';
 
 export const MqttDevice = {
   async attach(client: MqttClient, device: DeviceClient, prefix = 'kmip-edge'): Promise<DeviceRequester> {
-    const requester = new DeviceRequester(device, (frame) => client.publish(`${prefix}/${device.id}/up`, payloadOf(frame), { qos: 1 }));
+    const upTopic = `${prefix}/${device.id}/up`;
+    const requester = new DeviceRequester(device, (frame) => client.publish(upTopic, payloadOf(frame), { qos: 1 }));
     client.on('message', (_topic, payload) => requester.deliver(frameOf(payload)));
     await new Promise<void>((resolve, reject) => client.subscribe(`${prefix}/${device.id}/down`, { qos: 1 }, (error) => (error ? reject(error) : resolve())));
     return requester;
