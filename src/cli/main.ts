@@ -1,13 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=64
+#!/usr/bin/env node
 /**
  * The kmip-edge command line (CLI.md). Machine output on stdout, messages on stderr; exit 0 on
  * success, 1 when an operation ran and failed, 2 for bad usage or bad input (one line, no stack).
- *
- * V8's young generation is sized for a server (--max-semi-space-size=64, in MiB; the default is
- * 16): with a thousand devices in flight, per-request state outlives a small young generation and
- * is promoted, then collected by the costlier old-generation GC (`bench devices`: agent CPU per
- * request ~104 → ~77 µs measured). The flag cannot be set from inside a running process; run
- * with `node --max-semi-space-size=16 …` on a gateway short of memory.
  */
 import { isKmipEdgeError } from '../errors.ts';
 import { runBenchCommand } from './bench-command.ts';
