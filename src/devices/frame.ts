@@ -47,13 +47,13 @@ const CIPHER_OPTIONS = { authTagLength: TAG_BYTES };
  * The nonce of a frame (§2: direction, then counter), written into one scratch array: OpenSSL
  * copies it when the cipher is created, so one array serves every call.
  */
-const nonce = new Uint8Array(12);
-const nonceView = new DataView(nonce.buffer);
+const scratchNonce = new Uint8Array(12);
+const nonceView = new DataView(scratchNonce.buffer);
 
 function nonceOf(direction: Direction, counter: bigint): Uint8Array {
   nonceView.setUint32(0, direction === 'down' ? 1 : 0);
   nonceView.setBigUint64(4, counter);
-  return nonce;
+  return scratchNonce;
 }
 
 /** Throws when the tag does not verify. */

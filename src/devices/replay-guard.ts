@@ -82,9 +82,8 @@ export class ReplayGuard {
     return this.flushing;
   }
 
-  private async state(key: string): Promise<WindowState> {
-    const known = this.windows.get(key);
-    if (known !== undefined) return known;
+  /** The window from disk (the first frame of a device since start); a concurrent load's if it won. */
+  private async load(key: string): Promise<WindowState> {
     const stored = await this.store.get(key);
     const view = stored && new DataView(stored.buffer, stored.byteOffset, stored.length);
     // 16 bytes: highest | window. 8 bytes (written before the window existed): the highest alone,
@@ -102,7 +101,7 @@ export class ReplayGuard {
     const key = storeKey(deviceId, direction);
     const known = this.windows.get(key);
     if (known !== undefined) return this.advance(deviceId, direction, key, known, counter);
-    return this.state(key).then((window) => this.advance(deviceId, direction, key, window, counter));
+    return this.load(key).then((window) => this.advance(deviceId, direction, key, window, counter));
   }
 
   private advance(deviceId: string, direction: Direction, key: string, window: WindowState, counter: bigint): CounterWrite {
