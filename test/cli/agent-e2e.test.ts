@@ -12,7 +12,7 @@ import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
-import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
 import { startPtyPair } from '../helpers/pty-pair.ts';
 
@@ -41,8 +41,7 @@ it('dev-server + Mosquitto + kmip-edge run + device-sim: key, allocation, lease;
     assert.equal(denied.status, 1);
     assert.match(denied.stdout, /"ok":false/);
 
-    agent.kill('SIGTERM');
-    assert.equal(await exited(agent), 0, 'SIGTERM drains and exits 0');
+    assert.equal(await terminate(agent), 0, 'SIGTERM drains and exits 0');
     agent = undefined;
     const ledger = JSON.parse(runCli(['ledger', '--data', data, '--json']).stdout) as { keys: { uniqueIdentifier: string; grantedToDevices: number; perDevice: Record<string, number> }[] };
     assert.deepEqual(ledger.keys.map((k) => [k.uniqueIdentifier, k.grantedToDevices, k.perDevice]), [[uid, 3 * 4096 + 40 * 10, { 'tape-drive-1': 3 * 4096 + 40 * 10 }]]);
@@ -65,8 +64,7 @@ it('the same over a serial line: kmip-edge run --serial and device-sim --serial 
     const result = runCli(['device-sim', '--id', 'serial-dev', '--key', key, '--serial', pty.deviceEnd, '--state', join(work, 'serial.counter'), 'get', '--uid', uid, '--repeat', '2']);
     assert.equal(result.status, 0, `${result.stdout} ${result.stderr}`);
     assert.deepEqual(result.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { ok: boolean }).ok), [true, true]);
-    agent.kill('SIGTERM');
-    assert.equal(await exited(agent), 0);
+    assert.equal(await terminate(agent), 0);
     agent = undefined;
   } finally {
     agent?.kill('SIGKILL');
@@ -97,8 +95,7 @@ it('kmip-edge run --embedded-broker: the agent starts its own MQTT broker (aedes
     assert.deepEqual([taken.status, taken.stderr.trim()], [2, 'kmip-edge: device late-dev is already registered'], 'refused by the agent as by the store');
     assert.equal(runCli(['device', 'add', '--data', data, '--id', 'x', '--suite', 'rot13']).status, 2, 'bad usage is exit 2 through the agent too');
     assert.deepEqual(JSON.parse(runCli(['device', 'remove', '--data', data, '--id', 'late-dev']).stdout), { id: 'late-dev', removed: true });
-    agent.kill('SIGTERM');
-    assert.equal(await exited(agent), 0);
+    assert.equal(await terminate(agent), 0);
     agent = undefined;
   } finally {
     agent?.kill('SIGKILL');

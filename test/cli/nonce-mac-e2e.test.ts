@@ -16,7 +16,7 @@ import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
 
 it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent and at the device', async () => {
   const broker = await startMosquitto();
@@ -51,8 +51,7 @@ it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent 
     assert.equal(wrongMac.status, 1);
     assert.match(wrongMac.stdout, /"ok":false,"error":"KMIP_MAC_INVALID"/);
 
-    agent.kill('SIGTERM');
-    assert.equal(await exited(agent), 0);
+    assert.equal(await terminate(agent), 0);
     agent = undefined;
   } finally {
     agent?.kill('SIGKILL');

@@ -11,7 +11,7 @@ import { it } from 'node:test';
 import { freePort } from '../../src/bench/free-port.ts';
 import { ROOT, runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { addDevice, createActiveKey, exited, startKeyServer, startProcess, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, createActiveKey, exited, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
 
 interface PushLine { op: string; ok: boolean; operation?: string; uid?: string; replaces?: string; attributes?: string[] }
 
@@ -82,8 +82,7 @@ it('dev-server pushes Put and Notify to kmip-edge run; relayed over Mosquitto to
     assert.deepEqual(received.map((l) => [l.operation, l.uid, l.replaces]), [['Put', second, first]]);
     assert.ok(received[0]!.attributes!.includes('Lease Time') || received[0]!.attributes!.includes('State'), JSON.stringify(received[0]));
 
-    agent.kill('SIGTERM');
-    assert.equal(await exited(agent), 0);
+    assert.equal(await terminate(agent), 0);
     agent = undefined;
     const cached = (JSON.parse(runCli(['cache', '--data', data, '--json']).stdout) as { keys: { uniqueIdentifier: string }[] }).keys.map((k) => k.uniqueIdentifier);
     assert.ok(cached.includes(second) && !cached.includes(first), `the cache holds the replacement only: ${cached}`);

@@ -42,6 +42,12 @@ export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
 }
 
+/** Asks a process to stop (SIGTERM: the agent drains and exits) and resolves with its exit code. */
+export function terminate(child: ChildProcess): Promise<number | null> {
+  child.kill('SIGTERM');
+  return exited(child);
+}
+
 
 /**
  * A work folder for one end-to-end test: `kmip-edge dev-server` running with its PKI in `kms/`
