@@ -14,6 +14,7 @@ import { runAgentCommand } from './run-command.ts';
 import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
 import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
+import { runStatusCommand } from './status-command.ts';
 import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
 
 const USAGE = `kmip-edge — KMIP key agent for the edge
@@ -25,6 +26,7 @@ commands:
   kmip-edge dev-server --port P --dir D           the development KMIP server
   kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
   kmip-edge cache --data DIR [--json]             the agent's cached keys, never their material
+  kmip-edge status --data DIR [--json]            a running agent: upstream, keys, devices, pushes
   kmip-edge device add|list|remove --data DIR …   provision devices (add prints the device key once)
   kmip-edge run --data DIR --upstream … --mqtt URL  the agent: upstream client, cache, ledger, devices
   kmip-edge device-sim --id ID --key HEX --mqtt URL get|allocate|lease --uid U   a simulated device
@@ -61,6 +63,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCacheCommand(rest, write);
       case 'ledger':
         return await runLedgerCommand(rest, write);
+      case 'status':
+        return await runStatusCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
       case 'demo':

@@ -14,7 +14,8 @@ import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { PushListener } from '../inbound/push-listener.ts';
-import { createLogger, pino } from '../log.ts';
+import { createLogger, logDestination } from '../log.ts';
+import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
@@ -41,7 +42,6 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     strict: true,
   });
   if (values.config !== undefined) throw new UsageError('--config: configuration files are not built yet; use the flags');
-  if (values.metrics !== undefined) throw new UsageError('--metrics: metrics are not built yet');
   if (values.data === undefined) throw new UsageError('run needs --data DIR');
   for (const flag of ['upstream', 'upstream-ca', 'upstream-cert', 'upstream-key'] as const) {
     if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
@@ -55,15 +55,16 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   if (mqttUrl && mqttUrl.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
   const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
 
-  const log = createLogger({ level: values['log-level'] }, pino.destination(2));
+  const log = createLogger({ level: values['log-level'] }, logDestination(2));
+  const watch = new AgentWatch(log, values.upstream!); // logs, /metrics, status (src/metrics)
   const client = new KmipClient({
-    transport: new TlsPool({
+    transport: watch.transport(new TlsPool({
       ...parseHostPort(values.upstream!),
       ca: readPem(values['upstream-ca']!, 'upstream CA'),
       cert: readPem(values['upstream-cert']!, 'client certificate'),
       key: readPem(values['upstream-key']!, 'client key'),
       ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
-    }),
+    })),
   });
   const perKey: Record<string, string> = {};
   for (const pair of values['nonce-mac-for'] ?? []) {
@@ -72,9 +73,10 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     perKey[key] = mac;
   }
   const nonceMac = values['nonce-mac-key'] !== undefined || Object.keys(perKey).length > 0 ? { ...(values['nonce-mac-key'] !== undefined && { defaultMacKey: values['nonce-mac-key'] }), perKey } : undefined;
-  const agent = await AgentCore.open({ data: values.data, client, log, ...(nonceMac && { nonceMac }) });
+  const agent = await AgentCore.open({ data: values.data, client, log, breaker: watch.breaker, ...(nonceMac && { nonceMac }) });
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
   const service = new DeviceService(agent, registry, agent.store, log);
+  watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
   let mqtt = mqttUrl && { host: mqttUrl.hostname, port: Number(mqttUrl.port || 1883) };
@@ -87,6 +89,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     if (mqtt) {
       const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
       service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
+      watch.attachMqtt(() => transport.connected);
       closers.push(() => transport.close());
     }
     for (const path of values.serial ?? []) {
@@ -94,7 +97,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove` while this process holds the store.
-    const admin = await serveDeviceAdmin(values.data, registry, (id) => service.forget(id));
+    const admin = await serveDeviceAdmin(values.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log);
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     if (values['push-listen'] !== undefined) {
       const upstream = parseHostPort(values.upstream!);
@@ -103,10 +106,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
         ca: readPem(values['push-ca']!, 'push CA'), cert: readPem(values['push-cert']!, 'push listener certificate'), key: readPem(values['push-key']!, 'push listener key'),
         // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
         upstream: values['push-peer-cert'] !== undefined ? { certificate: readPem(values['push-peer-cert'], 'pinned upstream certificate') } : { hostName: values['push-peer-name'] ?? values['upstream-server-name'] ?? upstream.host },
-        apply: (push) => service.applyAndRelay(push),
+        apply: watch.pushes((push) => service.applyAndRelay(push)),
         log,
       });
       closers.push(() => pushListener!.close());
+    }
+    if (values.metrics !== undefined) {
+      const metrics = await watch.serve(values.metrics);
+      closers.push(() => metrics.close());
     }
   } catch (error) {
     for (const close of closers.reverse()) await close();
@@ -117,12 +124,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   await agent.prunePushRecords();
   const resumed = await service.relay.resume();
   const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
-  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
+  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  watch.serving();
   log.info({ mqtt, embeddedBroker: embedded !== undefined, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  watch.stopping();
   clearInterval(renewal);
   service.relay.close();
   for (const close of closers.reverse()) await close(); // no more frames in
