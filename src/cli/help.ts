@@ -17,6 +17,7 @@ commands:
   device add|list|remove|update --data …  provision devices (add prints the device key once)
   ledger --data DIR [--json]              usage allocations recorded by the agent
   cache --data DIR [--json]               the agent's cached keys, never their material
+  status --data DIR [--json]              a running agent: upstream, keys, devices, pushes
   device-sim --id ID --key HEX … ACTION   a simulated device (MQTT or serial)
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
@@ -125,6 +126,15 @@ push: --put UID [--replaces OLD_UID], --notify UID, --list (pushes not yet ackno
 
 Usage allocations per key and device, from a stopped agent's store.
   --data DIR   the agent's data folder        --json   one JSON object
+`,
+  status: () => `usage: kmip-edge status --data DIR [--json]
+
+A running agent's state, asked through its owner-only admin socket in DIR: the upstream (online or
+offline, since when, the last failure), MQTT, each key with its state, lease expiry and remaining
+allocation, each device with when it was last heard from and its pushes awaiting acknowledgement.
+Never key material. Exit 1 when no agent is running on DIR.
+  --data DIR     the agent's data folder
+  --json         one JSON object instead of the table
 `,
   cache: () => `usage: kmip-edge cache --data DIR [--json]
 

@@ -29,7 +29,8 @@ import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { PushListener } from '../inbound/push-listener.ts';
-import { createLogger, pino, type Logger } from '../log.ts';
+import { createLogger, logDestination, type Logger } from '../log.ts';
+import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
@@ -104,7 +105,6 @@ function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
   for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
     if (mqtt?.[field] !== undefined) problems.push(`${fieldName(`mqtt.${field}`, sources)}: MQTT login and TLS are not wired into this build yet`);
   }
-  if (config.metrics) problems.push(`${fieldName('metrics.listen', sources)}: metrics are not built into this build yet`);
   return problems;
 }
 
@@ -132,23 +132,25 @@ async function probeUpstream(client: KmipClient, log: Logger, address: string): 
 }
 
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
-  const log = createLogger({ level: config.logLevel }, pino.destination(2));
+  const log = createLogger({ level: config.logLevel }, logDestination(2));
   const upstream = parseHostPort(config.upstream.address);
+  const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
   const client = new KmipClient({
-    transport: new TlsPool({
+    transport: watch.transport(new TlsPool({
       ...upstream,
       ca: readPem(config.upstream.ca, 'upstream CA'),
       cert: readPem(config.upstream.cert, 'client certificate'),
       key: readPem(config.upstream.key, 'client key'),
       ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
-    }),
+    })),
   });
   const nonceMac: { defaultMacKey?: string; perKey: Record<string, string> } = { perKey: {} };
   applyNonceMac(nonceMac, config.nonceMac);
-  const agent = await AgentCore.open({ data: config.data, client, log, nonceMac });
+  const agent = await AgentCore.open({ data: config.data, client, log, nonceMac, breaker: watch.breaker });
   const upstreamState = probeUpstream(client, log, config.upstream.address);
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
   const service = new DeviceService(agent, registry, agent.store, log);
+  watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
   const mqttUrl = config.mqtt?.url === undefined ? undefined : new URL(config.mqtt.url);
@@ -163,6 +165,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     if (mqtt) {
       const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge');
       service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
+      watch.attachMqtt(() => transport.connected);
       closers.push(() => transport.close());
     }
     for (const path of config.serial) {
@@ -170,7 +173,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id));
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log);
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {
@@ -180,10 +183,14 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
         ca: readPem(push.ca, 'push CA'), cert: readPem(push.cert, 'push listener certificate'), key: readPem(push.key, 'push listener key'),
         // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
         upstream: push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') } : { hostName: push.peerName ?? config.upstream.serverName ?? upstream.host },
-        apply: (pushed) => service.applyAndRelay(pushed),
+        apply: watch.pushes((pushed) => service.applyAndRelay(pushed)),
         log,
       }));
       closers.push(() => pushListener!.close());
+    }
+    if (config.metrics) {
+      const metrics = await listening(fieldName('metrics.listen', sources), config.metrics.listen, () => watch.serve(config.metrics!.listen));
+      closers.push(() => metrics.close());
     }
   } catch (error) {
     for (const close of closers.reverse()) await close();
@@ -220,12 +227,14 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null }) + '\n');
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  watch.serving();
   log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  watch.stopping();
   clearInterval(renewal);
   await reloads;
   service.relay.close();

@@ -65,7 +65,7 @@ export class PushListener {
     server.on('secureConnection', (socket) => listener.accept(socket));
     server.on('tlsClientError', (error) => {
       listener.counts.refused++;
-      listener.log.warn({ reason: error.message }, 'push connection refused in the TLS handshake');
+      listener.log.warn({ event: 'push_connection_refused', reason: error.message }, 'push connection refused in the TLS handshake');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -93,7 +93,7 @@ export class PushListener {
     const refusal = this.notUpstream(socket);
     if (refusal !== undefined) {
       this.counts.refused++;
-      this.log.warn({ remote: socket.remoteAddress, reason: refusal }, 'push connection refused: not the registered upstream');
+      this.log.warn({ event: 'push_connection_refused', remote: socket.remoteAddress, reason: refusal }, 'push connection refused: not the registered upstream');
       socket.destroy();
       return;
     }
@@ -147,12 +147,12 @@ export class PushListener {
         const push = readPush(item.operation, item.payload);
         const outcome = await this.options.apply(push);
         this.counts.acknowledged++;
-        this.log.info({ operation: push.operation, uid: push.uniqueIdentifier, outcome }, 'push acknowledged');
+        this.log.info({ event: 'push_acknowledged', operation: push.operation, uid: push.uniqueIdentifier, outcome }, 'push acknowledged');
         items.push({ ...base, resultStatus: ResultStatus.Success, payload: [] });
       } catch (error) {
         this.counts.failed++;
         const invalid = isKmipEdgeError(error, 'KMIP_MESSAGE_INVALID');
-        this.log.warn({ operation: enumerationText(Tag.Operation, item.operation), reason: (error as Error).message }, 'push not applied: not acknowledged');
+        this.log.warn({ event: 'push_apply_failed', operation: enumerationText(Tag.Operation, item.operation), reason: (error as Error).message }, 'push not applied: not acknowledged');
         // Not acknowledged: the server keeps it and sends it again.
         items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: invalid ? ResultReason.InvalidMessage : ResultReason.GeneralFailure, resultMessage: invalid ? (error as Error).message : 'the agent could not store the push' });
       }
