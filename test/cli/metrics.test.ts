@@ -62,7 +62,8 @@ it('a real Prometheus scrapes kmip-edge run --metrics: device requests read back
       return sample?.value === 3 ? sample : undefined;
     });
     assert.equal(successGets.metric.instance, metrics);
-    assert.deepEqual((await query('kmip_edge_device_requests_total{operation="Get",result="ItemNotFound"}')).map((s) => s.value), [1]);
+    // The refused Get was the last request: once a scrape has it, it has all the others too.
+    await eventually('the refused Get', 60, async () => ((await query('kmip_edge_device_requests_total{operation="Get",result="ItemNotFound"}'))[0]?.value === 1 ? true : undefined));
     assert.deepEqual((await query('kmip_edge_device_requests_total{operation="GetUsageAllocation",result="Success"}')).map((s) => s.value), [1]);
     assert.deepEqual((await query('kmip_edge_upstream_online')).map((s) => s.value), [1]);
     assert.deepEqual((await query('kmip_edge_mqtt_connected')).map((s) => s.value), [1]);
@@ -117,13 +118,13 @@ it('--metrics on a port in use, or not an address: one line naming the problem, 
     const run = runCli(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`, '--metrics', `127.0.0.1:${taken}`]);
     assert.equal(run.status, 2, run.stderr);
     const messages = run.stderr.trim().split('\n').filter((line) => !line.startsWith('{'));
-    assert.deepEqual(messages, [`kmip-edge: --metrics 127.0.0.1:${taken}: the port is in use; choose another or stop what holds it`]);
+    assert.deepEqual(messages, [`kmip-edge: --metrics 127.0.0.1:${taken}: the address is already in use (another process listens there); stop it or choose another port`]);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(run.stdout, '', 'no ready line');
 
     const bad = runCli(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`, '--metrics', 'localhost:']);
     assert.equal(bad.status, 2);
-    assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics takes [HOST:]PORT (e.g. 127.0.0.1:9464), not "localhost:"']);
+    assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics: got "localhost:"; expected HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. 127.0.0.1:9464']);
   } finally {
     holder.close();
     server.kill('SIGTERM');
