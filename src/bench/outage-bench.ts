@@ -126,6 +126,15 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
   let proxy: CutProxy | undefined;
   let broker: Awaited<ReturnType<typeof startBroker>> | undefined;
   const progress = (text: string) => process.stderr.write(`bench outage: ${text}\n`);
+  // Stopped early (SIGTERM, or SIGINT outside a terminal's process group): take the processes down too.
+  const interrupted = () => {
+    for (const child of children) child.kill('SIGKILL');
+    broker?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(1);
+  };
+  process.once('SIGTERM', interrupted);
+  process.once('SIGINT', interrupted);
   try {
     broker = await startBroker(dir, placement('shared').placement);
     const server = cli(['dev-server', '--port', '0', '--dir', join(dir, 'kms')]);
@@ -214,6 +223,8 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     await proxy?.close();
     broker?.stop();
     rmSync(dir, { recursive: true, force: true });
+    process.off('SIGTERM', interrupted);
+    process.off('SIGINT', interrupted);
   }
 }
 

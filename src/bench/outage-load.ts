@@ -38,7 +38,8 @@ export interface OutageLoadConfig {
 }
 
 export type RequestKind = 'cachedGet' | 'allocation' | 'uncoveredGet';
-const KINDS: RequestKind[] = ['cachedGet', 'allocation', 'cachedGet', 'allocation', 'cachedGet', 'allocation', 'cachedGet', 'allocation', 'cachedGet', 'uncoveredGet'];
+/** The mix: shares of a device's requests. */
+const SHARES: Readonly<Record<RequestKind, number>> = { cachedGet: 0.5, allocation: 0.4, uncoveredGet: 0.1 };
 
 export interface KindTally {
   /** Answered with Success. */
@@ -180,17 +181,20 @@ export async function runOutageLoad(lines: AsyncIterator<string>, out: (text: st
     }
   };
 
-  const intervalMs = 1000 / config.rate;
-  const loops = devices.map(async (device, d) => {
+  // Each device runs one loop per kind, each one request at a time (so up to three in flight, well
+  // within the 16 a device may have): a device waiting for a key it lacks keeps using the one it
+  // has — which shows whether a cached answer waits behind an upstream call.
+  const loops = devices.flatMap((device, d) => (Object.entries(SHARES) as [RequestKind, number][]).map(async ([kind, share]) => {
+    const intervalMs = 1000 / (config.rate * share);
     // Spread the devices over one interval, so that they do not all send at the same instant.
-    await new Promise((resolve) => setTimeout(resolve, (d / devices.length) * intervalMs));
+    await new Promise((resolve) => setTimeout(resolve, ((d + Math.random()) / devices.length) * intervalMs));
     for (let n = d; !ended; n++) {
       const started = performance.now();
-      if (phase) await one(device, KINDS[n % KINDS.length]!, Math.floor(n / KINDS.length) + d);
+      if (phase) await one(device, kind, n);
       const wait = intervalMs - (performance.now() - started);
       if (wait > 0 && !ended) await new Promise((resolve) => setTimeout(resolve, wait));
     }
-  });
+  }));
   out('ready\n');
   for (;;) {
     const next = await lines.next();
