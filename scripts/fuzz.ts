@@ -1,6 +1,7 @@
 /**
  * Fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON, hex, device
- * frames, SLIP, server-pushed Put/Notify, and devices' nonce-MAC requests.
+ * frames, SLIP, server-pushed Put/Notify, devices' nonce-MAC requests, and the agent's YAML
+ * configuration file (src/config/loader.ts, read from a file as `run --config` reads it).
  * Inputs are random and mutated versions of real messages (the OASIS corpus, when ../shared is
  * there). A parser may accept or refuse; refusing with anything but its coded error is a bug, and
  * so is accepting TTLV that does not re-encode to the same bytes.
@@ -32,6 +33,10 @@ import { notifyPayload, putPayload, readPush } from '../src/kmip/push.ts';
 import { Operation, Tag } from '../src/kmip/tables.generated.ts';
 import { byteString, enumeration, structure } from '../src/ttlv/build.ts';
 import { nonceMacItems, readNonceMacItems } from '../src/upstream/nonce-mac.ts';
+import { loadAgentConfig } from '../src/config/loader.ts';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function usage(message: string): never {
   process.stderr.write(`fuzz: ${message}\n`);
@@ -113,6 +118,28 @@ const pushMessages = [
 ].map((message) => encodeTtlv(message));
 const nonceMacRequests = (['add', 'modify'] as const).map((setter) => encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, nonceMacItems('k-1', 'mac-1', new Uint8Array(16), setter), { batchOrderOption: true })));
 
+/**
+ * The configuration file: the deploy/ examples (valid), mutated with YAML's own syntax — anchors
+ * and aliases, tags, flow collections, indentation — and random text. Each input is written to a
+ * file and loaded as `run --config FILE` loads it; a ConfigError is the clean refusal.
+ */
+const deployDir = new URL('../deploy/', import.meta.url);
+const seedYaml = existsSync(deployDir) ? readdirSync(deployDir).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(new URL(f, deployDir), 'utf8')) : [];
+const yamlEdit = fc.tuple(fc.nat(), fc.oneof(fc.string({ maxLength: 4 }), fc.constantFrom(':', ': ', '- ', '\n', '\n  ', '  ', '\t', '#', '&a ', '*a', '<<: *a', '!!str ', '!!binary ', '!!js/function ', '{', '}', '[', ']', ',', '"', "'", '|', '>', '---\n', '...\n', '? ', '%YAML 1.2\n', '~', 'null', '0x10', '1e400', '-.inf', '.nan', 'true', '\u0000', '\ufeff')));
+/**
+ * The yaml package takes about a millisecond per kilobyte, so most inputs are small: each example's
+ * top-level sections, comments dropped, alone and after the required `data` and `upstream`.
+ */
+const sectionsOf = (text: string) => text.replace(/^\s*#.*$/gm, '').replace(/\s+#.*$/gm, '').split(/\n(?=[^\s])/).map((section) => section.trim() + '\n').filter((section) => section.length > 1);
+const required = (text: string) => sectionsOf(text).filter((section) => /^(data|upstream):/.test(section)).join('');
+const seedSections = seedYaml.flatMap((text) => sectionsOf(text).flatMap((section) => [section, required(text) + section]));
+const mutated = (texts: string[]) => fc.tuple(fc.constantFrom(...(texts.length > 0 ? texts : ['data: /tmp/x\nupstream:\n  address: h:5696\n'])), fc.array(yamlEdit, { maxLength: 8 }), fc.nat()).map(([t, e, c]) => mutateText(t, e, c));
+const yamlInput = fc.oneof({ weight: 16, arbitrary: mutated(seedSections) }, { weight: 1, arbitrary: mutated(seedYaml) }, { weight: 2, arbitrary: fc.string({ maxLength: 200 }) });
+const configDir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'kmip-edge-fuzz-config-'));
+process.on('exit', () => rmSync(configDir, { recursive: true, force: true }));
+const configFile = join(configDir, 'agent.yaml');
+const NO_FLAGS = { values: new Map<string, unknown>(), flagOf: new Map<string, string>() };
+
 const targets: [string, fc.IProperty<[unknown]>][] = [
   [
     'TTLV decode',
@@ -152,6 +179,15 @@ const targets: [string, fc.IProperty<[unknown]>][] = [
     ) as fc.IProperty<[unknown]>,
   ],
   ['nonce-MAC request', fc.property(mutatedFrom(nonceMacRequests), (bytes) => clean(() => readNonceMacItems(parseRequestMessage(decodeTtlv(bytes, LIMITS)).batchItems))) as fc.IProperty<[unknown]>],
+  [
+    'config file',
+    fc.property(yamlInput, (text) =>
+      clean(() => {
+        writeFileSync(configFile, text);
+        loadAgentConfig({ file: configFile, flags: NO_FLAGS });
+      }),
+    ) as fc.IProperty<[unknown]>,
+  ],
 ];
 
 const chosen = values.only === undefined ? targets : targets.filter(([name]) => values.only!.some((wanted) => name.toLowerCase().includes(wanted.toLowerCase())));
