@@ -46,6 +46,8 @@ export interface AgentCoreOptions {
    * HMAC-SHA256 key to use for every key (`defaultMacKey`) or for some (`perKey`: key → MAC key).
    */
   nonceMac?: NonceMacConfig;
+  /** While the store cannot be written (disk full): how often it checks for space again. */
+  storeProbeMs?: number;
 }
 
 export interface NonceMacConfig {
@@ -80,7 +82,8 @@ export class AgentCore {
   static async open(options: AgentCoreOptions): Promise<AgentCore> {
     const paths = dataDir(options.data, true);
     const masterKey = MasterKey.load(paths.masterKey);
-    const store = await LevelStore.open(paths.store);
+    const log = options.log ?? silentLogger;
+    const store = await LevelStore.open(paths.store, { log, ...(options.storeProbeMs !== undefined && { probeMs: options.storeProbeMs }) });
     const breaker = options.breaker ?? new CircuitBreaker();
     const { client } = options;
     const nonceMac = new NonceMacExchanger(client);
@@ -107,7 +110,6 @@ export class AgentCore {
       allocate: async (uid, count) => void (await breaker.run(`a usage allocation of ${uid}`, () => client.getUsageAllocation(uid, count))),
       ...options.ledger,
     });
-    const log = options.log ?? silentLogger;
     log.info({ data: options.data }, 'agent core open');
     return new AgentCore(store, masterKey, cache, ledger, breaker, nonceMac, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
   }

@@ -152,9 +152,11 @@ export class PushListener {
       } catch (error) {
         this.counts.failed++;
         const invalid = isKmipEdgeError(error, 'KMIP_MESSAGE_INVALID');
-        this.log.warn({ operation: enumerationText(Tag.Operation, item.operation), reason: (error as Error).message }, 'push not applied: not acknowledged');
+        const unwritable = isKmipEdgeError(error) && error.code.startsWith('STORE_');
+        this.log.warn({ operation: enumerationText(Tag.Operation, item.operation), code: (error as { code?: string }).code, reason: (error as Error).message }, 'push not applied: not acknowledged');
         // Not acknowledged: the server keeps it and sends it again.
-        items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: invalid ? ResultReason.InvalidMessage : ResultReason.GeneralFailure, resultMessage: invalid ? (error as Error).message : 'the agent could not store the push' });
+        const message = invalid ? (error as Error).message : unwritable ? `${(error as { code: string }).code}: the agent cannot store the push now; send it again later` : 'the agent could not store the push';
+        items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: invalid ? ResultReason.InvalidMessage : ResultReason.GeneralFailure, resultMessage: message });
       }
     }
     return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, items)), close: false };
