@@ -13,8 +13,9 @@ import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
 import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
-import { PushListener } from '../inbound/push-listener.ts';
-import { createLogger, pino } from '../log.ts';
+import { UpstreamPeers } from '../agent/upstream-peers.ts';
+import { PushListener, type LearnedUpstream } from '../inbound/push-listener.ts';
+import { createLogger, pino, type Logger } from '../log.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
@@ -25,6 +26,13 @@ import { UsageError } from './errors.ts';
 const RENEW_MARGIN_SECONDS = 120n;
 const RENEW_EVERY_MS = 30_000;
 
+/** The Put/Notify listener's default peer: the keys the upstream presented on our verified connections, kept in the store. */
+async function learnedUpstream(agent: AgentCore, pool: TlsPool, log: Logger): Promise<LearnedUpstream> {
+  const peers = await UpstreamPeers.load(agent.store, log);
+  pool.onVerifiedPeer = (spki) => peers.record(spki);
+  return { get size() { return peers.size; }, has: (spki) => peers.has(spki), learn: () => pool.probe(10_000) };
+}
+
 export async function runAgentCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -34,7 +42,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       'upstream-server-name': { type: 'string' },
       mqtt: { type: 'string' }, 'embedded-broker': { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
       'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
-      'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
+      'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' }, 'push-ciphers': { type: 'string' },
       'nonce-mac-key': { type: 'string' }, 'nonce-mac-for': { type: 'string', multiple: true },
       metrics: { type: 'string' }, 'log-level': { type: 'string', default: 'info' },
     },
@@ -56,15 +64,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
 
   const log = createLogger({ level: values['log-level'] }, pino.destination(2));
-  const client = new KmipClient({
-    transport: new TlsPool({
-      ...parseHostPort(values.upstream!),
-      ca: readPem(values['upstream-ca']!, 'upstream CA'),
-      cert: readPem(values['upstream-cert']!, 'client certificate'),
-      key: readPem(values['upstream-key']!, 'client key'),
-      ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
-    }),
+  const pool = new TlsPool({
+    ...parseHostPort(values.upstream!),
+    ca: readPem(values['upstream-ca']!, 'upstream CA'),
+    cert: readPem(values['upstream-cert']!, 'client certificate'),
+    key: readPem(values['upstream-key']!, 'client key'),
+    ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
   });
+  const client = new KmipClient({ transport: pool });
   const perKey: Record<string, string> = {};
   for (const pair of values['nonce-mac-for'] ?? []) {
     const [key, mac] = pair.split('=');
@@ -97,12 +104,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     const admin = await serveDeviceAdmin(values.data, registry, (id) => service.forget(id));
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     if (values['push-listen'] !== undefined) {
-      const upstream = parseHostPort(values.upstream!);
       pushListener = await PushListener.start({
         ...parseHostPort(values['push-listen'], 0),
         ca: readPem(values['push-ca']!, 'push CA'), cert: readPem(values['push-cert']!, 'push listener certificate'), key: readPem(values['push-key']!, 'push listener key'),
-        // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
-        upstream: values['push-peer-cert'] !== undefined ? { certificate: readPem(values['push-peer-cert'], 'pinned upstream certificate') } : { hostName: values['push-peer-name'] ?? values['upstream-server-name'] ?? upstream.host },
+        // The registered upstream: a pinned certificate, a name, or by default the key the upstream presents to us (issue #12 §6).
+        upstream: values['push-peer-cert'] !== undefined ? { certificate: readPem(values['push-peer-cert'], 'pinned upstream certificate') }
+          : values['push-peer-name'] !== undefined ? { hostName: values['push-peer-name'] }
+          : { learned: await learnedUpstream(agent, pool, log) },
+        ...(values['push-ciphers'] !== undefined && { ciphers: values['push-ciphers'] }),
         apply: (push) => service.applyAndRelay(push),
         log,
       });
