@@ -266,7 +266,8 @@ export class PushListener {
         this.log.warn({ operation: enumerationText(Tag.Operation, item.operation), code: (error as { code?: string }).code, reason: (error as Error).message }, 'push not applied: not acknowledged');
         // Not acknowledged: the server keeps it and sends it again.
         const message = invalid ? (error as Error).message : unwritable ? `${(error as { code: string }).code}: the agent cannot store the push now; send it again later` : 'the agent could not store the push';
-        items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: invalid ? ResultReason.InvalidMessage : ResultReason.GeneralFailure, resultMessage: message });
+        const foreign = isKmipEdgeError(error, 'PUSH_FOREIGN_MATERIAL');
+        items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: invalid ? ResultReason.InvalidMessage : foreign ? ResultReason.IllegalOperation : ResultReason.GeneralFailure, resultMessage: foreign ? (error as Error).message : message });
       }
     }
     return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, items)), close: false };
