@@ -211,6 +211,7 @@ export class LevelStore implements KeyValueStore {
         const logs = readdirSync(this.path).filter((f) => f.endsWith('.log')).reduce((sum, f) => sum + statSync(join(this.path, f)).size, 0);
         if (bavail * bsize < logs + (this.options.headroomBytes ?? DEFAULT_HEADROOM_BYTES)) return this.scheduleProbe();
       }
+      if (this.closed) return;
       while (this.writing) await new Promise((resolve) => setImmediate(resolve));
       this.reopening = (async () => {
         await this.db.close();
