@@ -120,6 +120,11 @@ export class KeyCache {
     return fill;
   }
 
+  /** The key if the cache holds it (memory or disk); never asks the upstream. */
+  async cached(uid: string): Promise<CachedKey | undefined> {
+    return this.memory.get(uid) ?? (await this.load(uid));
+  }
+
   /**
    * The key if it is in memory and policy allows `purpose` now; undefined otherwise (then `use`
    * says why, or fetches it). The hot path of device Gets: no promise.

@@ -28,7 +28,8 @@ import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
 import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
-import { PushListener } from '../inbound/push-listener.ts';
+import { UpstreamPeers } from '../agent/upstream-peers.ts';
+import { PushListener, type LearnedUpstream } from '../inbound/push-listener.ts';
 import { createLogger, logDestination, type Logger } from '../log.ts';
 import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
@@ -42,6 +43,13 @@ const RENEW_MARGIN_SECONDS = 120n;
 const RENEW_EVERY_MS = 30_000;
 /** How long the ready line waits for the first answer of the upstream before saying "offline". */
 const UPSTREAM_PROBE_MS = 5_000;
+
+/** The Put/Notify listener's default peer: the keys the upstream presented on our verified connections, kept in the store. */
+async function learnedUpstream(agent: AgentCore, pool: TlsPool, log: Logger): Promise<LearnedUpstream> {
+  const peers = await UpstreamPeers.load(agent.store, log);
+  pool.onVerifiedPeer = (spki) => peers.record(spki);
+  return { get size() { return peers.size; }, has: (spki) => peers.has(spki), learn: () => pool.probe(10_000) };
+}
 
 export async function runAgentCommand(args: string[], out: (text: string) => void): Promise<number> {
   // 1. flags
@@ -135,15 +143,14 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   const log = createLogger({ level: config.logLevel }, logDestination(2));
   const upstream = parseHostPort(config.upstream.address);
   const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
-  const client = new KmipClient({
-    transport: watch.transport(new TlsPool({
-      ...upstream,
-      ca: readPem(config.upstream.ca, 'upstream CA'),
-      cert: readPem(config.upstream.cert, 'client certificate'),
-      key: readPem(config.upstream.key, 'client key'),
-      ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
-    })),
+  const pool = new TlsPool({
+    ...upstream,
+    ca: readPem(config.upstream.ca, 'upstream CA'),
+    cert: readPem(config.upstream.cert, 'client certificate'),
+    key: readPem(config.upstream.key, 'client key'),
+    ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
   });
+  const client = new KmipClient({ transport: watch.transport(pool) });
   const nonceMac: { defaultMacKey?: string; perKey: Record<string, string> } = { perKey: {} };
   applyNonceMac(nonceMac, config.nonceMac);
   const agent = await AgentCore.open({ data: config.data, client, log, nonceMac, breaker: watch.breaker });
@@ -178,11 +185,15 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     const push = config.pushListener;
     if (push) {
       const at = parseHostPort(push.listen, 0, { listen: true });
+      // The registered upstream: a pinned certificate, a name, or by default the key the upstream presents to us (issue #12 §6).
+      const registered = push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') }
+        : push.peerName !== undefined ? { hostName: push.peerName }
+        : { learned: await learnedUpstream(agent, pool, log) };
       pushListener = await listening(fieldName('pushListener.listen', sources), push.listen, () => PushListener.start({
         ...at,
         ca: readPem(push.ca, 'push CA'), cert: readPem(push.cert, 'push listener certificate'), key: readPem(push.key, 'push listener key'),
-        // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
-        upstream: push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') } : { hostName: push.peerName ?? config.upstream.serverName ?? upstream.host },
+        upstream: registered,
+        ...(push.ciphers !== undefined && { ciphers: push.ciphers }),
         apply: watch.pushes((pushed) => service.applyAndRelay(pushed)),
         log,
       }));

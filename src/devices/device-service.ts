@@ -160,7 +160,14 @@ export class DeviceService {
     const { header } = parsed;
     if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
     if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
-    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, parsed, route));
+    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, parsed, route)).catch((error: unknown) => {
+      // The store cannot be written (disk full): no reply could be made durable (a down counter
+      // block, an acknowledgement). Nothing was debited without its record, and a resend of the
+      // frame is worked out again — a grant is then answered from the ledger's record (issue #13.2).
+      if (!isKmipEdgeError(error) || !error.code.startsWith('STORE_')) throw error;
+      this.recentReads.add(header.deviceId, header.counter);
+      return this.drop(error.code, header.deviceId);
+    });
   }
 
   private async handleInLane(frame: Uint8Array, parsed: ParsedFrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
@@ -214,7 +221,15 @@ export class DeviceService {
         await this.replay.supersede(counterWrite);
         writes.push(counterWrite);
       }
-      await this.store.commit(writes);
+      try {
+        await this.store.commit(writes);
+      } catch (error) {
+        // The grant is on disk but its reply cannot be kept (disk full): send it anyway, and let a
+        // resend be worked out again — the ledger answers it from the grant's record (issue #13.2).
+        if (!isKmipEdgeError(error) || !error.code.startsWith('STORE_')) throw error;
+        this.recentReads.add(device.id, header.counter);
+        if (counterWrite) this.replay.defer(counterWrite);
+      }
     } else if (counterWrite) {
       // a read answered for the first time (a resend answered again stays as old as it was)
       this.recentReads.add(device.id, header.counter);
@@ -304,9 +319,9 @@ export class DeviceService {
       for (const [index, item] of request.batchItems.entries()) {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
-          if (item.operation === Operation.GetUsageAllocation) effect = true;
           items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
           observer.deviceRequest(item.operation, SUCCESS);
+          if (item.operation === Operation.GetUsageAllocation) effect = true; // a refused grant debited nothing
         } catch (error) {
           const refusal = error instanceof Refusal ? error : this.refusalFor(error);
           this.log.info({ event: 'device_request_refused', device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
@@ -349,6 +364,7 @@ export class DeviceService {
     const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
     if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
     if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
+    if (code === 'STORE_FULL' || code === 'STORE_WRITE_FAILED') return new Refusal(ResultReason.GeneralFailure, `${code}: the agent cannot store anything now; try again later`);
     // The upstream could not be reached for what the cache does not hold: the device may retry later.
     if (code.startsWith('NET_')) return new Refusal(ResultReason.PermissionDenied, 'AGENT_OFFLINE');
     return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');
