@@ -58,12 +58,14 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
     removeCreatedPki(created);
     throw error;
   }
-  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
-  await new Promise<void>((done) => {
-    const stop = (): void => void server.close().then(done);
+  // Listening for SIGTERM before saying ready: a test or supervisor may stop it the moment it reads the line.
+  const stopped = new Promise<void>((done) => {
+    const stop = (): void => void server!.close().then(done);
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
+  await stopped;
   return 0;
 }
 

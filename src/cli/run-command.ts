@@ -241,12 +241,14 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null }) + '\n');
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
-  await new Promise<void>((resolve) => {
+  // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null }) + '\n');
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  await stopped;
   clearInterval(renewal);
   await reloads;
   service.relay.close();
