@@ -15,16 +15,18 @@ import { executeDeviceRequest, sendDeviceAdmin, type DeviceAnswer, type DeviceRe
 import { UsageError } from './errors.ts';
 import { prepareDataFolder } from '../config/data-folder.ts';
 
+export const DEVICE_OPTIONS = {
+  data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
+  'key-uid': { type: 'string', multiple: true }, 'key-name': { type: 'string', multiple: true }, 'key-group': { type: 'string', multiple: true },
+  operation: { type: 'string', multiple: true },
+  rate: { type: 'string' }, 'max-frame': { type: 'string' },
+} as const;
+
 export async function runDeviceCommand(args: string[], out: (text: string) => void): Promise<number> {
   const [action, ...rest] = args;
   const { values } = parseArgs({
     args: rest,
-    options: {
-      data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
-      'key-uid': { type: 'string', multiple: true }, 'key-name': { type: 'string', multiple: true }, 'key-group': { type: 'string', multiple: true },
-      operation: { type: 'string', multiple: true },
-      rate: { type: 'string' }, 'max-frame': { type: 'string' },
-    },
+    options: DEVICE_OPTIONS,
     strict: true,
   });
   if (action !== 'add' && action !== 'list' && action !== 'remove' && action !== 'update') throw new UsageError('device needs add, list, remove or update; try kmip-edge device --help');

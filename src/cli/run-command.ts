@@ -14,6 +14,7 @@
  * SIGTERM stops taking frames, lets the store drain, and exits 0. Logs are JSON lines on stderr.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { AgentCore } from '../agent/agent-core.ts';
 import { ConfigError } from '../config/config-error.ts';
 import { prepareDataFolder } from '../config/data-folder.ts';
@@ -68,6 +69,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     const config = loadAgentConfig(sources);
     // 3. startup checks
     checkStartup(config, sources);
+    await checkListenAddresses(config, sources);
     // 4. the parts
     return await serve(config, sources, out, (reload) => (onHangup = reload));
   } finally {
@@ -100,6 +102,25 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     }
   }
   if (problems.length > 0) throw new ConfigError('CONFIG_INVALID', problems);
+}
+
+/**
+ * Every address the agent will listen on is bound once and released before anything starts, so
+ * that a port in use is one line before the store is opened or a log line written (the binds
+ * themselves say the same, should another process take the port in between).
+ */
+async function checkListenAddresses(config: AgentConfig, sources: ConfigSources): Promise<void> {
+  const addresses: [string, string | undefined][] = [['embeddedBroker', config.embeddedBroker], ['pushListener.listen', config.pushListener?.listen], ['metrics.listen', config.metrics?.listen]];
+  for (const [path, address] of addresses) {
+    if (address === undefined) continue;
+    const { host, port } = parseHostPort(address, 0, { listen: true });
+    if (port === 0) continue;
+    await listening(fieldName(path, sources), address, () => new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(port, host, () => probe.close(() => resolve()));
+    }));
+  }
 }
 
 /**
@@ -238,13 +259,15 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
-  watch.serving();
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
-  await new Promise<void>((resolve) => {
+  // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  watch.serving();
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  await stopped;
   watch.stopping();
   clearInterval(renewal);
   await reloads;

@@ -24,7 +24,7 @@ export async function startEmbeddedBroker(host = '127.0.0.1', port = 0): Promise
     broker.handle(socket);
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new KmipEdgeError('MQTT_BROKER_FAILED', `the embedded broker cannot listen on ${host}:${port}: ${error.message}`, { cause: error })));
+    server.once('error', (error) => broker.close(() => reject(new KmipEdgeError('MQTT_BROKER_FAILED', `the embedded broker cannot listen on ${host}:${port}: ${error.message}`, { cause: error }))));
     server.listen(port, host, () => resolve());
   });
   return {
