@@ -29,11 +29,17 @@ const suiteName = (suite: Suite): string => Object.entries(SUITES).find(([, s]) 
 export type DeviceRequest =
   | { action: 'list' }
   | { action: 'remove'; id: string }
-  | { action: 'add'; id: string; suite: string; keys: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> };
+  | { action: 'add'; id: string; suite: string; keys: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> }
+  | { action: 'update'; id: string; keys?: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> };
 
 export interface DeviceAnswer {
   output: Record<string, unknown>;
   code: number;
+}
+
+function checkOperations(operations: readonly string[] | undefined): void {
+  const unknown = operations?.find((op) => !(DEVICE_OPERATIONS as readonly string[]).includes(op));
+  if (unknown) throw new KmipEdgeError('CLI_USAGE', `--operation ${unknown}: one of ${DEVICE_OPERATIONS.join(', ')}`);
 }
 
 /** Carries out one request; bad requests are KmipEdgeErrors with code CLI_USAGE or DEVICE_… (exit 2). */
@@ -43,10 +49,14 @@ export async function executeDeviceRequest(registry: DeviceRegistry, request: De
     const removed = await registry.remove(request.id);
     return { output: { id: request.id, removed }, code: removed ? 0 : 1 };
   }
+  if (request.action === 'update') {
+    checkOperations(request.operations);
+    const device = await registry.update(request.id, { ...(request.keys && { keys: request.keys }), ...(request.operations && { operations: request.operations }), limits: request.limits });
+    return device ? { output: { ...device, suite: suiteName(device.suite), updated: true }, code: 0 } : { output: { id: request.id, updated: false }, code: 1 };
+  }
   const suite = SUITES[request.suite];
   if (suite === undefined) throw new KmipEdgeError('CLI_USAGE', '--suite must be aes-256-gcm or chacha20-poly1305');
-  const unknown = request.operations?.find((op) => !(DEVICE_OPERATIONS as readonly string[]).includes(op));
-  if (unknown) throw new KmipEdgeError('CLI_USAGE', `--operation ${unknown}: one of ${DEVICE_OPERATIONS.join(', ')}`);
+  checkOperations(request.operations);
   const device = await registry.add(request.id, { suite, keys: request.keys, limits: request.limits, ...(request.operations && { operations: request.operations }) });
   return { output: { id: device.id, suite: suiteName(device.suite), key: toHex(device.key) }, code: 0 };
 }
