@@ -96,7 +96,7 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
 
 /**
  * Fields the schema accepts whose parts are built on other branches (issue #12: MQTT login and
- * TLS by "mqtt-field", metrics by "observability"): refused by name until wired, never ignored.
+ * TLS by "mqtt-field"): refused by name until wired, never ignored.
  */
 function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
   const problems: string[] = [];
@@ -227,6 +227,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
+  if (upstreamNow === 'offline') watch.breaker.assumeOffline(); // status and metrics say offline until a call gets through
   out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
   watch.serving();
   log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');

@@ -117,13 +117,13 @@ it('--metrics on a port in use, or not an address: one line naming the problem, 
     const run = runCli(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`, '--metrics', `127.0.0.1:${taken}`]);
     assert.equal(run.status, 2, run.stderr);
     const messages = run.stderr.trim().split('\n').filter((line) => !line.startsWith('{'));
-    assert.deepEqual(messages, [`kmip-edge: --metrics 127.0.0.1:${taken}: the port is in use; choose another or stop what holds it`]);
+    assert.deepEqual(messages, [`kmip-edge: --metrics 127.0.0.1:${taken}: the address is already in use (another process listens there); stop it or choose another port`]);
     assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
     assert.equal(run.stdout, '', 'no ready line');
 
     const bad = runCli(['run', '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${brokerPort}`, '--metrics', 'localhost:']);
     assert.equal(bad.status, 2);
-    assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics takes [HOST:]PORT (e.g. 127.0.0.1:9464), not "localhost:"']);
+    assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics: got "localhost:"; expected HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. 127.0.0.1:9464']);
   } finally {
     holder.close();
     server.kill('SIGTERM');

@@ -101,6 +101,35 @@ describe('refills through the upstream watch (development server)', () => {
   });
 });
 
+describe('the watched circuit breaker', () => {
+  it('logs one upstream_offline per transition, however many calls fail together, and upstream_online when a call gets through', async () => {
+    const { log, lines } = capturingLogger();
+    let now = 0;
+    const breaker = new WatchedBreaker(log, 3, 1000, () => now);
+    const down = () => Promise.reject(Object.assign(new Error('cannot connect to kms:5696: connect ECONNREFUSED'), { code: 'NET_CONNECT_FAILED' }));
+    await Promise.allSettled([1, 2, 3, 4, 5].map(() => breaker.run('a fill', down)));
+    assert.equal(breaker.state, 'offline');
+    await assert.rejects(breaker.run('a lease', () => Promise.resolve(1)), { code: 'AGENT_OFFLINE' }, 'open: calls fail at once');
+    now += 1001;
+    assert.equal(await breaker.run('a lease', () => Promise.resolve(1)), 1, 'after the cool-down a probe goes through');
+    assert.equal(breaker.state, 'online');
+    assert.deepEqual(lines.filter((l) => typeof l.event === 'string').map((l) => [l.event, l.level, l.during]), [['upstream_offline', 40, 'a fill'], ['upstream_online', 30, 'a lease']]);
+    assert.match(lines.find((l) => l.event === 'upstream_offline')!.reason as string, /ECONNREFUSED/);
+  });
+
+  it('offline at start (the startup probe failed): offline until a call succeeds, then upstream_online; a KMIP refusal is no success', async () => {
+    const { log, lines } = capturingLogger();
+    const breaker = new WatchedBreaker(log);
+    breaker.assumeOffline();
+    assert.equal(breaker.state, 'offline');
+    await assert.rejects(breaker.run('a Get', () => Promise.reject(Object.assign(new Error('no such key'), { code: 'KMIP_OPERATION_FAILED' }))));
+    assert.equal(breaker.state, 'offline');
+    await breaker.run('a Get', () => Promise.resolve());
+    assert.equal(breaker.state, 'online');
+    assert.deepEqual(lines.filter((l) => typeof l.event === 'string').map((l) => l.event), ['upstream_online']);
+  });
+});
+
 describe('bounded labels', () => {
   it('device requests: operations outside the device set and unknown reasons count as Other', async () => {
     const observer = new AgentObserver();
