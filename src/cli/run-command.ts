@@ -125,7 +125,7 @@ async function checkListenAddresses(config: AgentConfig, sources: ConfigSources)
 
 /**
  * Fields the schema accepts whose parts are built on other branches (issue #12: MQTT login and
- * TLS by "mqtt-field", metrics by "observability"): refused by name until wired, never ignored.
+ * TLS by "mqtt-field"): refused by name until wired, never ignored.
  */
 function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
   const problems: string[] = [];
@@ -259,6 +259,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
+  if (upstreamNow === 'offline') watch.breaker.assumeOffline(); // status and metrics say offline until a call gets through
   // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
