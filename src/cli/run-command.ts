@@ -18,6 +18,7 @@ import { createLogger, pino } from '../log.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
+import { guardProcess } from '../process-guard.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { UsageError } from './errors.ts';
 
@@ -56,6 +57,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
 
   const log = createLogger({ level: values['log-level'] }, pino.destination(2));
+  guardProcess(log);
   const client = new KmipClient({
     transport: new TlsPool({
       ...parseHostPort(values.upstream!),
