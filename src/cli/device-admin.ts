@@ -13,6 +13,7 @@ import { Suite } from '../devices/frame.ts';
 import { DEVICE_OPERATIONS, type DeviceLimits, type DeviceOperation, type DeviceRegistry, type KeyRule } from '../devices/registry.ts';
 import { toHex } from '../ttlv/hex.ts';
 import { requestJsonLine, serveJsonLines } from '../net/json-line-socket.ts';
+import { resetCounterAnswer } from './device-reset-counter.ts';
 
 export const AGENT_SOCKET = 'agent.sock';
 /** A request line is small: an id, a few key rules and operations. */
@@ -24,6 +25,7 @@ const suiteName = (suite: Suite): string => Object.entries(SUITES).find(([, s]) 
 export type DeviceRequest =
   | { action: 'list' }
   | { action: 'remove'; id: string }
+  | { action: 'reset-counter'; id: string; floor?: string }
   | { action: 'add'; id: string; suite: string; keys: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> };
 
 export interface DeviceAnswer {
@@ -34,6 +36,7 @@ export interface DeviceAnswer {
 /** Carries out one request; bad requests are KmipEdgeErrors with code CLI_USAGE or DEVICE_… (exit 2). */
 export async function executeDeviceRequest(registry: DeviceRegistry, request: DeviceRequest): Promise<DeviceAnswer> {
   if (request.action === 'list') return { output: { devices: (await registry.list()).map((d) => ({ ...d, suite: suiteName(d.suite) })) }, code: 0 };
+  if (request.action === 'reset-counter') return resetCounterAnswer(registry.store, registry, request.id, request.floor);
   if (request.action === 'remove') {
     const removed = await registry.remove(request.id);
     return { output: { id: request.id, removed }, code: removed ? 0 : 1 };

@@ -12,9 +12,11 @@ import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
 import { executeDeviceRequest, sendDeviceAdmin, type DeviceAnswer, type DeviceRequest } from './device-admin.ts';
 import { UsageError } from './errors.ts';
+import { runResetCounter } from './device-reset-counter.ts';
 
 export async function runDeviceCommand(args: string[], out: (text: string) => void): Promise<number> {
   const [action, ...rest] = args;
+  if (action === 'reset-counter') return runResetCounter(rest, out);
   const { values } = parseArgs({
     args: rest,
     options: {

@@ -51,7 +51,8 @@ interface StoredDevice {
 
 export class DeviceRegistry {
   constructor(
-    private readonly store: KeyValueStore,
+    /** Where devices are kept (their counters too: the counter recovery, PROTOCOL.md §3.2). */
+    readonly store: KeyValueStore,
     private readonly masterKey: MasterKey,
   ) {}
 
