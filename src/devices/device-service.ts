@@ -505,9 +505,9 @@ export class DeviceService {
         return [textString(Tag.UniqueIdentifier, uid), interval(Tag.LeaseTime, seconds), dateTime(Tag.LastChangeDate, current.lastChangeDate ?? now)];
       }
       case Operation.Check: {
-        const { uid, metadata } = await this.allowedKey(device, payload);
+        const { uid } = await this.allowedKey(device, payload);
         const protect = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger) !== undefined || optionalValue(payload, Tag.CryptographicUsageMask, ItemType.Integer) !== undefined;
-        const decision = mayUse(metadata, protect ? 'protect' : 'process', BigInt(Math.floor(Date.now() / 1000)));
+        const { decision } = await this.agent.cache.decide(uid, protect ? 'protect' : 'process');
         if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
         return [textString(Tag.UniqueIdentifier, uid)];
       }
