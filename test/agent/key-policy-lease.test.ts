@@ -19,7 +19,7 @@ let gateway: Awaited<ReturnType<typeof startGateway>>;
 before(async () => (gateway = await startGateway({ leaseSeconds: 600 })));
 after(() => gateway.stop());
 
-async function get(client: DeviceClient, uid: string, operation = Operation.Get) {
+async function get(client: DeviceClient, uid: string, operation: number = Operation.Get) {
   const { frame, counter } = client.seal(deviceRequest(operation, operation === Operation.Check ? payload.check(uid) : payload.get(uid)));
   const reply = await gateway.service.handle(frame, client.id);
   assert.ok(reply);
