@@ -88,9 +88,16 @@ export class ReplayGuard {
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const operations: BatchOperation[] = [...this.pending].filter((key) => this.windows.has(key)).map((key) => this.current(key));
+    const keys = [...this.pending].filter((key) => this.windows.has(key));
     this.pending.clear();
-    if (operations.length > 0) this.flushing = this.flushing.then(() => this.store.write(operations));
+    if (keys.length === 0) return this.flushing;
+    // Written as they are when the write goes out. A failed write (disk full, issue #13 finding 2)
+    // is not a failure of any frame: the keys wait for the next flush, and the timer flushes
+    // again (the chain never stays rejected, and no rejection goes unhandled).
+    this.flushing = this.flushing.then(() => this.store.write(keys.map((key) => this.current(key)))).catch(() => {
+      for (const key of keys) this.pending.add(key);
+      this.timer ??= setTimeout(() => void this.flush(), DEFER_MS);
+    });
     return this.flushing;
   }
 

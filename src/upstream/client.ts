@@ -307,7 +307,8 @@ export class KmipClient {
     const entries = this.queue.splice(0, this.maxBatch);
     if (this.queue.length > 0) this.flushTimer = setImmediate(() => this.flush());
     if (entries.length === 0) return;
-    void this.sendCoalesced(entries);
+    // Callers wait on their own entries: a failure anywhere in sending reaches them, never nobody.
+    this.sendCoalesced(entries).catch((error: unknown) => entries.forEach((entry) => entry.reject(error as Error)));
   }
 
   private async sendCoalesced(entries: Queued[]): Promise<void> {
