@@ -136,38 +136,6 @@ describe('device service: a resent read (PROTOCOL.md §3.1)', () => {
   });
 });
 
-describe('device service: a grant is delivered or never debited (issue #13 finding 3, PROTOCOL.md §3.1)', () => {
-  it('a grant whose reply was lost, then 16 (and up to 63) answered grants, then resent unchanged: the kept reply, not FRAME_REPLAYED — also after a restart', async () => {
-    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(3000n));
-    const before = (await agent.ledger.totals(allowedKey)).grantedToDevices;
-    const lost = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
-    const firstReply = await service.handle(lost.frame, tape.id); // the reply is lost on the way
-    assert.ok(firstReply);
-    let delivered = 0n;
-    for (let i = 0; i < 16; i++) {
-      const { frame, counter } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
-      assert.equal(device.open((await service.handle(frame, tape.id))!, counter).batchItems[0]!.resultStatus, ResultStatus.Success);
-      delivered += 2n;
-    }
-    const resent = await service.handle(lost.frame, tape.id);
-    assert.ok(resent, 'the resend 16 below the highest is answered');
-    assert.equal(toHex(resent), toHex(firstReply), 'with the kept reply');
-    assert.equal(device.open(resent, lost.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
-    delivered += 2n;
-    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices - before, delivered, 'the ledger counts what the device received: 34 = 34');
-    // Up to 63 grants later, across a restart (nothing in memory), the reply is still there.
-    for (let i = 16; i < 63; i++) await service.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
-    const restarted = new DeviceService(agent, gateway.registry, deviceStore, silentLogger);
-    assert.equal(toHex((await restarted.handle(lost.frame, tape.id))!), toHex(firstReply), 'kept across a restart while inside the window');
-    // Once the window has moved past it, the reply is deleted with the next grant: nothing is kept forever.
-    await restarted.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
-    let kept = 0;
-    for await (const _ of deviceStore.entries(`device/reply/${tape.id}/`)) kept++;
-    assert.ok(kept <= 64, `${kept} replies kept`);
-    assert.equal(await restarted.handle(lost.frame, tape.id), undefined, 'below the window: a replay');
-  });
-});
-
 describe('device service: refused frames change nothing', () => {
   /** Sends a frame that must be dropped and checks counters, ledger and replies did not move. */
   async function refused(frame: Uint8Array, topicDeviceId: string | undefined, code: string): Promise<void> {
@@ -244,5 +212,37 @@ describe('device service: per-device limits', () => {
     assert.equal(results[4]!.resultMessage, 'DEVICE_RATE_LIMITED');
     await new Promise((resolve) => setTimeout(resolve, 600)); // a token comes back every 500 ms
     assert.equal((await ask(device, Operation.Get)).resultStatus, ResultStatus.Success);
+  });
+});
+
+describe('device service: a grant is delivered or never debited (issue #13 finding 3, PROTOCOL.md §3.1)', () => {
+  it('a grant whose reply was lost, then 16 (and up to 63) answered grants, then resent unchanged: the kept reply, not FRAME_REPLAYED — also after a restart', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(20000n));
+    const before = (await agent.ledger.totals(allowedKey)).grantedToDevices;
+    const lost = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
+    const firstReply = await service.handle(lost.frame, tape.id); // the reply is lost on the way
+    assert.ok(firstReply);
+    let delivered = 0n;
+    for (let i = 0; i < 16; i++) {
+      const { frame, counter } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
+      assert.equal(device.open((await service.handle(frame, tape.id))!, counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+      delivered += 2n;
+    }
+    const resent = await service.handle(lost.frame, tape.id);
+    assert.ok(resent, 'the resend 16 below the highest is answered');
+    assert.equal(toHex(resent), toHex(firstReply), 'with the kept reply');
+    assert.equal(device.open(resent, lost.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    delivered += 2n;
+    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices - before, delivered, 'the ledger counts what the device received: 34 = 34');
+    // Up to 63 grants later, across a restart (nothing in memory), the reply is still there.
+    for (let i = 16; i < 63; i++) await service.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
+    const restarted = new DeviceService(agent, gateway.registry, deviceStore, silentLogger);
+    assert.equal(toHex((await restarted.handle(lost.frame, tape.id))!), toHex(firstReply), 'kept across a restart while inside the window');
+    // Once the window has moved past it, the reply is deleted with the next grant: nothing is kept forever.
+    await restarted.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
+    let kept = 0;
+    for await (const _ of deviceStore.entries(`device/reply/${tape.id}/`)) kept++;
+    assert.ok(kept <= 64, `${kept} replies kept`);
+    assert.equal(await restarted.handle(lost.frame, tape.id), undefined, 'below the window: a replay');
   });
 });
