@@ -36,6 +36,7 @@ import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
+import { guardProcess } from '../process-guard.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { helpText } from './help.ts';
 
@@ -162,6 +163,7 @@ async function probeUpstream(client: KmipClient, log: Logger, address: string): 
 
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
   const log = createLogger({ level: config.logLevel }, logDestination(2));
+  guardProcess(log);
   const upstream = parseHostPort(config.upstream.address);
   const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
   const pool = new TlsPool({
