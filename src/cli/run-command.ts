@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { AgentCore } from '../agent/agent-core.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { PushListener } from '../inbound/push-listener.ts';
@@ -20,6 +20,7 @@ import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { UsageError } from './errors.ts';
+import { givenMqttFlag, MQTT_FLAG_OPTIONS, mqttSettingsFromFlags } from './mqtt-flags.ts';
 
 /** Renew a lease this long before it ends, checking this often. */
 const RENEW_MARGIN_SECONDS = 120n;
@@ -32,7 +33,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
       config: { type: 'string' }, data: { type: 'string' },
       upstream: { type: 'string' }, 'upstream-ca': { type: 'string' }, 'upstream-cert': { type: 'string' }, 'upstream-key': { type: 'string' },
       'upstream-server-name': { type: 'string' },
-      mqtt: { type: 'string' }, 'embedded-broker': { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
+      mqtt: { type: 'string' }, ...MQTT_FLAG_OPTIONS, 'embedded-broker': { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
       'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
       'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
       'nonce-mac-key': { type: 'string' }, 'nonce-mac-for': { type: 'string', multiple: true },
@@ -51,8 +52,8 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   if (values['push-listen'] !== undefined) {
     for (const flag of ['push-cert', 'push-key', 'push-ca'] as const) if (values[flag] === undefined) throw new UsageError(`--push-listen needs --${flag}`);
   }
-  const mqttUrl = values.mqtt === undefined ? undefined : new URL(values.mqtt);
-  if (mqttUrl && mqttUrl.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
+  if (values.mqtt === undefined && givenMqttFlag(values) !== undefined) throw new UsageError(`--${givenMqttFlag(values)} is for the broker named by --mqtt URL`);
+  const mqttOptions = values.mqtt === undefined ? undefined : resolveMqttSettings(mqttSettingsFromFlags(values.mqtt, values), { clientId: agentClientId(values.data), persistentSession: true });
   const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
 
   const log = createLogger({ level: values['log-level'] }, pino.destination(2));
@@ -77,17 +78,20 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   const service = new DeviceService(agent, registry, agent.store, log);
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
-  let mqtt = mqttUrl && { host: mqttUrl.hostname, port: Number(mqttUrl.port || 1883) };
+  let mqtt: MqttConnectOptions | undefined = mqttOptions;
+  let transport: MqttDeviceTransport | undefined;
   try {
     if (embedded) {
       const broker = await startEmbeddedBroker(embedded.host, embedded.port);
       closers.push(() => broker.close());
-      mqtt = { host: broker.host, port: broker.port };
+      mqtt = { host: broker.host, port: broker.port, clientId: agentClientId(values.data), persistentSession: true };
     }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
-      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-      closers.push(() => transport.close());
+      // A broker down at start is retried in the background (logged); the ready line says which.
+      const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix'], { log, wait: embedded ? 'connected' : 'first-attempt' });
+      transport = started;
+      service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
+      closers.push(() => started.close());
     }
     for (const path of values.serial ?? []) {
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
@@ -117,12 +121,14 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   await agent.prunePushRecords();
   const resumed = await service.relay.resume();
   const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
-  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
-  log.info({ mqtt, embeddedBroker: embedded !== undefined, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
-  await new Promise<void>((resolve) => {
+  // Before the ready line: whoever reads it may stop the agent at once.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
+  log.info({ mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: embedded !== undefined, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  await stopped;
   clearInterval(renewal);
   service.relay.close();
   for (const close of closers.reverse()) await close(); // no more frames in
