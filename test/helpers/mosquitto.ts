@@ -4,8 +4,8 @@
  * `kill()` ends it at once (SIGKILL, as a crash or power cut would) and `start()` brings it back
  * on the same port with the same configuration.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,4 +85,55 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
     kill: () => stopWith('SIGKILL'),
     start,
   };
+}
+
+const DEPLOY = new URL('../../deploy/', import.meta.url).pathname;
+
+/**
+ * Mosquitto with the shipped deploy/mosquitto.conf and deploy/mosquitto.acl: the port and the
+ * file paths substituted, nothing else changed (each substitution must match, and no other line
+ * differs); the password file made by mosquitto_passwd for `users` (name → password).
+ */
+export async function startDeployedMosquitto(users: Record<string, string>): Promise<Mosquitto & { shipped: string; used: string }> {
+  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-mosquitto-deploy-'));
+  const passwd = join(dir, 'kmip-edge.passwd');
+  const acl = join(dir, 'kmip-edge.acl');
+  copyFileSync(join(DEPLOY, 'mosquitto.acl'), acl);
+  for (const [user, password] of Object.entries(users)) {
+    execFileSync('/usr/bin/mosquitto_passwd', [...(existsSync(passwd) ? [] : ['-c']), '-b', passwd, user, password], { stdio: 'ignore' });
+  }
+  chmodSync(passwd, 0o600);
+  // Started as root, Mosquitto runs as user mosquitto, which then reads the password and ACL
+  // files and writes its persistence file: they are the broker's, as in a real deployment.
+  if (process.getuid?.() === 0) {
+    const uid = Number(execFileSync('id', ['-u', 'mosquitto'], { encoding: 'utf8' }));
+    const gid = Number(execFileSync('id', ['-g', 'mosquitto'], { encoding: 'utf8' }));
+    for (const path of [dir, passwd, acl]) chownSync(path, uid, gid);
+  }
+  const shipped = readFileSync(join(DEPLOY, 'mosquitto.conf'), 'utf8');
+  let used = '';
+  const broker = await startMosquitto({
+    dir,
+    config: (port) => {
+      const substitutions: [string, string][] = [
+        ['listener 1883 127.0.0.1', `listener ${port} 127.0.0.1`],
+        ['/etc/mosquitto/kmip-edge.passwd', passwd],
+        ['/etc/mosquitto/kmip-edge.acl', acl],
+        ['persistence_location /var/lib/mosquitto/', `persistence_location ${dir}/`],
+      ];
+      used = shipped;
+      for (const [from, to] of substitutions) {
+        if (!used.includes(from)) throw new Error(`deploy/mosquitto.conf no longer has ${JSON.stringify(from)}`);
+        used = used.split(from).join(to);
+      }
+      const before = shipped.split('\n');
+      const after = used.split('\n');
+      if (before.length !== after.length) throw new Error('substitution changed the number of lines');
+      before.forEach((line, i) => {
+        if (line !== after[i] && !substitutions.some(([from]) => line.includes(from))) throw new Error(`line ${i + 1} changed beyond its paths and port: ${line}`);
+      });
+      return used;
+    },
+  });
+  return Object.assign(broker, { shipped, used });
 }
