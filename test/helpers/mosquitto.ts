@@ -87,6 +87,18 @@ export async function startMosquitto(options: MosquittoOptions = {}): Promise<Mo
   };
 }
 
+/**
+ * Started as root, Mosquitto runs as user mosquitto, which then reads its password, ACL and
+ * certificate files and writes its persistence file: they are the broker's, as in a real
+ * deployment (a folder made with mkdtemp is 0700).
+ */
+export function ownedByBroker(...paths: string[]): void {
+  if (process.getuid?.() !== 0) return;
+  const uid = Number(execFileSync('id', ['-u', 'mosquitto'], { encoding: 'utf8' }));
+  const gid = Number(execFileSync('id', ['-g', 'mosquitto'], { encoding: 'utf8' }));
+  for (const path of paths) chownSync(path, uid, gid);
+}
+
 const DEPLOY = new URL('../../deploy/', import.meta.url).pathname;
 
 /**
@@ -103,13 +115,7 @@ export async function startDeployedMosquitto(users: Record<string, string>): Pro
     execFileSync('/usr/bin/mosquitto_passwd', [...(existsSync(passwd) ? [] : ['-c']), '-b', passwd, user, password], { stdio: 'ignore' });
   }
   chmodSync(passwd, 0o600);
-  // Started as root, Mosquitto runs as user mosquitto, which then reads the password and ACL
-  // files and writes its persistence file: they are the broker's, as in a real deployment.
-  if (process.getuid?.() === 0) {
-    const uid = Number(execFileSync('id', ['-u', 'mosquitto'], { encoding: 'utf8' }));
-    const gid = Number(execFileSync('id', ['-g', 'mosquitto'], { encoding: 'utf8' }));
-    for (const path of [dir, passwd, acl]) chownSync(path, uid, gid);
-  }
+  ownedByBroker(dir, passwd, acl);
   const shipped = readFileSync(join(DEPLOY, 'mosquitto.conf'), 'utf8');
   let used = '';
   const broker = await startMosquitto({
