@@ -26,7 +26,7 @@ import type { AgentConfig } from '../config/schema.ts';
 import { checkPinnedCertificate, checkTlsFiles } from '../config/tls-files.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { UpstreamPeers } from '../agent/upstream-peers.ts';
@@ -80,7 +80,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
 
 /** Everything that can be checked before starting, each problem one line (exit 2). */
 function checkStartup(config: AgentConfig, sources: ConfigSources): void {
-  const problems: string[] = [...notWiredYet(config, sources)];
+  const problems: string[] = [];
   try {
     prepareDataFolder(config.data, fieldName('data', sources));
   } catch (error) {
@@ -124,20 +124,6 @@ async function checkListenAddresses(config: AgentConfig, sources: ConfigSources)
   }
 }
 
-/**
- * Fields the schema accepts whose parts are built on other branches (issue #12: MQTT login and
- * TLS by "mqtt-field"): refused by name until wired, never ignored.
- */
-function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
-  const problems: string[] = [];
-  const mqtt = config.mqtt;
-  if (mqtt?.url?.startsWith('mqtts://')) problems.push(`${fieldName('mqtt.url', sources)}: mqtts:// is not wired into this build yet; use mqtt://`);
-  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
-    if (mqtt?.[field] !== undefined) problems.push(`${fieldName(`mqtt.${field}`, sources)}: MQTT login and TLS are not wired into this build yet`);
-  }
-  return problems;
-}
-
 /** The nonce-MAC mapping the agent core reads at each cache fill: one object, updated in place by a reload. */
 function applyNonceMac(target: { defaultMacKey?: string; perKey: Record<string, string> }, config: AgentConfig['nonceMac']): void {
   delete target.defaultMacKey;
@@ -159,6 +145,16 @@ async function probeUpstream(client: KmipClient, log: Logger, address: string): 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The configuration's broker section as the MQTT transport's settings (files are read there). */
+function mqttSettings(section: NonNullable<AgentConfig['mqtt']>, url: string): MqttSettings {
+  const settings: MqttSettings = { url };
+  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
+    const value = section[field];
+    if (value !== undefined) settings[field] = value;
+  }
+  return settings;
 }
 
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
@@ -183,20 +179,25 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
-  const mqttUrl = config.mqtt?.url === undefined ? undefined : new URL(config.mqtt.url);
-  let mqtt = mqttUrl && { host: mqttUrl.hostname.replace(/^\[|\]$/g, ''), port: Number(mqttUrl.port || 1883) };
+  // A client id that stays the same across restarts, with a persistent session: the broker keeps
+  // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
+  const session = { clientId: agentClientId(config.data), persistentSession: true };
+  let mqtt: MqttConnectOptions | undefined = config.mqtt?.url === undefined ? undefined : resolveMqttSettings(mqttSettings(config.mqtt, config.mqtt.url), session);
+  let transport: MqttDeviceTransport | undefined;
   try {
     if (config.embeddedBroker !== undefined) {
       const at = parseHostPort(config.embeddedBroker, 1883, { listen: true });
       const broker = await listening(fieldName('embeddedBroker', sources), config.embeddedBroker, () => startEmbeddedBroker(at.host, at.port));
       closers.push(() => broker.close());
-      mqtt = { host: broker.host, port: broker.port };
+      mqtt = { host: broker.host, port: broker.port, ...session };
     }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge');
-      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-      watch.attachMqtt(() => transport.connected);
-      closers.push(() => transport.close());
+      // A broker down at start is retried in the background (logged); the ready line says which.
+      const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge', { log, wait: config.embeddedBroker !== undefined ? 'connected' : 'first-attempt' });
+      transport = started;
+      service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
+      watch.attachMqtt(() => started.connected);
+      closers.push(() => started.close());
     }
     for (const path of config.serial) {
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
@@ -267,9 +268,9 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
   watch.serving();
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await stopped;
   watch.stopping();
   clearInterval(renewal);
