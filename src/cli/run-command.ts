@@ -93,7 +93,10 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     if (config.pushListener.peerCert !== undefined) problems.push(...checkPinnedCertificate(config.pushListener.peerCert, config.pushListener.ca, 'upstream'));
   }
   if (config.mqtt && (config.mqtt.ca !== undefined || config.mqtt.cert !== undefined)) {
-    problems.push(...checkTlsFiles({ role: 'MQTT broker', ...(config.mqtt.ca !== undefined && { ca: config.mqtt.ca }), ...(config.mqtt.cert !== undefined && { cert: config.mqtt.cert }), ...(config.mqtt.key !== undefined && { key: config.mqtt.key }) }));
+    // The CA verifies the broker; the client certificate may come from another CA (the broker's
+    // own cafile decides), so it is checked on its own: parses, in date, matches its key.
+    if (config.mqtt.ca !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT broker', ca: config.mqtt.ca }));
+    if (config.mqtt.cert !== undefined && config.mqtt.key !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT client', cert: config.mqtt.cert, key: config.mqtt.key }));
   }
   if (config.mqtt?.passwordFile !== undefined) {
     try {
