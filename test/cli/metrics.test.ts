@@ -2,15 +2,19 @@
  * `kmip-edge run --metrics`, every part a real process: the development server upstream, Mosquitto,
  * the agent, device-sim, and a real Prometheus scraping /metrics every second — the device request
  * counter read back through Prometheus's HTTP API. Also /healthz and /readyz (not ready once the
- * broker is gone), no key material or device key in the exposition, and a port in use.
+ * broker is gone), a forged frame counted as rejected, no key material or device key in the
+ * exposition, and a port in use.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
-import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
+import { Operation, UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
+import { enumeration, longInteger, structure, textString } from '../../src/ttlv/build.ts';
+import { sealFrame, Suite } from '../../src/devices/frame.ts';
+import { connectMqtt } from '../../src/devices/mqtt-transport.ts';
+import { deviceRequest } from '../helpers/gateway.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
@@ -53,6 +57,11 @@ it('a real Prometheus scrapes kmip-edge run --metrics: device requests read back
     assert.equal(gets.status, 0, gets.stderr);
     assert.equal(sim('allocate', '--uid', uid, '--count', '100').status, 0);
     assert.equal(sim('get', '--uid', 'not-allowed').status, 1);
+    // A frame sealed with another key, as an impostor would send it: dropped, counted by reason.
+    const impostor = await connectMqtt({ host: '127.0.0.1', port: broker.port });
+    const forged = sealFrame({ suite: Suite.AES_256_GCM, direction: 'up', deviceId: 'meter-1', counter: 1_000_000n, replyTo: undefined }, new Uint8Array(32).fill(7), deviceRequest(Operation.Get, [textString(Tag.UniqueIdentifier, uid)]));
+    await impostor.publishAsync('kmip-edge/meter-1/up', Buffer.from(forged), { qos: 1 });
+    await impostor.endAsync();
 
     // Through Prometheus: the scrape succeeded and the counters are the agent's.
     const query = (expression: string) => prometheus!.query(expression);
@@ -65,6 +74,7 @@ it('a real Prometheus scrapes kmip-edge run --metrics: device requests read back
     assert.deepEqual((await query('kmip_edge_device_requests_total{operation="Get",result="ItemNotFound"}')).map((s) => s.value), [1]);
     assert.deepEqual((await query('kmip_edge_device_requests_total{operation="GetUsageAllocation",result="Success"}')).map((s) => s.value), [1]);
     assert.deepEqual((await query('kmip_edge_upstream_online')).map((s) => s.value), [1]);
+    await eventually('the forged frame counted', 30, async () => ((await query('kmip_edge_frames_rejected_total{reason="FRAME_AUTH_FAILED"}'))[0]?.value === 1 ? true : undefined));
     assert.deepEqual((await query('kmip_edge_mqtt_connected')).map((s) => s.value), [1]);
     const refills = await query('kmip_edge_refills_total{outcome="Success"}');
     assert.ok(refills.length === 1 && refills[0]!.value >= 1, 'the allocation came from at least one refill');
