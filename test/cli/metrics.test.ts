@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { Operation, UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
@@ -136,6 +137,29 @@ it('--metrics on a port in use, or not an address: one line naming the problem, 
     assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics: got "localhost:"; expected HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. 127.0.0.1:9464']);
   } finally {
     holder.close();
+    server.kill('SIGTERM');
+  }
+});
+
+it('metrics from the configuration file (metrics.listen): served until SIGTERM, then the port is closed', async () => {
+  const { work, kms, data, port, server } = await startKeyServer('metrics-config');
+  let agent: ChildProcess | undefined;
+  try {
+    const config = join(work, 'agent.yaml');
+    writeFileSync(config, `# the rest comes from the flags\nmetrics:\n  listen: 127.0.0.1:0\n`);
+    const run = await startProcess(['run', '--config', config, '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${await freePort()}`]);
+    agent = run.child;
+    const metrics = run.ready.metrics as string;
+    assert.match(metrics, /^127\.0\.0\.1:\d+$/);
+    const exposition = await (await fetch(`http://${metrics}/metrics`)).text();
+    assert.match(exposition, /^kmip_edge_upstream_online 1$/m);
+    assert.match(exposition, /^kmip_edge_mqtt_connected 1$/m);
+    assert.match(exposition, /^process_resident_memory_bytes \d+/m, 'the process metrics too');
+    assert.equal(await terminate(agent), 0);
+    agent = undefined;
+    await assert.rejects(fetch(`http://${metrics}/healthz`), 'closed with the agent');
+  } finally {
+    agent?.kill('SIGKILL');
     server.kill('SIGTERM');
   }
 });
