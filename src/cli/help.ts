@@ -151,6 +151,13 @@ Benchmarks, each next to a baseline measured in the same run.
   --devices 1,100,…   devices: device counts
   --rounds N          devices: alternated rounds, best of each (1-20)
   --placement P       devices: split (default) or shared
+  outage (not run by default): N devices doing cached Gets and allocations while the upstream
+  is cut and comes back — a real agent, dev server and Mosquitto; baseline: the upstream up
+  --devices N         outage: one count (default 1000)
+  --seconds S         outage: each phase with the upstream up, before and after (default 30)
+  --outage-seconds S  outage: how long the upstream is cut (default 60)
+  --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
+  --rate R            outage: requests per second per device (default 1)
 `,
   demo: () => `usage: kmip-edge demo
 
