@@ -199,7 +199,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge', { log, wait: config.embeddedBroker !== undefined ? 'connected' : 'first-attempt' });
       transport = started;
       service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
-      watch.attachMqtt(() => started.connected);
+      watch.attachMqtt(() => started.state === 'connected');
       closers.push(() => started.close());
     }
     for (const path of config.serial) {

@@ -329,11 +329,6 @@ export class MqttDeviceTransport {
     return this.prefix;
   }
 
-  /** Whether the broker connection is up now (metrics, readiness). */
-  get connected(): boolean {
-    return this.client.connected;
-  }
-
   close(): Promise<void> {
     // A clean DISCONNECT when connected (the session stays); at once when not.
     return new Promise((resolve) => this.client.end(!this.client.connected, {}, () => resolve()));

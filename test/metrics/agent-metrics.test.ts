@@ -6,15 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { AgentCore } from '../../src/agent/agent-core.ts';
 import { ObjectType, Operation, ResultReason, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
-import { createLogger } from '../../src/log.ts';
+import { createLogger, silentLogger } from '../../src/log.ts';
 import { AgentMetrics, MAX_DEVICE_SERIES } from '../../src/metrics/agent-metrics.ts';
-import { parseMetricsAddress } from '../../src/metrics/http-server.ts';
+import { parseMetricsAddress, startMetricsServer } from '../../src/metrics/http-server.ts';
 import { AgentObserver, SUCCESS } from '../../src/metrics/observer.ts';
 import { UpstreamWatch, WatchedBreaker } from '../../src/metrics/upstream-watch.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
@@ -171,6 +172,42 @@ describe('bounded labels', () => {
     }
   });
 });
+
+describe('the metrics HTTP server', () => {
+  it('GET only; /readyz says why not; at most 64 connections at once (the 65th is closed), served again once they go', async () => {
+    const metrics = new AgentMetrics(new AgentObserver(), { defaultMetrics: false });
+    let ready = false;
+    const server = await startMetricsServer('127.0.0.1:0', metrics, () => (ready ? { ready: true } : { ready: false, reason: 'starting' }), silentLogger);
+    const url = `http://127.0.0.1:${server.port}`;
+    try {
+      assert.deepEqual([(await fetch(`${url}/readyz`)).status, await (await fetch(`${url}/readyz`)).text()], [503, 'not ready: starting\n']);
+      ready = true;
+      assert.equal((await fetch(`${url}/readyz`)).status, 200);
+      assert.equal((await fetch(`${url}/metrics`, { method: 'DELETE' })).status, 405);
+      const idle = await Promise.all(Array.from({ length: 64 }, () => new Promise<Socket>((resolve) => {
+        const socket = connect(server.port, '127.0.0.1', () => resolve(socket));
+      })));
+      const extra = connect(server.port, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('the 65th connection was not closed within 10 s')), 10_000);
+        extra.once('close', () => resolve(void clearTimeout(timer))); // closed by the server, unanswered
+      });
+      for (const socket of idle) socket.destroy();
+      await eventuallyOk(() => fetch(`${url}/healthz`).then((r) => r.status === 200));
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+async function eventuallyOk(check: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error('not served again within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 describe('--metrics [HOST:]PORT', () => {
   it('loopback by default; ports 0 to 65535; IPv6 in brackets; anything else refused', () => {
