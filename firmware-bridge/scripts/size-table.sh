@@ -24,9 +24,12 @@ for tool in arm-none-eabi-gcc arm-none-eabi-size; do
   command -v "$tool" >/dev/null || { echo "size-table: $tool is missing: apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi" >&2; exit 2; }
 done
 
-# The core: every C file of src/ except crypto backends (they include a crypto library).
-mapfile -t sources < <(cd "$here/src" && grep -L -E '#include *[<"](psa/|mbedtls/)' -- *.c | sort)
-[ ${#sources[@]} -gt 0 ] || { echo "size-table: no core sources in $here/src" >&2; exit 2; }
+# The core: the files CMakeLists.txt lists in FB_CORE_SOURCES (the crypto backend is not one).
+mapfile -t sources < <(sed -n '/^set(FB_CORE_SOURCES/,/CACHE/p' "$here/CMakeLists.txt" | grep -o -E 'src/[A-Za-z0-9_]+\.c' | sed 's|^src/||')
+[ ${#sources[@]} -gt 0 ] || { echo "size-table: no FB_CORE_SOURCES in $here/CMakeLists.txt" >&2; exit 2; }
+for source in "${sources[@]}"; do
+  [ -f "$here/src/$source" ] || { echo "size-table: $here/src/$source (in FB_CORE_SOURCES) is missing" >&2; exit 2; }
+done
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
