@@ -12,13 +12,16 @@ static long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void disconnected(mqtt_link *m);
+
 static void on_connect(struct mosquitto *mosq, void *ctx, int rc) {
     mqtt_link *m = ctx;
     if (rc != 0) {
         fprintf(stderr, "posix-mqtt-device: the broker refused the connection: %s\n", mosquitto_connack_string(rc));
+        disconnected(m);
         return;
     }
-    m->connected = true;
+    m->state = MQTT_CONNECTED;
     m->connects++;
     m->backoff_ms = 250;
     if (m->connects > 1) fprintf(stderr, "posix-mqtt-device: reconnected to the broker\n");
@@ -39,8 +42,8 @@ static void on_subscribe(struct mosquitto *mosq, void *ctx, int mid, int count, 
 static void on_disconnect(struct mosquitto *mosq, void *ctx, int rc) {
     (void)mosq;
     mqtt_link *m = ctx;
-    m->connected = false;
-    if (rc != 0) fprintf(stderr, "posix-mqtt-device: lost the broker (%s); reconnecting\n", mosquitto_strerror(rc));
+    if (rc != 0 && m->state == MQTT_CONNECTED) fprintf(stderr, "posix-mqtt-device: lost the broker (%s); reconnecting\n", mosquitto_strerror(rc));
+    disconnected(m);
 }
 
 static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto_message *message) {
@@ -57,36 +60,53 @@ static void on_message(struct mosquitto *mosq, void *ctx, const struct mosquitto
     m->count++;
 }
 
-/** One round of network work for up to `ms`; reconnects when the time has come. */
+/** Sleeps `ms` milliseconds (when there is no socket to wait on). */
+static void pause_ms(long long ms) {
+    if (ms <= 0) return;
+    struct timespec pause = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+    nanosleep(&pause, NULL);
+}
+
+/** Lost or refused: try again after the backoff (250 ms doubling to 5 s). */
+static void disconnected(mqtt_link *m) {
+    m->state = MQTT_DISCONNECTED;
+    m->retry_at = now_ms() + m->backoff_ms;
+    if (m->backoff_ms < 5000) m->backoff_ms *= 2;
+}
+
+/**
+ * One round of network work for up to `ms`: reconnects when the time has come (a CONNECT then
+ * gets CONNACK_WAIT_MS for its CONNACK), else reads and writes what is due (mosquitto_loop).
+ */
 static void pump(mqtt_link *m, int ms) {
-    if (!m->connected) {
-        long long now = now_ms();
-        if (now >= m->retry_at) {
-            int rc = mosquitto_reconnect(m->mosq);
-            m->retry_at = now + m->backoff_ms;
-            if (m->backoff_ms < 5000) m->backoff_ms *= 2;
-            if (rc != MOSQ_ERR_SUCCESS) {
-                struct timespec pause = { 0, (ms < 50 ? ms : 50) * 1000000L };
-                nanosleep(&pause, NULL);
-                return;
-            }
-        } else {
-            long long wait = m->retry_at - now;
-            struct timespec pause = { 0, (wait < ms ? wait : ms) * 1000000L };
-            nanosleep(&pause, NULL);
+    long long now = now_ms();
+    if (m->state == MQTT_DISCONNECTED) {
+        if (now < m->retry_at) {
+            pause_ms(m->retry_at - now < ms ? m->retry_at - now : ms);
             return;
         }
+        if (mosquitto_reconnect(m->mosq) != MOSQ_ERR_SUCCESS) {
+            disconnected(m);
+            return;
+        }
+        m->state = MQTT_CONNECTING;
+        m->connack_by = now + CONNACK_WAIT_MS;
+    }
+    if (m->state == MQTT_CONNECTING && now > m->connack_by) {
+        fprintf(stderr, "posix-mqtt-device: no CONNACK from the broker; reconnecting\n");
+        disconnected(m);
+        return;
     }
     int rc = mosquitto_loop(m->mosq, ms, 1);
-    if (rc == MOSQ_ERR_NO_CONN || rc == MOSQ_ERR_CONN_LOST || rc == MOSQ_ERR_ERRNO) {
-        if (m->connected) fprintf(stderr, "posix-mqtt-device: lost the broker (%s); reconnecting\n", mosquitto_strerror(rc));
-        m->connected = false;
+    if (rc != MOSQ_ERR_SUCCESS && m->state != MQTT_DISCONNECTED) {
+        if (m->state == MQTT_CONNECTED) fprintf(stderr, "posix-mqtt-device: lost the broker (%s); reconnecting\n", mosquitto_strerror(rc));
+        disconnected(m);
     }
 }
 
 static int mqtt_send(void *ctx, const uint8_t *frame, size_t len) {
     mqtt_link *m = ctx;
-    if (!m->connected) return -1; /* resent by the request loop once connected */
+    if (m->state != MQTT_CONNECTED) return -1; /* resent by the request loop once connected */
     int rc = mosquitto_publish(m->mosq, NULL, m->up, (int)len, frame, 1, false);
     if (rc != MOSQ_ERR_SUCCESS) return -1;
     pump(m, 0); /* let it leave now */
@@ -149,7 +169,10 @@ int mqtt_link_open(mqtt_link *m, example_link *link, const char *host, int port,
     int rc = mosquitto_connect(m->mosq, host, port, 30);
     if (rc != MOSQ_ERR_SUCCESS) {
         fprintf(stderr, "posix-mqtt-device: cannot reach the broker at %s:%d (%s); retrying\n", host, port, mosquitto_strerror(rc));
-        m->retry_at = now_ms() + m->backoff_ms;
+        disconnected(m);
+    } else {
+        m->state = MQTT_CONNECTING;
+        m->connack_by = now_ms() + CONNACK_WAIT_MS;
     }
     /* Ready once subscribed: a reply published before the broker has our subscription is lost. */
     while (!m->subscribed && now_ms() < deadline) pump(m, 100);

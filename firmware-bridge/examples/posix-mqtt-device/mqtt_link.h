@@ -14,12 +14,16 @@
 #include "fb/fb_config.h"
 
 #define MQTT_QUEUE 8 /* frames received in one network read, before the device takes them */
+#define CONNACK_WAIT_MS 5000
+
+typedef enum mqtt_state { MQTT_DISCONNECTED, MQTT_CONNECTING, MQTT_CONNECTED } mqtt_state;
 
 typedef struct mqtt_link {
     struct mosquitto *mosq;
     char up[320];
     char down[320];
-    bool connected;
+    mqtt_state state;
+    long long connack_by;  /* CONNECTING: when to give up waiting for the CONNACK */
     bool subscribed;       /* the first SUBACK came (QoS 1 granted) */
     unsigned connects;
     long long retry_at;    /* when to try reconnecting (ms, monotonic) */
