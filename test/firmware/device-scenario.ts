@@ -148,6 +148,9 @@ export async function deviceScenario(program: DeviceProgram, transport: 'serial'
       '--push-listen', `127.0.0.1:${listenPort}`, '--push-cert', join(kms, 'client.pem'), '--push-key', join(kms, 'client.key'), '--push-ca', join(kms, 'ca.pem')]);
     agent = run.child;
     agent.stderr!.on('data', (chunk: Buffer) => (agentLog += chunk.toString()));
+    // The activation Notifies the key server sent before the agent listened are retried until the
+    // agent takes them: wait for that, so that what reaches the device later is only what the test pushes.
+    await until(() => (JSON.parse(runCli(['dev-server', 'push', '--dir', kms, '--list']).stdout) as { unacknowledged: unknown[] }).unacknowledged.length === 0, 'the key server has no unacknowledged push', 60_000);
     const state = join(work, 'device.state');
     const identity = ['--id', deviceId, '--key', key, ...tap.deviceArgs, '--state', state, '--timeout', '20'];
     const ok = (result: { status: number | null; lines: DeviceLine[]; stderr: string }, what: string) => {
