@@ -1,0 +1,65 @@
+/**
+ * firmware-bridge builds and its own tests pass, as CI runs them (clean builds, each bounded):
+ * - natively with clang, AddressSanitizer + UndefinedBehaviorSanitizer (FB_SANITIZE=ON), every
+ *   target warning-free under -Werror (library, tests, fbtool, examples), then ctest;
+ * - the libFuzzer targets (FB_FUZZ=ON), each run for a few seconds from the committed seeds —
+ *   a crash, leak or sanitizer report fails the test;
+ * - cross-compiled for 32-bit ARM Linux with gcc (cmake/arm-linux-gnueabihf.cmake), ctest running
+ *   every test binary under qemu-arm (CMAKE_CROSSCOMPILING_EMULATOR).
+ * The build times are printed (CI sizing), never asserted.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { ARMHF_TOOLCHAIN, buildFirmware, FIRMWARE, mustRun, run } from './firmware-build.ts';
+
+/** Seconds each fuzzer runs (three targets: well inside the file's time bound). */
+const FUZZ_SECONDS = 6;
+
+/** ctest's summary must name every test it ran, and they must be the ones CMake registered. */
+async function ctest(dir: string): Promise<string[]> {
+  const listed = await mustRun('ctest', ['--test-dir', dir, '-N'], { timeoutMs: 30_000 });
+  const names = [...listed.stdout.matchAll(/Test +#\d+: (\S+)/g)].map((m) => m[1]!);
+  assert.ok(names.length >= 6, `ctest lists the library's tests: ${listed.stdout}`);
+  const result = await run('ctest', ['--test-dir', dir, '--output-on-failure', '--timeout', '120'], { timeoutMs: 180_000 });
+  assert.equal(result.status, 0, `ctest in ${dir}:\n${result.stdout.slice(-6000)}\n${result.stderr.slice(-2000)}`);
+  assert.match(result.stdout, new RegExp(`100% tests passed, 0 tests failed out of ${names.length}`));
+  return names;
+}
+
+it('native, clang, ASan + UBSan: everything builds warning-free and ctest passes', async () => {
+  const build = await buildFirmware('sanitize', { compiler: 'clang', defines: { FB_SANITIZE: 'ON' } });
+  process.stderr.write(`firmware-bridge sanitized build: configure ${Math.round(build.configureMs)} ms, build ${Math.round(build.buildMs)} ms\n`);
+  const names = await ctest(build.dir);
+  assert.ok(names.includes('test_vectors') && names.includes('vectors_header_current'), names.join(' '));
+});
+
+it('libFuzzer: frame open, SLIP decode and the TTLV reader each run from the seeds without a finding', async () => {
+  const build = await buildFirmware('fuzz', { compiler: 'clang', defines: { FB_FUZZ: 'ON', FB_BUILD_TESTS: 'OFF', FB_BUILD_TOOLS: 'OFF' }, targets: ['fuzz_frame_open', 'fuzz_slip', 'fuzz_ttlv'] });
+  process.stderr.write(`firmware-bridge fuzz build: configure ${Math.round(build.configureMs)} ms, build ${Math.round(build.buildMs)} ms\n`);
+  for (const [target, seeds] of [['fuzz_frame_open', 'frame'], ['fuzz_slip', 'slip'], ['fuzz_ttlv', 'ttlv']] as const) {
+    const seedDir = join(FIRMWARE, 'fuzz/corpus', seeds);
+    assert.ok(readdirSync(seedDir).length > 0, `${seedDir} holds seeds`);
+    // libFuzzer adds what it finds to its first corpus folder: a scratch copy, never the repository's.
+    const corpus = mkdtempSync(join(tmpdir(), `kmip-edge-fb-corpus-${seeds}-`));
+    cpSync(seedDir, corpus, { recursive: true });
+    const artifacts = mkdtempSync(join(tmpdir(), `kmip-edge-fb-crash-${seeds}-`));
+    const result = await run(join(build.dir, 'fuzz', target), [`-max_total_time=${FUZZ_SECONDS}`, '-timeout=10', '-rss_limit_mb=1024', '-print_final_stats=1', `-artifact_prefix=${artifacts}/`, corpus], { timeoutMs: (FUZZ_SECONDS + 60) * 1000 });
+    const executions = /stat::number_of_executed_units:\s*(\d+)/.exec(result.stderr)?.[1];
+    process.stderr.write(`${target}: ${executions ?? '?'} executions in ${FUZZ_SECONDS} s\n`);
+    assert.equal(result.status, 0, `${target} found something (artifacts in ${artifacts}):\n${result.stderr.slice(-6000)}`);
+    assert.ok(Number(executions) > 0, `${target} ran: ${result.stderr.slice(-2000)}`);
+  }
+});
+
+it('armhf (arm-linux-gnueabihf-gcc): everything builds warning-free and ctest passes under qemu-arm', async () => {
+  const build = await buildFirmware('armhf', { toolchain: ARMHF_TOOLCHAIN });
+  process.stderr.write(`firmware-bridge armhf build: configure ${Math.round(build.configureMs)} ms, build ${Math.round(build.buildMs)} ms\n`);
+  const commands = await mustRun('ctest', ['--test-dir', build.dir, '-N', '-V', '-R', '^test_'], { timeoutMs: 30_000 });
+  assert.match(commands.stdout, /Test command: \S*qemu-arm "-L" "\/usr\/arm-linux-gnueabihf" /, 'the test binaries run under qemu-arm');
+  const file = await mustRun('file', ['-b', join(build.dir, 'tests', 'test_vectors')], { timeoutMs: 10_000 });
+  assert.match(file.stdout, /^ELF 32-bit LSB .*ARM, EABI5/);
+  await ctest(build.dir);
+});
