@@ -49,40 +49,48 @@ sizes() { arm-none-eabi-size -B "$work/$1/${2%.c}.o" | awk 'NR==2 { print $1 + $
 # One table row: bytes shown as KiB with one decimal, and exactly.
 row() { awk -v f="$1" -v a="$2" -v b="$3" -v r="$4" 'BEGIN { printf "| %s | %.1f K (%d) | %.1f K (%d) | %d |\n", f, a / 1024, a, b / 1024, b, r }'; }
 
-# Worst-case stack of every function defined in the core, from the call graphs of one CPU:
-# prints "name bytes" or "name unbounded(recursion)" / "name +indirect" markers.
+# Worst-case stack of every function defined in the core, from the call graphs of one CPU
+# ("name<TAB>bytes[ + marks]"). An indirect call inside the library reaches one of its own
+# callbacks — a static function of the same file that nothing calls directly (its address is
+# passed) — so the deepest of those is added; the port's interface functions (crypto, storage,
+# clock, the SLIP byte sink) are not in the core: such paths are marked "+ indirect".
 stack_of() {
   cat "$work/$1"/*.ci | awk '
     /^node:/ {
       title = $0; sub(/.*title: "/, "", title); sub(/".*/, "", title)
-      if (match($0, /\\n[0-9]+ bytes \(([a-z,]+)\)/)) {
-        s = substr($0, RSTART + 2, RLENGTH - 2); split(s, p, " ")
-        own[title] = p[1]; kind[title] = p[3]; gsub(/[()]/, "", kind[title]); defined[title] = 1
+      if (match($0, /\\n[^\\]+:[0-9]+:[0-9]+\\n[0-9]+ bytes \([a-z,]+\)/)) {
+        s = substr($0, RSTART + 2, RLENGTH - 2)
+        where = s; sub(/:[0-9]+:[0-9]+\\n.*/, "", where)
+        bytes = s; sub(/.*\\n/, "", bytes); split(bytes, p, " ")
+        own[title] = p[1]; kind[title] = p[3]; gsub(/[()]/, "", kind[title]); defined[title] = 1; file[title] = where
       }
     }
     /^edge:/ {
       from = $0; sub(/.*sourcename: "/, "", from); sub(/".*/, "", from)
       to = $0; sub(/.*targetname: "/, "", to); sub(/".*/, "", to)
-      n[from]++; callee[from, n[from]] = to
+      n[from]++; callee[from, n[from]] = to; called[to] = 1
     }
-    function deepest(f,    i, d, best, c) {
-      if (f in memo) return memo[f]
-      if (f == "__indirect_call") { indirect = 1; return 0 }
-      if (!(f in defined)) { external[f] = 1; return 0 }   # libc (memcpy, memset) or not in the core
+    function deepest(f, via,    i, d, best, c, g) {
+      if (f == "__indirect_call") {
+        indirect = 1; best = 0
+        for (g in defined) if (index(g, ":") > 0 && !(g in called) && file[g] == file[via] && !(g in onpath)) { d = deepest(g, g); if (d > best) best = d }
+        return best
+      }
+      if (!(f in defined)) return 0     # libc (memcpy, memset): not the library
       if (f in onpath) { cyclic = 1; return 0 }
       if (kind[f] !~ /^static/) dynamic = 1
       onpath[f] = 1; best = 0
-      for (i = 1; i <= n[f]; i++) { d = deepest(callee[f, i]); if (d > best) best = d }
+      for (i = 1; i <= n[f]; i++) { d = deepest(callee[f, i], f); if (d > best) best = d }
       delete onpath[f]
-      memo[f] = own[f] + best
-      return memo[f]
+      return own[f] + best
     }
     END {
       for (f in defined) {
-        split("", memo); indirect = 0; cyclic = 0; dynamic = 0
-        d = deepest(f)
+        if (index(f, ":") > 0) continue  # static: not public
+        indirect = 0; cyclic = 0; dynamic = 0
+        d = deepest(f, f)
         note = ""
-        if (indirect) note = note " + interface"
+        if (indirect) note = note " + indirect"
         if (cyclic) note = note " + RECURSION"
         if (dynamic) note = note " + DYNAMIC"
         print f "\t" d note
@@ -115,9 +123,10 @@ stack_of() {
   echo
   echo "## Worst-case stack of each public function (bytes)"
   echo
-  echo "The deepest call path inside the library (GCC \`-fstack-usage\`, \`-fcallgraph-info=su\`)."
-  echo "\"+ interface\": the path calls an injected interface (crypto, storage, clock) through its function"
-  echo "pointer; add the deepest function of your port. libc calls (memcpy, memset) are not counted."
+  echo "The deepest call path inside the library (GCC \`-fstack-usage\`, \`-fcallgraph-info=su\`), the library's own"
+  echo "callbacks included. \"+ indirect\": the path also calls through a function pointer that may be the port's —"
+  echo "an injected interface (crypto, storage, clock) or the SLIP byte sink: add the deepest such function of"
+  echo "your port (the PSA backend's own stack is Mbed TLS's). libc calls (memcpy, memset) are not counted."
   echo
   echo "| Function | Cortex-M0+ | Cortex-M4 |"
   echo "|---|---:|---:|"

@@ -9,7 +9,7 @@
  * The build times are printed (CI sizing), never asserted.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -62,4 +62,20 @@ it('armhf (arm-linux-gnueabihf-gcc): everything builds warning-free and ctest pa
   const file = await mustRun('file', ['-b', join(build.dir, 'tests', 'test_vectors')], { timeoutMs: 10_000 });
   assert.match(file.stdout, /^ELF 32-bit LSB .*ARM, EABI5/);
   await ctest(build.dir);
+});
+
+it('scripts/size-table.sh: every core file sized for Cortex-M0+ and M4, every public function with a static, bounded stack', async () => {
+  const result = await mustRun('bash', [join(FIRMWARE, 'scripts/size-table.sh')], { timeoutMs: 120_000 });
+  const table = result.stdout;
+  const sources = [...readFileSync(join(FIRMWARE, 'CMakeLists.txt'), 'utf8').matchAll(/\$\{CMAKE_CURRENT_SOURCE_DIR\}\/src\/(fb_[a-z_]+\.c)/g)].map((m) => m[1]!).filter((f) => f !== 'fb_crypto_psa.c');
+  assert.ok(sources.length >= 6, sources.join(' '));
+  for (const source of sources) assert.match(table, new RegExp(`^\\| ${source} \\| [\\d.]+ K \\(\\d+\\) \\| [\\d.]+ K \\(\\d+\\) \\| \\d+ \\|$`, 'm'), `${source} has a row`);
+  const total = /^\| \*\*Total\*\* \| .* \| ([\d.]+) K \((\d+)\) \| (\d+) \|$/m.exec(table);
+  assert.ok(total, table);
+  assert.equal(total[3], '0', 'no static RAM in the core (no global mutable state)');
+  for (const name of ['fb_device_init', 'fb_device_receive', 'fb_device_get', 'fb_frame_seal', 'fb_slip_decode', 'fb_kmip_parse_response']) {
+    assert.match(table, new RegExp(`^\\| \`${name}\` \\| \\d+( \\+ indirect)? \\| \\d+( \\+ indirect)? \\|$`, 'm'), `${name}: a static stack figure`);
+  }
+  assert.doesNotMatch(table, /RECURSION|DYNAMIC/, 'no recursion and no dynamically sized frame: the worst case is bounded');
+  process.stderr.write(`core on Cortex-M4 -Os: ${total[2]} bytes of flash, ${total[3]} bytes of RAM\n`);
 });
