@@ -11,6 +11,7 @@ import { runDeviceLoad, type LoadConfig } from '../bench/device-load.ts';
 import { readFileSync } from 'node:fs';
 import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
+import { benchFirmware } from '../bench/firmware-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
@@ -46,11 +47,13 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
       await benchUpstream({ keys, json: values.json, out });
+    } else if (name === 'firmware') {
+      await benchFirmware({ seconds, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger or devices`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices or firmware`);
     }
   }
   return status;
