@@ -129,7 +129,7 @@ static void test_size_limit(void **state)
     packet[plen++] = FB_SLIP_END;
     crc = fb_crc32(0, frame, sizeof frame);
     for (i = 0; i < sizeof frame + 4u; i++) {
-        uint8_t b = i < sizeof frame ? frame[i] : (uint8_t)(crc >> (8u * (3u - (i - sizeof frame))));
+        uint8_t b = (uint8_t)(i < sizeof frame ? frame[i] : (crc >> (8u * (3u - (i - sizeof frame)))));
         if (b == FB_SLIP_END) { packet[plen++] = FB_SLIP_ESC; packet[plen++] = FB_SLIP_ESC_END; }
         else if (b == FB_SLIP_ESC) { packet[plen++] = FB_SLIP_ESC; packet[plen++] = FB_SLIP_ESC_ESC; }
         else packet[plen++] = b;
