@@ -40,7 +40,7 @@ export interface DeviceLine { op: string; ok: boolean; uid?: string; count?: num
 interface Captured { frame: Uint8Array; counter: bigint; replyTo: bigint | undefined; phase: string }
 
 /** Frames between the example and the agent, both ways, and a way to send the agent a frame. */
-interface Tap {
+export interface Tap {
   /** The example's flags for its link: --serial PATH or --mqtt URL. */
   deviceArgs: string[];
   /** The agent's flags for its link. */
@@ -49,6 +49,8 @@ interface Tap {
   down: Captured[];
   phase: string;
   inject(frame: Uint8Array): void;
+  /** Serial only: raw bytes to the example (line noise). */
+  noise?(bytes: Uint8Array): void;
   stop(): Promise<void>;
 }
 
@@ -58,7 +60,7 @@ function capture(list: Captured[], frame: Uint8Array, phase: string): void {
 }
 
 /** Serial: example ⇄ pty pair A ⇄ relay (this process) ⇄ pty pair B ⇄ agent. */
-async function serialTap(): Promise<Tap> {
+export async function serialTap(): Promise<Tap> {
   const a = await startPtyPair();
   const b = await startPtyPair();
   const tap: Tap = { deviceArgs: ['--serial', a.deviceEnd], agentArgs: ['--serial', b.agentEnd], up: [], down: [], phase: '', inject: () => {}, stop: async () => {} };
@@ -72,6 +74,7 @@ async function serialTap(): Promise<Tap> {
     toAgent.send(frame);
   });
   tap.inject = (frame) => toAgent.send(frame);
+  tap.noise = (bytes) => toDevice!.sendRaw(bytes);
   tap.stop = async () => {
     await toDevice.close();
     await toAgent.close();
@@ -82,7 +85,7 @@ async function serialTap(): Promise<Tap> {
 }
 
 /** MQTT: a subscriber to the device's two topics on the same broker; it publishes what it injects. */
-async function mqttTap(port: number, deviceId: string): Promise<Tap> {
+export async function mqttTap(port: number, deviceId: string): Promise<Tap> {
   const client: MqttClient = await connectMqtt({ host: '127.0.0.1', port, clientId: `tap-${process.pid}` });
   const upTopic = `kmip-edge/${deviceId}/up`;
   const downTopic = `kmip-edge/${deviceId}/down`;
@@ -97,7 +100,7 @@ async function mqttTap(port: number, deviceId: string): Promise<Tap> {
 }
 
 /** The example, started; its JSON lines as they come, and its end. */
-function startDevice(program: DeviceProgram, args: string[]): { child: ChildProcess; lines: DeviceLine[]; stderr: () => string; done: Promise<{ status: number | null; signal: NodeJS.Signals | null }> } {
+export function startDevice(program: DeviceProgram, args: string[]): { child: ChildProcess; lines: DeviceLine[]; stderr: () => string; done: Promise<{ status: number | null; signal: NodeJS.Signals | null }> } {
   const child = spawn(program.command, [...program.args, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: DeviceLine[] = [];
   let buffered = '';
@@ -116,7 +119,7 @@ function startDevice(program: DeviceProgram, args: string[]): { child: ChildProc
 }
 
 /** Runs the example to its end (bounded: it has its own --timeout, and is killed after `limitMs`). */
-async function device(program: DeviceProgram, args: string[], limitMs = 60_000): Promise<{ status: number | null; lines: DeviceLine[]; stderr: string }> {
+export async function device(program: DeviceProgram, args: string[], limitMs = 60_000): Promise<{ status: number | null; lines: DeviceLine[]; stderr: string }> {
   const run = startDevice(program, args);
   const timer = setTimeout(() => run.child.kill('SIGKILL'), limitMs);
   const { status } = await run.done;

@@ -19,6 +19,10 @@ int main(int argc, char **argv) {
     if (bad) return bad;
     if (serial_link_open(&line, &link, options.serial, options.baud) != 0) return 1;
     int status = device_app_run(&options, &link, "posix-serial-device");
+    /* Line quality, for whoever installs the cable (never frame contents). */
+    const fb_slip_stats *stats = &line.decoder.stats;
+    fprintf(stderr, "posix-serial-device: SLIP %lu packets, dropped %lu bad CRC, %lu oversize, %lu bad escapes\n",
+            (unsigned long)stats->frames, (unsigned long)stats->crc_errors, (unsigned long)stats->oversize, (unsigned long)stats->bad_escapes);
     serial_link_close(&line);
     return status;
 }
