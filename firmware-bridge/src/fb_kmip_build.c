@@ -55,146 +55,151 @@ static size_t begin_request(fb_ttlv_writer *w, int32_t batch_count, bool batch_o
 }
 
 typedef struct item_marks {
+    size_t message;
     size_t item;
     size_t payload;
 } item_marks;
 
-static item_marks begin_item(fb_ttlv_writer *w, uint32_t operation)
+static void fail(fb_ttlv_writer *w)
 {
-    item_marks m;
-    m.item = w_begin(w, K(FB_TAG_BATCH_ITEM));
-    w_i32(w, K(FB_TAG_OPERATION), FB_TTLV_ENUMERATION, (int32_t)operation);
-    m.payload = w_begin(w, K(FB_TAG_REQUEST_PAYLOAD));
-    return m;
+    if (w->status == FB_OK) {
+        w->status = FB_ERR_ARG;
+    }
 }
 
-static void end_item(fb_ttlv_writer *w, item_marks m)
+/* A Batch Item of `operation`, up to its open Request Payload. */
+static void begin_item(fb_ttlv_writer *w, uint32_t operation, item_marks *m)
 {
-    fb_ttlv_end(w, m.payload);
-    fb_ttlv_end(w, m.item);
+    m->item = w_begin(w, K(FB_TAG_BATCH_ITEM));
+    w_i32(w, K(FB_TAG_OPERATION), FB_TTLV_ENUMERATION, (int32_t)operation);
+    m->payload = w_begin(w, K(FB_TAG_REQUEST_PAYLOAD));
+}
+
+static void end_item(fb_ttlv_writer *w, const item_marks *m)
+{
+    fb_ttlv_end(w, m->payload);
+    fb_ttlv_end(w, m->item);
 }
 
 static void put_text(fb_ttlv_writer *w, uint8_t tag, const uint8_t *text, size_t len)
 {
     if (text == NULL || len == 0u) {
-        if (w->status == FB_OK) {
-            w->status = FB_ERR_ARG; /* identifiers and names are never empty */
-        }
+        fail(w); /* identifiers and names are never empty */
         return;
     }
     w_bytes(w, tag, FB_TTLV_TEXT_STRING, text, len);
 }
 
-/* A message with one item whose payload is just the Unique Identifier. */
-static void build_uid_only(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len)
+/* A Request Message with one Batch Item of `operation`, its payload open, starting with the
+ * Unique Identifier when `uid` is not NULL. Close with end_one. */
+static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                      item_marks *m)
 {
-    size_t message = begin_request(w, 1, false);
-    item_marks m = begin_item(w, operation);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
+    m->message = begin_request(w, 1, false);
+    begin_item(w, operation, m);
+    if (uid != NULL) {
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
+    }
+}
+
+static void end_one(fb_ttlv_writer *w, const item_marks *m)
+{
     end_item(w, m);
-    fb_ttlv_end(w, message);
+    fb_ttlv_end(w, m->message);
 }
 
 /* ------------------------------------------------------------------ request builders */
 
 void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
-    build_uid_only(w, FB_OP_GET, uid, uid_len);
+    item_marks m;
+    if (uid == NULL) {
+        fail(w);
+    }
+    begin_one(w, FB_OP_GET, uid, uid_len, &m);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                                   const fb_bytes *names, size_t name_count)
 {
-    size_t message = begin_request(w, 1, false);
-    item_marks m = begin_item(w, FB_OP_GET_ATTRIBUTES);
+    item_marks m;
     size_t i;
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    if (names == NULL && name_count > 0u && w->status == FB_OK) {
-        w->status = FB_ERR_ARG;
+    if (uid == NULL || (names == NULL && name_count > 0u)) {
+        fail(w);
     }
+    begin_one(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, &m);
     for (i = 0; w->status == FB_OK && i < name_count; i++) {
         put_text(w, K(FB_TAG_ATTRIBUTE_NAME), names[i].ptr, names[i].len);
     }
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                                         uint64_t count)
 {
-    size_t message;
     item_marks m;
-    if (count == 0u || count > (uint64_t)INT64_MAX) {
-        if (w->status == FB_OK) {
-            w->status = FB_ERR_ARG;
-        }
-        return;
+    if (uid == NULL || count == 0u || count > (uint64_t)INT64_MAX) {
+        fail(w);
     }
-    message = begin_request(w, 1, false);
-    m = begin_item(w, FB_OP_GET_USAGE_ALLOCATION);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
+    begin_one(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &m);
     w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)count);
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
-    build_uid_only(w, FB_OP_OBTAIN_LEASE, uid, uid_len);
+    item_marks m;
+    if (uid == NULL) {
+        fail(w);
+    }
+    begin_one(w, FB_OP_OBTAIN_LEASE, uid, uid_len, &m);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                          const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
-    size_t message;
     item_marks m;
-    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
-        if (w->status == FB_OK) {
-            w->status = FB_ERR_ARG;
-        }
-        return;
+    if (uid == NULL || (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX)) {
+        fail(w);
     }
-    message = begin_request(w, 1, false);
-    m = begin_item(w, FB_OP_CHECK);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
+    begin_one(w, FB_OP_CHECK, uid, uid_len, &m);
     if (usage_limits_count != NULL) {
         w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)*usage_limits_count);
     }
     if (usage_mask != NULL) {
         w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, (int32_t)*usage_mask);
     }
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
 {
-    size_t message = begin_request(w, 1, false);
-    item_marks m = begin_item(w, FB_OP_QUERY);
+    item_marks m;
     size_t i;
-    if (functions == NULL && count > 0u && w->status == FB_OK) {
-        w->status = FB_ERR_ARG;
+    if (functions == NULL && count > 0u) {
+        fail(w);
     }
+    begin_one(w, FB_OP_QUERY, NULL, 0, &m);
     for (i = 0; w->status == FB_OK && i < count; i++) {
         w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, (int32_t)functions[i]);
     }
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count)
 {
-    size_t message = begin_request(w, 1, false);
-    item_marks m = begin_item(w, FB_OP_DISCOVER_VERSIONS);
+    item_marks m;
     size_t i;
-    if (versions == NULL && count > 0u && w->status == FB_OK) {
-        w->status = FB_ERR_ARG;
+    if (versions == NULL && count > 0u) {
+        fail(w);
     }
+    begin_one(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, &m);
     for (i = 0; w->status == FB_OK && i < count; i++) {
         put_version(w, versions[i].major, versions[i].minor);
     }
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
@@ -204,28 +209,25 @@ void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_l
                              const uint8_t *mac_uid, size_t mac_uid_len, const uint8_t *nonce,
                              size_t nonce_len, fb_nonce_setter setter)
 {
-    size_t message;
+    item_marks m;
     size_t attribute;
     size_t spec;
     size_t info;
-    item_marks m;
     if (nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD)) {
-        if (w->status == FB_OK) {
-            w->status = FB_ERR_ARG;
-        }
+        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD) || uid == NULL || mac_uid == NULL) {
+        fail(w);
         return;
     }
     /* §5.1: Batch Order Option true, exactly two items. */
-    message = begin_request(w, 2, true);
-    m = begin_item(w, setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE);
+    m.message = begin_request(w, 2, true);
+    begin_item(w, setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE, &m);
     put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
     attribute = w_begin(w, K(FB_TAG_ATTRIBUTE));
     put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
     w_bytes(w, K(FB_TAG_ATTRIBUTE_VALUE), FB_TTLV_BYTE_STRING, nonce, nonce_len);
     fb_ttlv_end(w, attribute);
-    end_item(w, m);
-    m = begin_item(w, FB_OP_GET);
+    end_item(w, &m);
+    begin_item(w, FB_OP_GET, &m);
     put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
     spec = w_begin(w, K(FB_TAG_KEY_WRAPPING_SPECIFICATION));
     w_i32(w, K(FB_TAG_WRAPPING_METHOD), FB_TTLV_ENUMERATION, (int32_t)FB_WRAPPING_MAC_SIGN);
@@ -234,8 +236,7 @@ void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_l
     fb_ttlv_end(w, info);
     put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
     fb_ttlv_end(w, spec);
-    end_item(w, m);
-    fb_ttlv_end(w, message);
+    end_one(w, &m);
 }
 
 void fb_kmip_build_ack(fb_ttlv_writer *w, const fb_request_message *request, int64_t now)
@@ -244,9 +245,7 @@ void fb_kmip_build_ack(fb_ttlv_writer *w, const fb_request_message *request, int
     size_t header;
     size_t i;
     if (request == NULL || request->item_count > FB_MAX_BATCH_ITEMS) {
-        if (w->status == FB_OK) {
-            w->status = FB_ERR_ARG;
-        }
+        fail(w);
         return;
     }
     message = w_begin(w, K(FB_TAG_RESPONSE_MESSAGE));

@@ -358,6 +358,57 @@ static void test_nonce_mac_and_limits(void **state)
     assert_int_equal(fb_device_init(&r.dev, &r.config), FB_ERR_STORAGE);
 }
 
+
+/* Every typed request: a frame the agent opens to a Request Message of that operation. */
+static void test_every_operation(void **state)
+{
+    static rig r;
+    static uint8_t req[FB_MAX_FRAME];
+    uint8_t nonce[16];
+    size_t len;
+    uint64_t counter;
+    uint64_t expected = 1;
+    fb_frame_header h;
+    uint8_t *body;
+    size_t body_len;
+    fb_request_message q;
+    const uint8_t *uid = (const uint8_t *)"tape-key-1";
+    fb_bytes names[1];
+    uint64_t count = 3;
+    uint32_t mask = 4;
+    uint32_t functions[1] = {1};
+    fb_version versions[1] = {{1, 2}};
+    uint32_t ops[8] = {FB_OP_GET, FB_OP_GET_ATTRIBUTES, FB_OP_GET_USAGE_ALLOCATION, FB_OP_OBTAIN_LEASE,
+                       FB_OP_CHECK, FB_OP_QUERY, FB_OP_DISCOVER_VERSIONS, FB_OP_ADD_ATTRIBUTE};
+    size_t i;
+    (void)state;
+    names[0].ptr = (const uint8_t *)"State";
+    names[0].len = 5;
+    rig_init(&r, 1000);
+    for (i = 0; i < 8; i++) {
+        fb_status st = FB_ERR_ARG;
+        switch (i) {
+        case 0: st = fb_device_get(&r.dev, uid, 10, req, sizeof req, &len, &counter); break;
+        case 1: st = fb_device_get_attributes(&r.dev, uid, 10, names, 1, req, sizeof req, &len, &counter); break;
+        case 2: st = fb_device_get_usage_allocation(&r.dev, uid, 10, 7, req, sizeof req, &len, &counter); break;
+        case 3: st = fb_device_obtain_lease(&r.dev, uid, 10, req, sizeof req, &len, &counter); break;
+        case 4: st = fb_device_check(&r.dev, uid, 10, &count, &mask, req, sizeof req, &len, &counter); break;
+        case 5: st = fb_device_query(&r.dev, functions, 1, req, sizeof req, &len, &counter); break;
+        case 6: st = fb_device_discover_versions(&r.dev, versions, 1, req, sizeof req, &len, &counter); break;
+        default: st = fb_device_nonce_mac_get(&r.dev, uid, 10, (const uint8_t *)"mac-1", 5, FB_NONCE_ADD, nonce, sizeof nonce, req, sizeof req, &len, &counter); break;
+        }
+        assert_int_equal(st, FB_OK);
+        assert_int_equal(counter, expected++);
+        agent_open(req, len, &h, &body, &body_len);
+        assert_false(h.has_reply_to);
+        assert_int_equal(h.counter, counter);
+        assert_int_equal(fb_kmip_parse_request(body, body_len, &q), FB_OK);
+        assert_int_equal(q.items[0].operation, ops[i]);
+    }
+    assert_int_equal(fb_device_in_flight(&r.dev), 8);
+    assert_int_equal(r.storage.writes, 1); /* eight frames, one block */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -368,6 +419,7 @@ int main(void)
         cmocka_unit_test(test_push_and_ack),
         cmocka_unit_test(test_reboot_never_reuses),
         cmocka_unit_test(test_nonce_mac_and_limits),
+        cmocka_unit_test(test_every_operation),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -530,6 +530,49 @@ static void test_put_and_ack(void **state)
     assert_int_equal(r.time_stamp, 1700000005);
 }
 
+
+static void fill_attributes(fb_ttlv_writer *w)
+{
+    size_t a;
+    fb_ttlv_put_bytes(w, FB_TAG_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, U(UID));
+    a = fb_ttlv_begin(w, FB_TAG_ATTRIBUTE);
+    fb_ttlv_put_bytes(w, FB_TAG_ATTRIBUTE_NAME, FB_TTLV_TEXT_STRING, U("State"));
+    fb_ttlv_put_int32(w, FB_TAG_ATTRIBUTE_VALUE, FB_TTLV_ENUMERATION, 2);
+    fb_ttlv_end(w, a);
+    a = fb_ttlv_begin(w, FB_TAG_ATTRIBUTE);
+    fb_ttlv_put_bytes(w, FB_TAG_ATTRIBUTE_NAME, FB_TTLV_TEXT_STRING, U("Name"));
+    fb_ttlv_put_int32(w, FB_TAG_ATTRIBUTE_INDEX, FB_TTLV_INTEGER, 1);
+    fb_ttlv_end(w, a);
+}
+
+static void test_get_attributes_response(void **state)
+{
+    uint8_t buf[1024];
+    fb_response r;
+    fb_bytes uid;
+    fb_ttlv_reader attrs;
+    fb_attribute a;
+    int32_t v;
+    size_t len;
+    (void)state;
+    len = response(buf, sizeof buf, 1, 1, FB_OP_GET_ATTRIBUTES, fill_attributes);
+    assert_int_equal(fb_kmip_parse_response(buf, len, &r), FB_OK);
+    assert_int_equal(fb_kmip_read_attributes(r.items[0].payload, &uid, &attrs), FB_OK);
+    assert_int_equal(uid.len, 10);
+    assert_int_equal(fb_kmip_next_attribute(&attrs, &a), FB_OK);
+    assert_memory_equal(a.name.ptr, "State", 5);
+    assert_true(a.has_value);
+    assert_false(a.has_index);
+    assert_int_equal(fb_ttlv_get_int32(&a.value, FB_TTLV_ENUMERATION, &v), FB_OK);
+    assert_int_equal(v, 2);
+    assert_int_equal(fb_kmip_next_attribute(&attrs, &a), FB_OK);
+    assert_memory_equal(a.name.ptr, "Name", 4);
+    assert_true(a.has_index);
+    assert_int_equal(a.index, 1);
+    assert_false(a.has_value);
+    assert_int_equal(fb_kmip_next_attribute(&attrs, &a), FB_ERR_NOT_FOUND);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -542,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_lease_query),
         cmocka_unit_test(test_builders_read_back),
         cmocka_unit_test(test_put_and_ack),
+        cmocka_unit_test(test_get_attributes_response),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -246,7 +246,11 @@ typedef struct fb_put {
     fb_ttlv_reader attributes; /**< for fb_kmip_next_attribute */
 } fb_put;
 
-/** Reads a Put payload, copying plaintext key material into `material` (as fb_kmip_read_get). */
+/**
+ * Reads a Put payload (Unique Identifier, Put Function and the managed object required),
+ * copying plaintext key material into `material` as fb_kmip_read_get does; an object without a
+ * Key Block, or with a wrapped one, gives material_len 0. `material` is zeroized on error.
+ */
 fb_status fb_kmip_read_put(fb_bytes payload, uint8_t *material, size_t material_size, fb_put *put);
 
 /**

@@ -62,7 +62,8 @@ fb_status fb_ttlv_next(fb_ttlv_reader *reader, fb_ttlv_item *item);
 /** Starts a reader on a Structure item's children (FB_ERR_MALFORMED if not a Structure). */
 fb_status fb_ttlv_enter(const fb_ttlv_item *structure, fb_ttlv_reader *children);
 
-/** Finds the first child of `region` with `tag` (from the region's start). FB_ERR_NOT_FOUND if none. */
+/** Finds the first item of `region` with `tag` (from the region's start). FB_ERR_NOT_FOUND if none;
+ *  FB_ERR_MALFORMED if a malformed item comes before it. */
 fb_status fb_ttlv_find(const uint8_t *region, size_t len, uint32_t tag, fb_ttlv_item *item);
 
 /** Value accessors: FB_ERR_MALFORMED when the item is not of that type. */
