@@ -370,6 +370,46 @@ static int do_tape(app *a) {
 }
 
 /**
+ * End-to-end nonce-MAC (PROTOCOL.md §5.1): a fresh x-Nonce set on the key and the key MAC-wrapped
+ * by the key server in one batch; Modify first, Add when the key carries no nonce yet. The HMAC
+ * (key M, through the PSA backend) and the nonce are verified here before the material is used:
+ * neither the agent nor anything on the way can hand this device an altered or replayed key.
+ */
+static int do_get_verified(app *a) {
+    fb_response response;
+    struct timespec started;
+    uint8_t nonce[32];
+    uint8_t material[MATERIAL_MAX];
+    int got = 0;
+    clock_gettime(CLOCK_MONOTONIC, &started);
+    const uint8_t *uid = (const uint8_t *)a->o->uid;
+    const uint8_t *mac_uid = (const uint8_t *)a->o->mac_uid;
+    for (int setter = FB_NONCE_MODIFY; setter <= FB_NONCE_ADD; setter++) {
+        if (!sealed(a, fb_device_nonce_mac_get(&a->dev, uid, strlen(a->o->uid), mac_uid, strlen(a->o->mac_uid), (fb_nonce_setter)setter, nonce, sizeof nonce,
+                                               a->request, sizeof a->request, &a->request_len, &a->request_counter), "nonce-MAC")) return 0;
+        got = exchange(a, &response);
+        if (got != 1 || response.item_count < 1 || response.items[0].result_status == FB_RESULT_SUCCESS) break;
+    }
+    line_start(a, "get-verified", NULL);
+    if (got != 1 || response.item_count < 2 || response.items[1].result_status != FB_RESULT_SUCCESS) {
+        if (got == 1 && response.item_count >= 2 && response.items[0].result_status == FB_RESULT_SUCCESS) response.items[0] = response.items[1];
+        return line_failed(got, &response, elapsed_ms(&started));
+    }
+    fb_key key;
+    fb_status status = fb_kmip_verify_nonce_mac(&a->crypto, response.items[1].payload, nonce, sizeof nonce, material, sizeof material, &key);
+    fb_zeroize(nonce, sizeof nonce);
+    if (status != FB_OK) {
+        printf(",\"ok\":false,\"verified\":false,\"ms\":%.2f,\"error\":\"%s\"}\n", elapsed_ms(&started), fb_status_name(status));
+        return 0;
+    }
+    char print[17];
+    fingerprint(material, key.material_len, print);
+    fb_zeroize(material, sizeof material);
+    printf(",\"ok\":true,\"verified\":true,\"ms\":%.2f,\"fingerprint\":\"%s\",\"bytes\":%zu}\n", elapsed_ms(&started), print, key.material_len);
+    return 1;
+}
+
+/**
  * listen: announce ourselves (a Query, as a device coming back should, §5.2: the agent then sends
  * what it holds at once), then acknowledge pushes until `pushes` arrived or `seconds` passed.
  */
@@ -401,8 +441,9 @@ int device_app_run(example_options *o, example_link *link, const char *program) 
     a.link = link;
     a.program = program;
 
-    fb_status status = fb_crypto_psa_import(&a.psa, &a.crypto, o->suite, o->key, NULL, 0);
-    fb_zeroize(o->key, sizeof o->key); /* PSA holds it now */
+    fb_status status = fb_crypto_psa_import(&a.psa, &a.crypto, o->suite, o->key, o->mac_key_len > 0 ? o->mac_key : NULL, o->mac_key_len);
+    fb_zeroize(o->key, sizeof o->key); /* PSA holds them now */
+    fb_zeroize(o->mac_key, sizeof o->mac_key);
     if (status != FB_OK) {
         fprintf(stderr, "%s: the PSA Crypto backend refused the device key: %s\n", program, fb_status_name(status));
         return 1;
@@ -445,6 +486,9 @@ int device_app_run(example_options *o, example_link *link, const char *program) 
         break;
     case ACTION_LISTEN:
         ok = do_listen(&a);
+        break;
+    case ACTION_GET_VERIFIED:
+        for (long i = 0; i < o->repeat; i++) ok &= do_get_verified(&a);
         break;
     }
     fflush(stdout);

@@ -32,6 +32,20 @@ static int parse_key(const char *hex, uint8_t key[32]) {
     return 0;
 }
 
+/** 32 to 64 bytes of hex (an HMAC-SHA256 key) into `out`; 0 when well formed. */
+static int parse_mac_key(const char *hex, uint8_t out[64], size_t *len) {
+    size_t n = strlen(hex);
+    if (n % 2 != 0 || n < 64 || n > 128) return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hex_digit(hex[2 * i]);
+        int lo = hex_digit(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0) return -1;
+        out[i] = (uint8_t)(hi * 16 + lo);
+    }
+    *len = n / 2;
+    return 0;
+}
+
 /** A whole number in [min, max]; 0 when it is one. */
 static int parse_integer(const char *text, int64_t min, int64_t max, int64_t *out) {
     char *end = NULL;
@@ -48,6 +62,9 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
     const char *mqtt = NULL;
     const char *key_hex = NULL;
     const char *key_file = NULL;
+    const char *mac_key_hex = NULL;
+    const char *mac_key_file = NULL;
+    char mac_text[160];
     const char *count = NULL, *repeat = "1", *pushes = "1", *seconds = "30", *bytes = NULL, *chunk = NULL;
     const char *timeout = "30", *resend = "1000", *baud = "115200", *block = "0";
     int64_t value = 0;
@@ -77,6 +94,16 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
             }
         }
         else if (strcmp(arg, "--key-file") == 0) key_file = v;
+        else if (strcmp(arg, "--mac-uid") == 0) o->mac_uid = v;
+        else if (strcmp(arg, "--mac-key") == 0) {
+            mac_key_hex = v;
+            if (strlen(v) < sizeof mac_text) {
+                strcpy(mac_text, v);
+                mac_key_hex = mac_text;
+                memset(argv[i], 'x', strlen(argv[i]));
+            }
+        }
+        else if (strcmp(arg, "--mac-key-file") == 0) mac_key_file = v;
         else if (strcmp(arg, "--suite") == 0) suite = v;
         else if (strcmp(arg, "--state") == 0) o->state = v;
         else if (strcmp(arg, "--uid") == 0) o->uid = v;
@@ -156,13 +183,14 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
         if (prefix_len == 0 || strpbrk(o->prefix, "+#") != NULL) return usage(program, "--prefix is a topic prefix without wildcards");
     }
 
-    if (o->action_name == NULL) return usage(program, "needs an ACTION: get --uid U | allocate --uid U --count N | lease --uid U | listen | tape --uid U --bytes N --chunk N");
+    if (o->action_name == NULL) return usage(program, "needs an ACTION: get --uid U | allocate --uid U --count N | lease --uid U | listen | tape --uid U --bytes N --chunk N | get-verified --uid U --mac-uid M --mac-key HEX");
     if (strcmp(o->action_name, "get") == 0) o->action = ACTION_GET;
     else if (strcmp(o->action_name, "allocate") == 0) o->action = ACTION_ALLOCATE;
     else if (strcmp(o->action_name, "lease") == 0) o->action = ACTION_LEASE;
     else if (strcmp(o->action_name, "listen") == 0) o->action = ACTION_LISTEN;
     else if (strcmp(o->action_name, "tape") == 0) o->action = ACTION_TAPE;
-    else return usage(program, "ACTION is get, allocate, lease, listen or tape");
+    else if (strcmp(o->action_name, "get-verified") == 0) o->action = ACTION_GET_VERIFIED;
+    else return usage(program, "ACTION is get, allocate, lease, listen, tape or get-verified");
     if (o->action != ACTION_LISTEN && (o->uid == NULL || o->uid[0] == '\0' || strlen(o->uid) > 256)) {
         fprintf(stderr, "%s: %s needs --uid U (the key's Unique Identifier)\n", program, o->action_name);
         return 2;
@@ -174,6 +202,22 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
     o->repeat = (long)value;
     if (parse_integer(pushes, 1, 1000000, &value)) return usage(program, "--pushes is 1 to 1000000");
     o->pushes = (long)value;
+    if (o->action == ACTION_GET_VERIFIED) {
+        if (o->mac_uid == NULL || o->mac_uid[0] == '\0' || strlen(o->mac_uid) > 256) return usage(program, "get-verified needs --mac-uid M (the HMAC-SHA256 key on the key server)");
+        if ((mac_key_hex == NULL) == (mac_key_file == NULL)) return usage(program, "get-verified needs --mac-key HEX or --mac-key-file F (M's bytes, provisioned on the device)");
+        if (mac_key_file != NULL) {
+            FILE *f = fopen(mac_key_file, "r");
+            size_t n = f ? fread(mac_text, 1, sizeof mac_text - 1, f) : 0;
+            if (f) fclose(f);
+            if (f == NULL) return usage(program, "--mac-key-file: cannot read the file");
+            while (n > 0 && (mac_text[n - 1] == '\n' || mac_text[n - 1] == '\r' || mac_text[n - 1] == ' ')) n--;
+            mac_text[n] = '\0';
+            mac_key_hex = mac_text;
+        }
+        int bad_mac = parse_mac_key(mac_key_hex, o->mac_key, &o->mac_key_len);
+        memset(mac_text, 0, sizeof mac_text);
+        if (bad_mac) return usage(program, "--mac-key is 64 to 128 hex digits (an HMAC-SHA256 key of 32 to 64 bytes)");
+    }
     if (o->action == ACTION_TAPE) {
         if (bytes == NULL || parse_integer(bytes, 1, INT64_MAX, &o->tape_bytes)) return usage(program, "tape needs --bytes N >= 1 (the tape's size)");
         if (chunk == NULL || parse_integer(chunk, 1, 1 << 30, &o->chunk)) return usage(program, "tape needs --chunk N (bytes per usage allocation, 1 to 2^30)");

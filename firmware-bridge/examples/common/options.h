@@ -7,15 +7,18 @@
  *   ACTION: get --uid U | allocate --uid U --count N [--repeat N] | lease --uid U
  *         | listen [--pushes N] [--seconds S]
  *         | tape --uid U --bytes N --chunk N   (get the key, then per chunk: allocate, encrypt)
+ *         | get-verified --uid U --mac-uid M (--mac-key HEX | --mac-key-file F)
+ *                                    (end-to-end nonce-MAC, PROTOCOL.md §5.1, verified here)
  *   common: [--timeout SECONDS] (per request, default 30) [--resend-ms MS] (default 1000)
  */
 #ifndef EXAMPLE_OPTIONS_H
 #define EXAMPLE_OPTIONS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum example_transport { TRANSPORT_SERIAL, TRANSPORT_MQTT } example_transport;
-typedef enum example_action { ACTION_GET, ACTION_ALLOCATE, ACTION_LEASE, ACTION_LISTEN, ACTION_TAPE } example_action;
+typedef enum example_action { ACTION_GET, ACTION_ALLOCATE, ACTION_LEASE, ACTION_LISTEN, ACTION_TAPE, ACTION_GET_VERIFIED } example_action;
 
 typedef struct example_options {
     const char *id;
@@ -41,6 +44,9 @@ typedef struct example_options {
     double seconds;
     int64_t tape_bytes;
     int64_t chunk;
+    const char *mac_uid;
+    uint8_t mac_key[64]; /* the nonce-MAC key M (HMAC-SHA256), provisioned on the device */
+    size_t mac_key_len;
     double timeout;
     long resend_ms;
     uint32_t counter_block;
