@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { before, it } from 'node:test';
-import { ARMHF_TOOLCHAIN, buildFirmware, mustRun, QEMU_ARM, type FirmwareBuild } from './firmware-build.ts';
+import { ARMHF_TOOLCHAIN, buildFirmware, elfMachine, QEMU_ARM, type FirmwareBuild } from './firmware-build.ts';
 import { deviceScenario } from './device-scenario.ts';
 
 let build: FirmwareBuild;
@@ -14,8 +14,7 @@ before(async () => {
 });
 
 it('the example is a 32-bit ARM program', async () => {
-  const file = await mustRun('file', ['-b', build.example('posix-serial-device')], { timeoutMs: 10_000 });
-  assert.match(file.stdout, /^ELF 32-bit LSB .*ARM, EABI5/);
+  assert.equal(elfMachine(build.example('posix-serial-device')), '32-bit ARM');
 });
 
 it('posix-serial-device built for armhf, under qemu-arm, on a serial line against kmip-edge run', async () => {

@@ -5,7 +5,7 @@
  * command has its own time bound. A missing toolchain fails the test that needs it (never a skip).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/cli.ts';
@@ -75,4 +75,14 @@ export async function buildFirmware(name: string, options: { toolchain?: string;
   const configure = await mustRun('cmake', ['-S', FIRMWARE, '-B', dir, ...(options.toolchain ? [`-DCMAKE_TOOLCHAIN_FILE=${options.toolchain}`] : []), ...Object.entries(defines).map(([k, v]) => `-D${k}=${v}`)], { timeoutMs: options.timeoutMs ?? 120_000, env });
   const build = await mustRun('cmake', ['--build', dir, '--parallel', '2', ...(options.targets ? ['--target', ...options.targets] : [])], { timeoutMs: options.timeoutMs ?? 240_000, env });
   return { dir, configureMs: configure.ms, buildMs: build.ms, example: (example) => join(dir, 'examples', example) };
+}
+
+/** What an ELF file is built for, from its header (no `file` command needed): "32-bit ARM" etc. */
+export function elfMachine(path: string): string {
+  const header = readFileSync(path).subarray(0, 20);
+  if (header.length < 20 || header.readUInt32BE(0) !== 0x7f454c46) return 'not ELF';
+  const bits = header[4] === 1 ? '32-bit' : header[4] === 2 ? '64-bit' : '?-bit';
+  const machine = header[5] === 1 ? header.readUInt16LE(18) : header.readUInt16BE(18);
+  const names: Record<number, string> = { 3: 'x86', 40: 'ARM', 62: 'x86-64', 183: 'AArch64' };
+  return `${bits} ${names[machine] ?? `machine ${machine}`}`;
 }
