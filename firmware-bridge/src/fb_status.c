@@ -1,29 +1,21 @@
 /* Status names and the two helpers every part shares (fb_status.h). */
 #include "fb/fb_status.h"
 
+/* Indexed by 1 - status: FB_AGAIN (1), FB_OK (0), then the errors -1, -2, ... in order. */
+static const char *const status_names[] = {
+    "FB_AGAIN", "FB_OK", "FB_ERR_ARG", "FB_ERR_TOO_LARGE", "FB_ERR_MALFORMED", "FB_ERR_VERSION",
+    "FB_ERR_SUITE", "FB_ERR_AUTH", "FB_ERR_REPLAY", "FB_ERR_UNEXPECTED", "FB_ERR_BUSY",
+    "FB_ERR_COUNTER_EXHAUSTED", "FB_ERR_STORAGE", "FB_ERR_CRYPTO", "FB_ERR_CRC", "FB_ERR_MAC",
+    "FB_ERR_NONCE", "FB_ERR_NOT_FOUND",
+};
+
 const char *fb_status_name(fb_status status)
 {
-    switch (status) {
-    case FB_OK: return "FB_OK";
-    case FB_AGAIN: return "FB_AGAIN";
-    case FB_ERR_ARG: return "FB_ERR_ARG";
-    case FB_ERR_TOO_LARGE: return "FB_ERR_TOO_LARGE";
-    case FB_ERR_MALFORMED: return "FB_ERR_MALFORMED";
-    case FB_ERR_VERSION: return "FB_ERR_VERSION";
-    case FB_ERR_SUITE: return "FB_ERR_SUITE";
-    case FB_ERR_AUTH: return "FB_ERR_AUTH";
-    case FB_ERR_REPLAY: return "FB_ERR_REPLAY";
-    case FB_ERR_UNEXPECTED: return "FB_ERR_UNEXPECTED";
-    case FB_ERR_BUSY: return "FB_ERR_BUSY";
-    case FB_ERR_COUNTER_EXHAUSTED: return "FB_ERR_COUNTER_EXHAUSTED";
-    case FB_ERR_STORAGE: return "FB_ERR_STORAGE";
-    case FB_ERR_CRYPTO: return "FB_ERR_CRYPTO";
-    case FB_ERR_CRC: return "FB_ERR_CRC";
-    case FB_ERR_MAC: return "FB_ERR_MAC";
-    case FB_ERR_NONCE: return "FB_ERR_NONCE";
-    case FB_ERR_NOT_FOUND: return "FB_ERR_NOT_FOUND";
+    int index = 1 - (int)status;
+    if (index < 0 || (size_t)index >= sizeof status_names / sizeof status_names[0]) {
+        return "FB_ERR_UNKNOWN";
     }
-    return "FB_ERR_UNKNOWN";
+    return status_names[index];
 }
 
 void fb_zeroize(void *p, size_t len)

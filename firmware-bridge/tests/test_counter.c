@@ -148,6 +148,19 @@ static void test_replay_window(void **state)
     assert_int_equal(fb_replay_check(&w, 0), FB_ERR_ARG);
 }
 
+static void test_status_names(void **state)
+{
+    (void)state;
+    assert_string_equal(fb_status_name(FB_AGAIN), "FB_AGAIN");
+    assert_string_equal(fb_status_name(FB_OK), "FB_OK");
+    assert_string_equal(fb_status_name(FB_ERR_ARG), "FB_ERR_ARG");
+    assert_string_equal(fb_status_name(FB_ERR_AUTH), "FB_ERR_AUTH");
+    assert_string_equal(fb_status_name(FB_ERR_STORAGE), "FB_ERR_STORAGE");
+    assert_string_equal(fb_status_name(FB_ERR_NOT_FOUND), "FB_ERR_NOT_FOUND");
+    assert_string_equal(fb_status_name((fb_status)-17), "FB_ERR_UNKNOWN");
+    assert_string_equal(fb_status_name((fb_status)2), "FB_ERR_UNKNOWN");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +170,7 @@ int main(void)
         cmocka_unit_test(test_exhaustion),
         cmocka_unit_test(test_push_counter),
         cmocka_unit_test(test_replay_window),
+        cmocka_unit_test(test_status_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
