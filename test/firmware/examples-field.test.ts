@@ -6,7 +6,7 @@
  * SLIP decoder resynchronizes).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -82,6 +82,11 @@ it('operator mistakes: exit 2 and one line naming the problem, nothing on stdout
     const lines = result.stderr.trim().split('\n');
     assert.equal(lines.length, 1, result.stderr);
     assert.match(lines[0]!, message);
+  }
+  for (const program of [serial, mqtt]) {
+    const help = spawnSync(program.command, ['--help'], { encoding: 'utf8', timeout: 10_000 });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /^usage: posix-(serial|mqtt)-device --id ID/);
   }
   // A serial line that is not a terminal: exit 1, said so.
   const notTty = await device(serial, ['--id', 'd', '--key', KEY, '--serial', '/dev/null', '--state', state, 'get', '--uid', 'u'], 10_000);

@@ -74,6 +74,17 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
     o->prefix = "kmip-edge";
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
+        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+            printf("usage: %s --id ID (--key HEX | --key-file F) [--suite aes-256-gcm|chacha20-poly1305] --state FILE\n"
+                   "       %s\n"
+                   "       [--timeout SECONDS] [--resend-ms MS] [--counter-block N] ACTION\n"
+                   "ACTION: get --uid U [--repeat N] | allocate --uid U --count N [--repeat N] | lease --uid U\n"
+                   "      | listen [--pushes N] [--seconds S] | tape --uid U --bytes N --chunk N\n"
+                   "      | get-verified --uid U --mac-uid M (--mac-key HEX | --mac-key-file F)\n"
+                   "One JSON line per completed request on stdout (as kmip-edge device-sim); exit 0 ok, 1 failed, 2 bad usage.\n",
+                   program, transport == TRANSPORT_SERIAL ? "--serial PATH [--baud 115200]" : "--mqtt mqtt://HOST:PORT [--mqtt-username U --mqtt-password-file F] [--prefix P]");
+            return 1; /* handled: the caller exits 0 */
+        }
         if (strncmp(arg, "--", 2) != 0) {
             if (o->action_name != NULL) return usage(program, "one ACTION only: get, allocate, lease, listen or tape");
             o->action_name = arg;

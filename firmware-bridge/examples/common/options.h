@@ -54,7 +54,8 @@ typedef struct example_options {
 
 /**
  * Parses argv for `transport`; on a mistake prints one line naming it and the fix to stderr and
- * returns 2 (CLI.md: exit 2, bad usage); 0 when fine. Clears the key argument in argv.
+ * returns 2 (CLI.md: exit 2, bad usage); 1 after printing --help (exit 0); 0 when fine. Clears
+ * the key arguments in argv.
  */
 int options_parse(int argc, char **argv, example_transport transport, example_options *options);
 

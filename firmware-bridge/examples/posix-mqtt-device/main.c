@@ -17,6 +17,7 @@ int main(int argc, char **argv) {
     example_link link;
     setvbuf(stdout, NULL, _IOLBF, 0); /* one JSON line per request, as it completes */
     int bad = options_parse(argc, argv, TRANSPORT_MQTT, &options);
+    if (bad == 1) return 0; /* --help */
     if (bad) return bad;
     if (mqtt_link_open(&mqtt, &link, options.mqtt_host, options.mqtt_port, options.prefix, options.id,
                        options.mqtt_username, options.mqtt_password_file, (int)(options.timeout * 1000.0)) != 0) {

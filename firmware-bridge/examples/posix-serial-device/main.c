@@ -16,6 +16,7 @@ int main(int argc, char **argv) {
     example_link link;
     setvbuf(stdout, NULL, _IOLBF, 0); /* one JSON line per request, as it completes */
     int bad = options_parse(argc, argv, TRANSPORT_SERIAL, &options);
+    if (bad == 1) return 0; /* --help */
     if (bad) return bad;
     if (serial_link_open(&line, &link, options.serial, options.baud) != 0) return 1;
     int status = device_app_run(&options, &link, "posix-serial-device");
