@@ -13,7 +13,8 @@ export const PEER_PACKAGES = [
   // firmware-bridge: native build, sanitizers, libFuzzer, unit tests, PSA Crypto, MQTT example
   'cmake', 'clang', 'libclang-rt-14-dev', 'libcmocka-dev', 'libmbedtls-dev', 'libmosquitto-dev',
   // firmware-bridge on 32-bit ARM Linux under qemu-arm, and bare-metal Cortex-M size figures
-  'gcc-arm-linux-gnueabihf', 'libmbedtls-dev:armhf', 'libmosquitto-dev:armhf', 'qemu-user',
+  // (libc6-dev-armhf-cross is only a Recommends of the cross compiler, which cannot link without it)
+  'gcc-arm-linux-gnueabihf', 'libc6-dev-armhf-cross', 'libmbedtls-dev:armhf', 'libcmocka-dev:armhf', 'libmosquitto-dev:armhf', 'qemu-user',
   'gcc-arm-none-eabi', 'libnewlib-arm-none-eabi',
 ];
 
