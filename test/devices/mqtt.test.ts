@@ -91,3 +91,30 @@ it('a device resends the same frame until the agent is back, and is answered exa
     mqtt.end(true);
   }
 });
+
+for (const protocolVersion of [4, 5] as const) {
+  it(`MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}: a frame published while the agent's transport was away (closed cleanly) is queued by the broker for its persistent session and answered when it is back`, async () => {
+    const clientId = `agent-session-${protocolVersion}`;
+    const start = () => MqttDeviceTransport.start({ host: '127.0.0.1', port: broker.port, protocolVersion, clientId, persistentSession: true }, (frame, id) => service.handle(frame, id));
+    await (await start()).close();
+    const mqtt = await connectMqtt({ host: '127.0.0.1', port: broker.port, protocolVersion, clientId: `${tape.id}-session-${protocolVersion}` });
+    try {
+      const device = await MqttDevice.attach(mqtt, new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(60_000n + BigInt(protocolVersion) * 1000n)));
+      // Sent once (no resend within the test), while no agent is connected.
+      const acknowledged = new Promise<void>((resolve) => {
+        const onPacket = (packet: { cmd: string }) => packet.cmd === 'puback' && (mqtt.removeListener('packetreceive', onPacket), resolve());
+        mqtt.on('packetreceive', onPacket);
+      });
+      const pending = device.request(deviceRequest(Operation.Get, payload.get(keyUid)), { resendMs: 600_000, deadlineMs: 20_000 });
+      await acknowledged; // the broker has the frame; no agent is connected
+      const transport = await start();
+      try {
+        assert.equal((await pending).batchItems[0]!.resultStatus, ResultStatus.Success);
+      } finally {
+        await transport.close();
+      }
+    } finally {
+      mqtt.end(true);
+    }
+  });
+}
