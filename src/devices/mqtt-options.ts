@@ -5,7 +5,7 @@
  * `resolveMqttSettings`, which reads the files. Secrets only by file: a password on a command line
  * is visible to every user in `ps`.
  */
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { fstatSync, openSync, readSync, closeSync, realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
@@ -134,11 +134,8 @@ export function resolveMqttSettings(settings: MqttSettings, defaults: { clientId
     const ca = settings.ca === undefined ? undefined : readPem(settings.ca, 'MQTT broker CA');
     const cert = settings.cert === undefined ? undefined : readPem(settings.cert, 'MQTT client certificate');
     const key = settings.key === undefined ? undefined : readPem(settings.key, 'MQTT client key');
-    try {
-      if (ca) createSecureContext({ ca });
-    } catch (error) {
-      throw new KmipEdgeError('TLS_CONFIG_INVALID', `the MQTT broker CA ${settings.ca} is not a PEM certificate: ${(error as Error).message}`);
-    }
+    if (ca) checkCertificates(ca, `the MQTT broker CA ${settings.ca}`);
+    if (cert) checkCertificates(cert, `the MQTT client certificate ${settings.cert}`);
     try {
       if (cert && key) createSecureContext({ cert, key });
     } catch (error) {
@@ -147,6 +144,19 @@ export function resolveMqttSettings(settings: MqttSettings, defaults: { clientId
     options.tls = { ...(ca && { ca }), ...(cert && { cert }), ...(key && { key }) };
   }
   return options;
+}
+
+/** Node ignores what is not a certificate in a `ca` list; an operator's typo should not pass silently. */
+function checkCertificates(pem: Buffer, what: string): void {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new KmipEdgeError('TLS_CONFIG_INVALID', `${what} holds no PEM certificate`);
+  for (const block of blocks) {
+    try {
+      new X509Certificate(block);
+    } catch (error) {
+      throw new KmipEdgeError('TLS_CONFIG_INVALID', `${what} holds a certificate that does not parse: ${(error as Error).message}`);
+    }
+  }
 }
 
 /**

@@ -7,11 +7,17 @@
  * hint, its --suite checked, its key from a file or standard input.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { connect as connectMqtt } from 'mqtt';
 import { freePort } from '../../src/bench/free-port.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
+import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
+import { TlsPool } from '../../src/net/tls-pool.ts';
+import { enumeration, integer } from '../../src/ttlv/build.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
+import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { spawnCli, stopCli, type CliProcess } from '../helpers/cli-process.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
@@ -179,3 +185,40 @@ it('device-sim: --timeout ends an unanswered request with exit 1 and a hint; an 
   }
 });
 
+
+it('device-sim get-verified with the device key on standard input and the MAC key in a file: nothing secret on its command line', async () => {
+  const broker = await startMosquitto();
+  const { work, kms, data, port, server } = await startKeyServer('mqtt-secrets');
+  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  let agent: CliProcess | undefined;
+  try {
+    const macUid = await admin.create(ObjectType.SymmetricKey, [
+      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
+      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
+      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
+    ]);
+    const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
+    const uid = await createActiveKey(kms, port, 'secret-verified');
+    const key = addDevice(data, 'secret-dev', uid, macUid);
+    const url = `mqtt://127.0.0.1:${broker.port}`;
+    agent = spawnCli(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', url]);
+    await agent.firstLine();
+    const macKeyFile = join(work, 'mac.key');
+    writeFileSync(macKeyFile, `${macKey}\n`, { mode: 0o600 });
+    const args = ['device-sim', '--id', 'secret-dev', '--key-file', '-', '--mqtt', url, '--state', join(work, 'dev.counter'), 'get-verified', '--uid', uid, '--mac-uid', macUid, '--mac-key-file', macKeyFile];
+    const verified = runCli(args, `${key}\n`);
+    assert.equal(verified.status, 0, verified.stdout + verified.stderr);
+    assert.deepEqual(results(verified.stdout).map((r) => (r as { verified?: boolean }).verified), [true]);
+    assert.ok(!args.some((arg) => arg.includes(key) || arg.includes(macKey)));
+    const bothStdin = runCli(['device-sim', '--id', 'secret-dev', '--key-file', '-', '--mqtt', url, 'get-verified', '--uid', uid, '--mac-uid', macUid, '--mac-key-file', '-'], `${key}\n`);
+    assert.deepEqual([bothStdin.status, bothStdin.stderr], [2, 'kmip-edge: --key-file and --mac-key-file cannot both read standard input\n']);
+    const missing = runCli(['device-sim', '--id', 'secret-dev', '--key-file', join(work, 'nope'), '--mqtt', url, 'get', '--uid', uid]);
+    assert.equal(missing.status, 2);
+    assert.match(missing.stderr, /^kmip-edge: --key-file: cannot open .*nope: ENOENT\n$/);
+  } finally {
+    await admin.close();
+    await stopCli(agent);
+    server.kill('SIGTERM');
+    await broker.stop();
+  }
+});

@@ -2,7 +2,8 @@
  * Devices over a real Mosquitto broker (MQTT 3.1.1 and 5): a simulated device gets a key, usage
  * allocations and a lease through the agent, with the development server as the upstream; a
  * frame published on another device's topic is dropped; a device keeps resending while the
- * agent's transport is away and is answered once it returns.
+ * agent's transport is away and is answered once it returns; a frame sent once while it is away
+ * is queued by the broker for its persistent session; the embedded broker refuses oversized packets.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,8 @@ import { DeviceClient, memoryCounters } from '../../src/devices/device-client.ts
 import type { DeviceService } from '../../src/devices/device-service.ts';
 import type { Device } from '../../src/devices/registry.ts';
 import { MqttDevice } from '../../src/devices/mqtt-device.ts';
-import { connectMqtt, MqttDeviceTransport } from '../../src/devices/mqtt-transport.ts';
+import { connectMqtt, MQTT_MAX_PACKET_BYTES, MqttDeviceTransport } from '../../src/devices/mqtt-transport.ts';
+import { startEmbeddedBroker } from '../../src/devices/embedded-broker.ts';
 import { keyBlockOf, keyMaterialOf, payload, readGet } from '../../src/kmip/payloads.ts';
 import { ObjectType, Operation, ResultStatus, Tag, UsageLimitsUnit } from '../../src/kmip/tables.generated.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
@@ -89,5 +91,53 @@ it('a device resends the same frame until the agent is back, and is answered exa
     }
   } finally {
     mqtt.end(true);
+  }
+});
+
+for (const protocolVersion of [4, 5] as const) {
+  it(`MQTT ${protocolVersion === 4 ? '3.1.1' : '5'}: a frame published while the agent's transport was away (closed cleanly) is queued by the broker for its persistent session and answered when it is back`, async () => {
+    const clientId = `agent-session-${protocolVersion}`;
+    const start = () => MqttDeviceTransport.start({ host: '127.0.0.1', port: broker.port, protocolVersion, clientId, persistentSession: true }, (frame, id) => service.handle(frame, id));
+    await (await start()).close();
+    const mqtt = await connectMqtt({ host: '127.0.0.1', port: broker.port, protocolVersion, clientId: `${tape.id}-session-${protocolVersion}` });
+    try {
+      const device = await MqttDevice.attach(mqtt, new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(60_000n + BigInt(protocolVersion) * 1000n)));
+      // Sent once (no resend within the test), while no agent is connected.
+      const acknowledged = new Promise<void>((resolve) => {
+        const onPacket = (packet: { cmd: string }) => packet.cmd === 'puback' && (mqtt.removeListener('packetreceive', onPacket), resolve());
+        mqtt.on('packetreceive', onPacket);
+      });
+      const pending = device.request(deviceRequest(Operation.Get, payload.get(keyUid)), { resendMs: 600_000, deadlineMs: 20_000 });
+      await acknowledged; // the broker has the frame; no agent is connected
+      const transport = await start();
+      try {
+        assert.equal((await pending).batchItems[0]!.resultStatus, ResultStatus.Success);
+      } finally {
+        await transport.close();
+      }
+    } finally {
+      mqtt.end(true);
+    }
+  });
+}
+
+it('the embedded broker (aedes) disconnects a client that announces a packet over the limit, before reading it; others are served', async () => {
+  const embedded = await startEmbeddedBroker();
+  const transport = await MqttDeviceTransport.start({ host: embedded.host, port: embedded.port, clientId: 'agent-embedded' }, (frame, id) => service.handle(frame, id));
+  const flooder = await connectMqtt({ host: embedded.host, port: embedded.port, clientId: 'flooder' }, { reconnectPeriod: 0 });
+  const mqtt = await connectMqtt({ host: embedded.host, port: embedded.port, clientId: `${tape.id}-embedded` });
+  try {
+    const closed = new Promise<void>((resolve) => flooder.once('close', () => resolve()));
+    flooder.publish(`kmip-edge/${tape.id}/up`, Buffer.alloc(MQTT_MAX_PACKET_BYTES, 1), { qos: 1 });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('the flooder was not disconnected')), 10_000)))]);
+    clearTimeout(timer);
+    const device = await MqttDevice.attach(mqtt, new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(80_000n)));
+    assert.equal((await device.request(deviceRequest(Operation.Get, payload.get(keyUid)))).batchItems[0]!.resultStatus, ResultStatus.Success);
+  } finally {
+    flooder.end(true);
+    mqtt.end(true);
+    await transport.close();
+    await embedded.close();
   }
 });
