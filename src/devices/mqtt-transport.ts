@@ -123,7 +123,7 @@ export function createMqttClient(options: MqttConnectOptions, { log = silentLogg
   if (persistent && options.clientId === undefined) throw new TypeError('a persistent MQTT session needs a client id');
   let lastError: string | undefined;
   const client = new MqttClient(() => openStream(options, maxPacketBytes, (topic, bytes) => {
-    log.warn({ event: 'mqtt.packet_too_large', broker, topic: topic.slice(0, 200), bytes, limit: maxPacketBytes }, 'MQTT packet over the size limit dropped unread');
+    log.warn({ event: 'mqtt_packet_too_large', broker, topic: topic.slice(0, 200), bytes, limit: maxPacketBytes }, 'MQTT packet over the size limit dropped unread');
   }), {
     protocolVersion: version,
     reconnectPeriod: reconnectDelay(0),
@@ -148,7 +148,7 @@ export function createMqttClient(options: MqttConnectOptions, { log = silentLogg
     client.options.reconnectPeriod = reconnectDelay(++attempt);
   });
   client.on('connect', (connack) => {
-    log.info({ event: 'mqtt.connected', broker, clientId: client.options.clientId, sessionPresent: connack.sessionPresent, attempts: attempt + 1 }, 'MQTT connected');
+    log.info({ event: 'mqtt_connected', broker, clientId: client.options.clientId, sessionPresent: connack.sessionPresent, attempts: attempt + 1 }, 'MQTT connected');
     attempt = 0;
     wasConnected = true;
     lastError = undefined;
@@ -157,7 +157,7 @@ export function createMqttClient(options: MqttConnectOptions, { log = silentLogg
   client.on('error', (error: Error & { code?: string | number }) => {
     lastError = error.code !== undefined && !error.message.includes(String(error.code)) ? `${error.message} (${error.code})` : error.message;
     if (!client.connected) {
-      log.warn({ event: 'mqtt.connect_failed', broker, reason: lastError, attempt: attempt + 1, retryInMs: client.options.reconnectPeriod }, 'MQTT connection failed; retrying');
+      log.warn({ event: 'mqtt_connect_failed', broker, reason: lastError, attempt: attempt + 1, retryInMs: client.options.reconnectPeriod }, 'MQTT connection failed; retrying');
     }
   });
   client.on('disconnect', (packet) => {
@@ -167,15 +167,15 @@ export function createMqttClient(options: MqttConnectOptions, { log = silentLogg
   client.on('close', () => {
     if (wasConnected) {
       wasConnected = false;
-      log.warn({ event: 'mqtt.disconnected', broker, reason: lastError ?? 'the connection was closed by the broker or the network', retryInMs: client.options.reconnectPeriod }, 'MQTT disconnected; reconnecting');
+      log.warn({ event: 'mqtt_disconnected', broker, reason: lastError ?? 'the connection was closed by the broker or the network', retryInMs: client.options.reconnectPeriod }, 'MQTT disconnected; reconnecting');
     } else if (lastError === undefined && !client.disconnecting) {
       // Closed before CONNACK without an error (e.g. a TLS or protocol refusal the broker did not explain).
-      log.warn({ event: 'mqtt.connect_failed', broker, reason: 'the broker closed the connection before accepting it', attempt: attempt + 1, retryInMs: client.options.reconnectPeriod }, 'MQTT connection failed; retrying');
+      log.warn({ event: 'mqtt_connect_failed', broker, reason: 'the broker closed the connection before accepting it', attempt: attempt + 1, retryInMs: client.options.reconnectPeriod }, 'MQTT connection failed; retrying');
     }
     lastError = undefined;
   });
   if (options.password !== undefined && !options.tls && !isLoopback(options.host)) {
-    log.warn({ event: 'mqtt.password_in_clear', broker }, 'the MQTT password is sent without TLS to a broker that is not on this host; use mqtts://');
+    log.warn({ event: 'mqtt_password_in_clear', broker }, 'the MQTT password is sent without TLS to a broker that is not on this host; use mqtts://');
   }
   return client;
 }
@@ -276,7 +276,7 @@ export class MqttDeviceTransport {
       if (!match || payload.length === 0) return; // empty: an oversized packet whose payload was dropped (logged)
       const send = senderFor(match[1]!);
       handle(frameOf(payload), match[1]!, send).then((reply) => reply && send(reply), (error: unknown) => {
-        log.error({ event: 'mqtt.frame_failed', device: match[1], err: error }, 'handling a device frame failed');
+        log.error({ event: 'mqtt_frame_failed', device: match[1], err: error }, 'handling a device frame failed');
       });
     });
     const upFilter = `${prefix}/+/up`;
@@ -286,7 +286,7 @@ export class MqttDeviceTransport {
         const refused = granted?.find((grant) => grant.qos >= 0x80);
         if (error || refused) {
           // A closed connection fails it too; the next connection subscribes again.
-          if (client.connected) log.error({ event: 'mqtt.subscribe_failed', topic: upFilter, reason: error?.message ?? `refused by the broker (reason code ${refused!.qos}; check its ACL for this user)` }, 'MQTT subscription refused: no device frames will arrive');
+          if (client.connected) log.error({ event: 'mqtt_subscribe_failed', topic: upFilter, reason: error?.message ?? `refused by the broker (reason code ${refused!.qos}; check its ACL for this user)` }, 'MQTT subscription refused: no device frames will arrive');
         } else {
           transport.onSubscribed();
         }

@@ -110,7 +110,7 @@ it('the shipped mosquitto.conf and ACL: the agent and devices log in with passwo
     const closed = new Promise<void>((resolve) => flooder.once('close', () => resolve()));
     flooder.publish('kmip-edge/dev-a/up', Buffer.alloc(64 * 1024, 1), { qos: 1 });
     await closed;
-    assert.equal(agent.logs.some((line) => line.event === 'mqtt.packet_too_large'), false, 'it never reached the agent');
+    assert.equal(agent.logs.some((line) => line.event === 'mqtt_packet_too_large'), false, 'it never reached the agent');
 
     writeFileSync(join(work, 'dev-b.counter'), '2000 0\n'); // past the frames sent as dev-b above
     const again = sim('dev-b', keyB, PASSWORDS['dev-b']);

@@ -44,13 +44,13 @@ it('Mosquitto killed and restarted on the same port: the agent logs the disconne
     assert.equal(before.status, 0, `${before.stdout} ${before.stderr}`);
 
     await broker.kill();
-    const down = await agent.waitForLog((line) => line.event === 'mqtt.disconnected', 'the disconnect logged');
+    const down = await agent.waitForLog((line) => line.event === 'mqtt_disconnected', 'the disconnect logged');
     assert.equal(down.level, WARN);
     assert.equal(typeof down.reason, 'string');
     await sleep(1500); // down for more than a second: the agent's reconnects meet a closed port
     const mark = agent.logs.length;
     await broker.start();
-    const up = await agent.waitForLog((line) => line.event === 'mqtt.connected', 'the reconnect logged', 60_000, mark);
+    const up = await agent.waitForLog((line) => line.event === 'mqtt_connected', 'the reconnect logged', 60_000, mark);
     assert.equal(up.level, INFO);
     assert.equal(up.broker, url);
 
@@ -113,13 +113,13 @@ it('the broker is down when the agent starts: ready says "connecting", the agent
     const ready = await agent.firstLine();
     assert.equal(ready.ready, true);
     assert.equal(ready.mqttState, 'connecting');
-    const failed = await agent.waitForLog((line) => line.event === 'mqtt.connect_failed', 'a failed attempt logged');
+    const failed = await agent.waitForLog((line) => line.event === 'mqtt_connect_failed', 'a failed attempt logged');
     assert.equal(failed.level, WARN);
     assert.match(String(failed.reason), /ECONNREFUSED/);
     assert.doesNotMatch(agent.stderr, /\n\s+at /, 'no stack trace');
 
     broker = await startMosquitto({ port: brokerPort });
-    await agent.waitForLog((line) => line.event === 'mqtt.connected', 'the connection logged');
+    await agent.waitForLog((line) => line.event === 'mqtt_connected', 'the connection logged');
     const got = runCli(['device-sim', '--id', 'late-dev', '--key', key, '--mqtt', url, '--state', join(work, 'dev.counter'), '--timeout', '30', 'get', '--uid', uid]);
     assert.equal(got.status, 0, `${got.stdout} ${got.stderr}`);
     assert.equal(agent.child.exitCode, null);

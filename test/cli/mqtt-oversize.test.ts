@@ -44,7 +44,7 @@ it('a 200 MB publish to a device topic does not end the agent, is not held in it
 
     if (!flooder.connected) await new Promise<void>((resolve, reject) => flooder.once('connect', () => resolve()).once('error', reject));
     await new Promise<void>((resolve, reject) => flooder.publish('kmip-edge/victim/up', Buffer.alloc(PAYLOAD_BYTES, 0x41), { qos: 1 }, (error) => (error ? reject(error) : resolve())));
-    const dropped = await agent.waitForLog((line) => line.event === 'mqtt.packet_too_large', 'the oversized packet logged', 120_000);
+    const dropped = await agent.waitForLog((line) => line.event === 'mqtt_packet_too_large', 'the oversized packet logged', 120_000);
     assert.equal(dropped.topic, 'kmip-edge/victim/up');
     assert.ok((dropped.bytes as number) > PAYLOAD_BYTES, `the announced size: ${String(dropped.bytes)}`);
     assert.equal(dropped.limit, 4096 + 1024);
@@ -61,7 +61,7 @@ it('a 200 MB publish to a device topic does not end the agent, is not held in it
     // not the payload: a second flood reuses it rather than growing the agent again.
     const mark = agent.logs.length;
     await new Promise<void>((resolve, reject) => flooder.publish('kmip-edge/bystander/up', Buffer.alloc(PAYLOAD_BYTES, 0x42), { qos: 1 }, (error) => (error ? reject(error) : resolve())));
-    await agent.waitForLog((line) => line.event === 'mqtt.packet_too_large', 'the second oversized packet logged', 120_000, mark);
+    await agent.waitForLog((line) => line.event === 'mqtt_packet_too_large', 'the second oversized packet logged', 120_000, mark);
     const second = memory(pid);
     assert.ok(second.peak - after.peak < PAYLOAD_BYTES / 8, `a second flood raised the peak from ${(after.peak / 1048576).toFixed(1)} to ${(second.peak / 1048576).toFixed(1)} MiB`);
     process.stderr.write(`# agent memory after a second flood: rss ${(second.rss / 1048576).toFixed(1)} MiB, peak ${(second.peak / 1048576).toFixed(1)} MiB\n`);

@@ -81,9 +81,9 @@ it('mqtts:// to Mosquitto: the broker verified (chain and name), client certific
     // An agent that trusts another CA: not connected, the reason in its log, still trying.
     lost = spawnCli(['run', '--data', join(work, 'other-agent'), ...upstreamArgs(kms, port), ...tlsArgs('127.0.0.1', paths.otherCa, paths.agentCert, paths.agentKey)]);
     assert.equal((await lost.firstLine()).mqttState, 'connecting');
-    const failed = await lost.waitForLog((line) => line.event === 'mqtt.connect_failed', 'the refused handshake logged');
+    const failed = await lost.waitForLog((line) => line.event === 'mqtt_connect_failed', 'the refused handshake logged');
     assert.match(String(failed.reason), /self-signed certificate in certificate chain|unable to verify|unable to get local issuer/);
-    const retried = await lost.waitForLog((line) => line.event === 'mqtt.connect_failed' && line.attempt === 2, 'a second attempt', 30_000);
+    const retried = await lost.waitForLog((line) => line.event === 'mqtt_connect_failed' && line.attempt === 2, 'a second attempt', 30_000);
     assert.ok((retried.retryInMs as number) > 0);
     assert.equal(lost.child.exitCode, null);
   } finally {
