@@ -113,8 +113,8 @@ export type MqttState = 'connected' | 'connecting';
 /**
  * An MQTT client that connects (and reconnects forever, with backoff) to the broker — started at
  * once, connected or not. Each connection failure, disconnect and reconnect is logged with its
- * reason: events `mqtt.connect_failed` and `mqtt.disconnected` (warn), `mqtt.connected` (info),
- * `mqtt.packet_too_large` (warn). No error it reports can end the process.
+ * reason: events `mqtt_connect_failed` and `mqtt_disconnected` (warn), `mqtt_connected` (info),
+ * `mqtt_packet_too_large` (warn). No error it reports can end the process.
  */
 export function createMqttClient(options: MqttConnectOptions, { log = silentLogger, overrides = {}, maxPacketBytes = MQTT_MAX_PACKET_BYTES }: MqttClientOptions = {}): MqttClient {
   const broker = brokerName(options);

@@ -1,7 +1,7 @@
 /**
  * Issue #13 finding 6, every part a real process: a 200 MB publish to a device's up topic,
  * through a Mosquitto that lets it through (no size limit configured), reaches `kmip-edge run`.
- * The agent drops it unread — it logs `mqtt.packet_too_large` with the announced size — keeps
+ * The agent drops it unread — it logs `mqtt_packet_too_large` with the announced size — keeps
  * running, and serves the other devices and the one whose topic it was; its peak resident memory
  * (VmHWM, which no later garbage collection can lower) stays far below the payload's size, and
  * a second flood does not raise it again (what stays is freed read buffers, reused, not the payload).
