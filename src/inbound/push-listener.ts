@@ -65,6 +65,7 @@ export const PUSH_LISTENER_CIPHERS = [
 export const PUSH_LISTENER_LIMITS = Object.freeze({ maxConnections: 32, handshakeTimeoutMs: 10_000, readTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
 /** A refused push with nothing learned asks for an upstream connection at most this often. */
 const LEARN_EVERY_MS = 5000;
+const WARN_EVERY_MS = 10_000;
 
 export interface PushListenerOptions {
   host: string;
@@ -97,7 +98,8 @@ export class PushListener {
   /** Every TCP connection, handshaken or not (to close them all on close). */
   private readonly connections = new Set<Socket>();
   private learnedAt = 0;
-  private lastCapacityWarning = 0;
+  /** When each kind of flood-prone warning was last logged (one line per WARN_EVERY_MS; the counts say the rest). */
+  private readonly warnedAt = new Map<string, number>();
 
   private constructor(
     private readonly server: Server,
@@ -127,13 +129,11 @@ export class PushListener {
       // listener: without the destroy, every stalled peer keeps a descriptor for ever.
       socket.destroy();
       listener.counts.refused++;
-      listener.log.warn({ reason: error.message }, 'push connection refused in the TLS handshake');
+      listener.warnNowAndThen('handshake', { reason: error.message, refused: listener.counts.refused }, 'push connection refused in the TLS handshake');
     });
     server.on('drop', () => {
       listener.counts.overCapacity++;
-      if (Date.now() - listener.lastCapacityWarning < 60_000) return; // one line a minute, the count says the rest
-      listener.lastCapacityWarning = Date.now();
-      listener.log.warn({ maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
+      listener.warnNowAndThen('capacity', { maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -141,6 +141,14 @@ export class PushListener {
     });
     if (options.upstream.learned?.size === 0) listener.learn();
     return listener;
+  }
+
+  /** A warning a peer can repeat at will (a flood of handshakes): logged once per WARN_EVERY_MS with the running count. */
+  private warnNowAndThen(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    if (now - (this.warnedAt.get(kind) ?? -Infinity) < WARN_EVERY_MS) return;
+    this.warnedAt.set(kind, now);
+    this.log.warn(fields, message);
   }
 
   /** Connects upstream to learn its key (at most every LEARN_EVERY_MS); the server resends the push meanwhile refused. */
