@@ -11,7 +11,9 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
 import { LevelObjectStore } from '../devserver/level-object-store.ts';
-import { ensureDevPki } from '../devserver/pki.ts';
+import { ensureDevPkiTracked, removeCreatedPki } from '../devserver/pki.ts';
+import { createServer } from 'node:net';
+import { listening } from '../config/listen-error.ts';
 import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
 import { parseHostPort } from '../net/tls-options.ts';
 import { UsageError } from './errors.ts';
@@ -41,11 +43,21 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
   const pushTo = (values['push-to'] ?? []).map((endpoint) => parseHostPort(endpoint));
 
   const dir = resolve(values.dir);
-  const pki = ensureDevPki(dir);
-  const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
-  const server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
-  const bound = await server.listen(port, values.host);
-  await server.listenAdmin(dir);
+  // The port first: a port in use must not leave a new PKI behind (nor a half-written one: pki.ts stages it).
+  await listening('--port', `${values.host}:${port}`, () => portFree(port, values.host));
+  const { pki, created } = ensureDevPkiTracked(dir);
+  let server: DevKmipServer | undefined;
+  let bound: number;
+  try {
+    const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
+    server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
+    bound = await listening('--port', `${values.host}:${port}`, () => server!.listen(port, values.host));
+    await server.listenAdmin(dir);
+  } catch (error) {
+    await server?.close().catch(() => undefined);
+    removeCreatedPki(created);
+    throw error;
+  }
   out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
   await new Promise<void>((done) => {
     const stop = (): void => void server.close().then(done);
@@ -53,6 +65,16 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
     process.once('SIGINT', stop);
   });
   return 0;
+}
+
+/** Resolves once `port` could be bound (and is released again); rejects with the bind error. */
+function portFree(port: number, host: string): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 async function runPush(args: string[], out: (text: string) => void): Promise<number> {

@@ -33,6 +33,7 @@ import { ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { Lanes } from '../lanes.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
+import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
@@ -141,7 +142,7 @@ export class DeviceService {
 
   private drop(code: string, deviceId?: string): undefined {
     this.dropped.set(code, (this.dropped.get(code) ?? 0) + 1);
-    this.log.warn({ code, device: deviceId }, 'device frame dropped');
+    this.log.warn({ event: 'frame_rejected', code, device: deviceId }, 'device frame dropped');
     return undefined;
   }
 
@@ -196,6 +197,7 @@ export class DeviceService {
       if (!this.recentReads.has(device.id, header.counter)) return this.drop('FRAME_REPLAYED', device.id);
     }
     this.relay.heard(device.id, route);
+    observer.deviceSeen(device.id);
     if (header.replyTo !== undefined) {
       if (counterWrite === undefined) return undefined; // an acknowledgement is never a read
       if (this.withinRate(device)) return this.acknowledgement(device, header.replyTo, body, counterWrite);
@@ -290,6 +292,7 @@ export class DeviceService {
     const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.getFromMemory(device, only!.payload) : undefined;
     if (fromMemory) {
       const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
+      observer.deviceRequest(Operation.Get, SUCCESS);
       return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false };
     }
     return this.respondThroughAgent(device, counter, request);
@@ -317,10 +320,12 @@ export class DeviceService {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
           items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
+          observer.deviceRequest(item.operation, SUCCESS);
           if (item.operation === Operation.GetUsageAllocation) effect = true; // a refused grant debited nothing
         } catch (error) {
           const refusal = error instanceof Refusal ? error : this.refusalFor(error);
-          this.log.info({ device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          this.log.info({ event: 'device_request_refused', device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          observer.deviceRequest(item.operation, refusal.reason);
           items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message });
         }
       }

@@ -122,6 +122,11 @@ export class MqttDeviceTransport {
     return this.prefix;
   }
 
+  /** Whether the broker connection is up now (metrics, readiness). */
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
   close(): Promise<void> {
     return new Promise((resolve) => this.client.end(false, {}, () => resolve()));
   }

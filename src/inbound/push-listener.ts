@@ -129,11 +129,11 @@ export class PushListener {
       // listener: without the destroy, every stalled peer keeps a descriptor for ever.
       socket.destroy();
       listener.counts.refused++;
-      listener.warnNowAndThen('handshake', { reason: error.message, refused: listener.counts.refused }, 'push connection refused in the TLS handshake');
+      listener.warnNowAndThen('handshake', { event: 'push_connection_refused', reason: error.message, refused: listener.counts.refused }, 'push connection refused in the TLS handshake');
     });
     server.on('drop', () => {
       listener.counts.overCapacity++;
-      listener.warnNowAndThen('capacity', { maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
+      listener.warnNowAndThen('capacity', { event: 'push_connection_dropped', maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -156,7 +156,7 @@ export class PushListener {
     const learned = this.options.upstream.learned;
     if (!learned || Date.now() - this.learnedAt < LEARN_EVERY_MS) return;
     this.learnedAt = Date.now();
-    learned.learn().catch((error: unknown) => this.log.warn({ reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
+    learned.learn().catch((error: unknown) => this.log.warn({ event: 'upstream_certificate_unknown', reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
   }
 
   get port(): number {
@@ -187,7 +187,7 @@ export class PushListener {
     const refusal = this.notUpstream(socket);
     if (refusal !== undefined) {
       this.counts.refused++;
-      this.log.warn({ remote: socket.remoteAddress, reason: refusal }, 'push connection refused: not the registered upstream');
+      this.log.warn({ event: 'push_connection_refused', remote: socket.remoteAddress, reason: refusal }, 'push connection refused: not the registered upstream');
       socket.destroy();
       return;
     }
@@ -210,7 +210,7 @@ export class PushListener {
     arm();
     socket.on('timeout', () => {
       this.counts.timedOut++;
-      this.log.info({ remote: socket.remoteAddress, partialMessage: framer.pendingBytes > 0 }, 'push connection closed: the peer went quiet');
+      this.log.info({ event: 'push_connection_timed_out', remote: socket.remoteAddress, partialMessage: framer.pendingBytes > 0 }, 'push connection closed: the peer went quiet');
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -235,7 +235,7 @@ export class PushListener {
       if (error) {
         // Framing lost: the whole messages before it are answered, then Invalid Message and close.
         framingLost = true;
-        this.log.warn({ reason: error.message, answeredBefore: messages.length }, 'push connection closed: framing lost');
+        this.log.warn({ event: 'push_framing_lost', reason: error.message, answeredBefore: messages.length }, 'push connection closed: framing lost');
         queue = queue.then(() => finish(encodeTtlv(invalidMessageResponse({ major: 1, minor: 0 }, error.message))));
         return;
       }
@@ -265,13 +265,13 @@ export class PushListener {
         const push = readPush(item.operation, item.payload);
         const outcome = await this.options.apply(push);
         this.counts.acknowledged++;
-        this.log.info({ operation: push.operation, uid: push.uniqueIdentifier, outcome }, 'push acknowledged');
+        this.log.info({ event: 'push_acknowledged', operation: push.operation, uid: push.uniqueIdentifier, outcome }, 'push acknowledged');
         items.push({ ...base, resultStatus: ResultStatus.Success, payload: [] });
       } catch (error) {
         this.counts.failed++;
         const invalid = isKmipEdgeError(error, 'KMIP_MESSAGE_INVALID');
         const unwritable = isKmipEdgeError(error) && error.code.startsWith('STORE_');
-        this.log.warn({ operation: enumerationText(Tag.Operation, item.operation), code: (error as { code?: string }).code, reason: (error as Error).message }, 'push not applied: not acknowledged');
+        this.log.warn({ event: 'push_apply_failed', operation: enumerationText(Tag.Operation, item.operation), code: (error as { code?: string }).code, reason: (error as Error).message }, 'push not applied: not acknowledged');
         // Not acknowledged: the server keeps it and sends it again.
         const message = invalid ? (error as Error).message : unwritable ? `${(error as { code: string }).code}: the agent cannot store the push now; send it again later` : 'the agent could not store the push';
         const foreign = isKmipEdgeError(error, 'PUSH_FOREIGN_MATERIAL');
