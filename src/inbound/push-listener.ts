@@ -66,6 +66,8 @@ export const PUSH_LISTENER_LIMITS = Object.freeze({ maxConnections: 32, handshak
 /** A refused push with nothing learned asks for an upstream connection at most this often. */
 const LEARN_EVERY_MS = 5000;
 const WARN_EVERY_MS = 10_000;
+/** How long a push waits for a look at the upstream under way, when nothing is learned yet. */
+const LEARN_WAIT_MS = 5000;
 
 export interface PushListenerOptions {
   host: string;
@@ -98,6 +100,8 @@ export class PushListener {
   /** Every TCP connection, handshaken or not (to close them all on close). */
   private readonly connections = new Set<Socket>();
   private learnedAt = 0;
+  /** A connection to the upstream to learn its key, while one is under way. */
+  private learning: Promise<void> | undefined;
   /** When each kind of flood-prone warning was last logged (one line per WARN_EVERY_MS; the counts say the rest). */
   private readonly warnedAt = new Map<string, number>();
 
@@ -156,7 +160,8 @@ export class PushListener {
     const learned = this.options.upstream.learned;
     if (!learned || Date.now() - this.learnedAt < LEARN_EVERY_MS) return;
     this.learnedAt = Date.now();
-    learned.learn().catch((error: unknown) => this.log.warn({ event: 'upstream_certificate_unknown', reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
+    this.learning = learned.learn().finally(() => (this.learning = undefined));
+    this.learning.catch((error: unknown) => this.log.warn({ event: 'upstream_certificate_unknown', reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
   }
 
   get port(): number {
@@ -184,6 +189,23 @@ export class PushListener {
   }
 
   private accept(socket: TLSSocket): void {
+    socket.on('error', () => socket.destroy()); // a reset peer is no failure of ours
+    // Nothing learned yet and a look at the upstream under way (just after the first start): the
+    // push waits for it, bounded, rather than being refused and resent after the server's back-off.
+    // Nothing is read from the peer meanwhile (no data listener yet).
+    if (this.options.upstream.learned?.size === 0 && this.learning) {
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, LEARN_WAIT_MS)));
+      void Promise.race([this.learning.catch(() => undefined), waited]).then(() => {
+        clearTimeout(timer);
+        if (!socket.destroyed) this.check(socket);
+      });
+      return;
+    }
+    this.check(socket);
+  }
+
+  private check(socket: TLSSocket): void {
     const refusal = this.notUpstream(socket);
     if (refusal !== undefined) {
       this.counts.refused++;
