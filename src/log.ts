@@ -28,7 +28,8 @@ export function createLogger(options: { level?: string; name?: string } = {}, de
  * inside the esbuild bundle (TOOLCHAIN.md). Colours unless NO_COLOR is set (no-color.org).
  */
 export function logDestination(fd: number, terminal: boolean = isatty(fd)): DestinationStream {
-  if (!terminal) return pino.destination(fd);
+  // Synchronous: the lines before an exit (a one-line error, a SIGTERM) are written, not lost in a buffer.
+  if (!terminal) return pino.destination({ dest: fd, sync: true });
   return pinoPretty({ destination: fd, sync: true, colorize: process.env.NO_COLOR === undefined, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name' });
 }
 

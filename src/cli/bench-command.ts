@@ -13,6 +13,7 @@ import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
 import { benchOutage } from '../bench/outage-bench.ts';
 import { runOutageLoad, stdinLines } from '../bench/outage-load.ts';
+import { benchFirmware } from '../bench/firmware-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
@@ -55,11 +56,13 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
       await benchUpstream({ keys, json: values.json, out });
+    } else if (name === 'firmware') {
+      await benchFirmware({ seconds, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices or outage`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage or firmware`);
     }
   }
   return status;

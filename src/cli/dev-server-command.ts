@@ -18,18 +18,20 @@ import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
 import { parseHostPort } from '../net/tls-options.ts';
 import { UsageError } from './errors.ts';
 
+export const DEV_SERVER_OPTIONS = {
+  port: { type: 'string', default: '5696' },
+  host: { type: 'string', default: '127.0.0.1' },
+  dir: { type: 'string' },
+  store: { type: 'string', default: 'memory' },
+  'push-to': { type: 'string', multiple: true },
+  'lease-seconds': { type: 'string', default: '3600' },
+} as const;
+
 export async function runDevServerCommand(args: string[], out: (text: string) => void): Promise<number> {
   if (args[0] === 'push') return runPush(args.slice(1), out);
   const { values, positionals } = parseArgs({
     args,
-    options: {
-      port: { type: 'string', default: '5696' },
-      host: { type: 'string', default: '127.0.0.1' },
-      dir: { type: 'string' },
-      store: { type: 'string', default: 'memory' },
-      'push-to': { type: 'string', multiple: true },
-      'lease-seconds': { type: 'string', default: '3600' },
-    },
+    options: DEV_SERVER_OPTIONS,
     allowPositionals: true,
     strict: true,
   });
@@ -58,12 +60,14 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
     removeCreatedPki(created);
     throw error;
   }
-  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
-  await new Promise<void>((done) => {
-    const stop = (): void => void server.close().then(done);
+  // Listening for SIGTERM before saying ready: a test or supervisor may stop it the moment it reads the line.
+  const stopped = new Promise<void>((done) => {
+    const stop = (): void => void server!.close().then(done);
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
+  await stopped;
   return 0;
 }
 

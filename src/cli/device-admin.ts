@@ -18,6 +18,7 @@ import { toHex } from '../ttlv/hex.ts';
 import { requestJsonLine, serveJsonLines } from '../net/json-line-socket.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { observer } from '../metrics/observer.ts';
+import { resetCounterAnswer } from './device-reset-counter.ts';
 
 export const AGENT_SOCKET = 'agent.sock';
 /** A request line is small: an id, a few key rules and operations. */
@@ -29,6 +30,7 @@ const suiteName = (suite: Suite): string => Object.entries(SUITES).find(([, s]) 
 export type DeviceRequest =
   | { action: 'list' }
   | { action: 'remove'; id: string }
+  | { action: 'reset-counter'; id: string; floor?: string }
   | { action: 'add'; id: string; suite: string; keys: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> }
   | { action: 'update'; id: string; keys?: KeyRule[]; operations?: DeviceOperation[]; limits: Partial<DeviceLimits> };
 
@@ -45,6 +47,7 @@ function checkOperations(operations: readonly string[] | undefined): void {
 /** Carries out one request; bad requests are KmipEdgeErrors with code CLI_USAGE or DEVICE_… (exit 2). */
 export async function executeDeviceRequest(registry: DeviceRegistry, request: DeviceRequest): Promise<DeviceAnswer> {
   if (request.action === 'list') return { output: { devices: (await registry.list()).map((d) => ({ ...d, suite: suiteName(d.suite) })) }, code: 0 };
+  if (request.action === 'reset-counter') return resetCounterAnswer(registry.store, registry, request.id, request.floor);
   if (request.action === 'remove') {
     const removed = await registry.remove(request.id);
     return { output: { id: request.id, removed }, code: removed ? 0 : 1 };

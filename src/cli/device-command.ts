@@ -14,17 +14,21 @@ import { MasterKey } from '../store/master-key.ts';
 import { executeDeviceRequest, sendDeviceAdmin, type DeviceAnswer, type DeviceRequest } from './device-admin.ts';
 import { UsageError } from './errors.ts';
 import { prepareDataFolder } from '../config/data-folder.ts';
+import { runResetCounter } from './device-reset-counter.ts';
+
+export const DEVICE_OPTIONS = {
+  data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
+  'key-uid': { type: 'string', multiple: true }, 'key-name': { type: 'string', multiple: true }, 'key-group': { type: 'string', multiple: true },
+  operation: { type: 'string', multiple: true },
+  rate: { type: 'string' }, 'max-frame': { type: 'string' },
+} as const;
 
 export async function runDeviceCommand(args: string[], out: (text: string) => void): Promise<number> {
   const [action, ...rest] = args;
+  if (action === 'reset-counter') return runResetCounter(rest, out);
   const { values } = parseArgs({
     args: rest,
-    options: {
-      data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
-      'key-uid': { type: 'string', multiple: true }, 'key-name': { type: 'string', multiple: true }, 'key-group': { type: 'string', multiple: true },
-      operation: { type: 'string', multiple: true },
-      rate: { type: 'string' }, 'max-frame': { type: 'string' },
-    },
+    options: DEVICE_OPTIONS,
     strict: true,
   });
   if (action !== 'add' && action !== 'list' && action !== 'remove' && action !== 'update') throw new UsageError('device needs add, list, remove or update; try kmip-edge device --help');

@@ -4,6 +4,7 @@
  * come from the same table as its parser and configuration fields (../config/flags.ts).
  */
 import { RUN_FLAGS, type RunFlag } from '../config/flags.ts';
+import { DEVICE_SIM_USAGE } from './device-sim-command.ts';
 import { KMIP_USAGE } from './kmip-command.ts';
 import { TTLV_USAGE } from './ttlv-command.ts';
 
@@ -79,23 +80,7 @@ run checks certificates and keys when it starts.
   --rate N            requests per second (default 50, bursts of twice that)
   --max-frame BYTES   largest frame accepted, 64-4096 (default 4096)
 `,
-  'device-sim': () => `usage: kmip-edge device-sim --id ID --key HEX (--mqtt URL | --serial PATH) [flags] ACTION
-
-A simulated device; prints one JSON line per completed request {"op","ok","uid","count","ms"}.
-ACTION: get --uid U | allocate --uid U --count N | lease --uid U      [--repeat N --concurrency C]
-      | get-verified --uid U --mac-uid M --mac-key HEX   (end-to-end nonce-MAC, verified here)
-      | listen [--pushes N] [--seconds S]                (relayed Put/Notify, acknowledged)
-
-  --id ID             the device id            --key HEX        the device key (64 hex)
-  --suite S           aes-256-gcm (default) or chacha20-poly1305
-  --mqtt URL          mqtt://HOST:PORT         --serial PATH    a serial line (SLIP)
-  --prefix P          topic prefix (default kmip-edge)
-  --state FILE        the counter file (default: a temporary one)
-  --uid U  --count N  --repeat N (default 1)  --concurrency C (default 1)
-  --resend-ms MS      resend an unanswered frame after MS (default 1000)
-  --pushes N          listen: stop after N pushes (default 1)   --seconds S  listen: at most S (default 30)
-  --mac-uid M  --mac-key HEX   get-verified: the HMAC-SHA256 key
-`,
+  'device-sim': () => `usage: ${DEVICE_SIM_USAGE}\n`,
   kmip: () => `${KMIP_USAGE}
 
   --server HOST:PORT  --ca F  --cert F  --key F     mutual TLS (PEM files)

@@ -46,7 +46,7 @@ export const KMIP_USAGE = `usage: kmip-edge kmip --server HOST:PORT --ca F --cer
   activate --uid U | revoke --uid U --reason REASON | destroy --uid U
   obtain-lease --uid U | get-usage-allocation --uid U --count N | check --uid U [--count N]`;
 
-const OPTIONS = {
+export const KMIP_OPTIONS = {
   server: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
   'server-name': { type: 'string' }, ciphers: { type: 'string' }, version: { type: 'string' }, https: { type: 'string' },
   timeout: { type: 'string' },
@@ -60,7 +60,7 @@ const OPTIONS = {
 /** A secret registered from the command line: 32 KiB of bytes as hex (with room for line breaks). */
 const MAX_SECRET_HEX_BYTES = 80 * 1024;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+type Values = ReturnType<typeof parseArgs<{ options: typeof KMIP_OPTIONS; allowPositionals: true }>>['values'];
 
 /** A table value by name, ignoring case and separators: "wrap-key", "WrapKey" and "wrap_key" alike. */
 function lookup(table: Readonly<Record<string, number>>, text: string, what: string): number {
@@ -245,7 +245,7 @@ async function runOperation(client: KmipClient, op: string, values: Values): Pro
 }
 
 export async function runKmipCommand(args: string[], out: (text: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: KMIP_OPTIONS, allowPositionals: true, strict: true });
   const [op, ...extra] = positionals;
   if (op === undefined) throw new UsageError(`kmip needs an operation\n${KMIP_USAGE}`);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);

@@ -24,7 +24,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CONFIG_)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CONFIG_|DEV_PKI_)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -90,7 +90,9 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`kmip-edge: ${error.message}\n`);
+      // Node's text goes on about positionals after '--': the first sentence and where to look.
+      const help = command !== undefined && COMMANDS_WITH_HELP.includes(command) ? `; try kmip-edge ${command} --help` : '';
+      process.stderr.write(`kmip-edge: ${error.message.split(/\. (?=To specify)/)[0]!.replace(/\.$/, '')}${help}\n`);
       return 2;
     }
     throw error;

@@ -14,6 +14,7 @@
  * SIGTERM stops taking frames, lets the store drain, and exits 0. Logs are JSON lines on stderr.
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { AgentCore } from '../agent/agent-core.ts';
 import { ConfigError } from '../config/config-error.ts';
 import { prepareDataFolder } from '../config/data-folder.ts';
@@ -25,7 +26,7 @@ import type { AgentConfig } from '../config/schema.ts';
 import { checkPinnedCertificate, checkTlsFiles } from '../config/tls-files.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { UpstreamPeers } from '../agent/upstream-peers.ts';
@@ -35,6 +36,7 @@ import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
+import { guardProcess } from '../process-guard.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { helpText } from './help.ts';
 
@@ -68,6 +70,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
     const config = loadAgentConfig(sources);
     // 3. startup checks
     checkStartup(config, sources);
+    await checkListenAddresses(config, sources);
     // 4. the parts
     return await serve(config, sources, out, (reload) => (onHangup = reload));
   } finally {
@@ -77,7 +80,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
 
 /** Everything that can be checked before starting, each problem one line (exit 2). */
 function checkStartup(config: AgentConfig, sources: ConfigSources): void {
-  const problems: string[] = [...notWiredYet(config, sources)];
+  const problems: string[] = [];
   try {
     prepareDataFolder(config.data, fieldName('data', sources));
   } catch (error) {
@@ -90,7 +93,10 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     if (config.pushListener.peerCert !== undefined) problems.push(...checkPinnedCertificate(config.pushListener.peerCert, config.pushListener.ca, 'upstream'));
   }
   if (config.mqtt && (config.mqtt.ca !== undefined || config.mqtt.cert !== undefined)) {
-    problems.push(...checkTlsFiles({ role: 'MQTT broker', ...(config.mqtt.ca !== undefined && { ca: config.mqtt.ca }), ...(config.mqtt.cert !== undefined && { cert: config.mqtt.cert }), ...(config.mqtt.key !== undefined && { key: config.mqtt.key }) }));
+    // The CA verifies the broker; the client certificate may come from another CA (the broker's
+    // own cafile decides), so it is checked on its own: parses, in date, matches its key.
+    if (config.mqtt.ca !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT broker', ca: config.mqtt.ca }));
+    if (config.mqtt.cert !== undefined && config.mqtt.key !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT client', cert: config.mqtt.cert, key: config.mqtt.key }));
   }
   if (config.mqtt?.passwordFile !== undefined) {
     try {
@@ -103,17 +109,22 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
 }
 
 /**
- * Fields the schema accepts whose parts are built on other branches (issue #12: MQTT login and
- * TLS by "mqtt-field", metrics by "observability"): refused by name until wired, never ignored.
+ * Every address the agent will listen on is bound once and released before anything starts, so
+ * that a port in use is one line before the store is opened or a log line written (the binds
+ * themselves say the same, should another process take the port in between).
  */
-function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
-  const problems: string[] = [];
-  const mqtt = config.mqtt;
-  if (mqtt?.url?.startsWith('mqtts://')) problems.push(`${fieldName('mqtt.url', sources)}: mqtts:// is not wired into this build yet; use mqtt://`);
-  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
-    if (mqtt?.[field] !== undefined) problems.push(`${fieldName(`mqtt.${field}`, sources)}: MQTT login and TLS are not wired into this build yet`);
+async function checkListenAddresses(config: AgentConfig, sources: ConfigSources): Promise<void> {
+  const addresses: [string, string | undefined][] = [['embeddedBroker', config.embeddedBroker], ['pushListener.listen', config.pushListener?.listen], ['metrics.listen', config.metrics?.listen]];
+  for (const [path, address] of addresses) {
+    if (address === undefined) continue;
+    const { host, port } = parseHostPort(address, 0, { listen: true });
+    if (port === 0) continue;
+    await listening(fieldName(path, sources), address, () => new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(port, host, () => probe.close(() => resolve()));
+    }));
   }
-  return problems;
 }
 
 /** The nonce-MAC mapping the agent core reads at each cache fill: one object, updated in place by a reload. */
@@ -139,8 +150,19 @@ async function probeUpstream(client: KmipClient, log: Logger, address: string): 
   }
 }
 
+/** The configuration's broker section as the MQTT transport's settings (files are read there). */
+function mqttSettings(section: NonNullable<AgentConfig['mqtt']>, url: string): MqttSettings {
+  const settings: MqttSettings = { url };
+  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
+    const value = section[field];
+    if (value !== undefined) settings[field] = value;
+  }
+  return settings;
+}
+
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
   const log = createLogger({ level: config.logLevel }, logDestination(2));
+  guardProcess(log);
   const upstream = parseHostPort(config.upstream.address);
   const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
   const pool = new TlsPool({
@@ -163,20 +185,25 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
-  const mqttUrl = config.mqtt?.url === undefined ? undefined : new URL(config.mqtt.url);
-  let mqtt = mqttUrl && { host: mqttUrl.hostname.replace(/^\[|\]$/g, ''), port: Number(mqttUrl.port || 1883) };
+  // A client id that stays the same across restarts, with a persistent session: the broker keeps
+  // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
+  const session = { clientId: agentClientId(config.data), persistentSession: true };
+  let mqtt: MqttConnectOptions | undefined = config.mqtt?.url === undefined ? undefined : resolveMqttSettings(mqttSettings(config.mqtt, config.mqtt.url), session);
+  let transport: MqttDeviceTransport | undefined;
   try {
     if (config.embeddedBroker !== undefined) {
       const at = parseHostPort(config.embeddedBroker, 1883, { listen: true });
       const broker = await listening(fieldName('embeddedBroker', sources), config.embeddedBroker, () => startEmbeddedBroker(at.host, at.port));
       closers.push(() => broker.close());
-      mqtt = { host: broker.host, port: broker.port };
+      mqtt = { host: broker.host, port: broker.port, ...session };
     }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge');
-      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-      watch.attachMqtt(() => transport.connected);
-      closers.push(() => transport.close());
+      // A broker down at start is retried in the background (logged); the ready line says which.
+      const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge', { log, wait: config.embeddedBroker !== undefined ? 'connected' : 'first-attempt' });
+      transport = started;
+      service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
+      watch.attachMqtt(() => started.state === 'connected');
+      closers.push(() => started.close());
     }
     for (const path of config.serial) {
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
@@ -241,15 +268,15 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
-  // Listening for SIGTERM before the ready line: a supervisor may send it the moment it reads the
-  // line, and a signal with no listener yet ends the process at once (exit by signal, no drain).
+  if (upstreamNow === 'offline') watch.breaker.assumeOffline(); // status and metrics say offline until a call gets through
+  // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
   watch.serving();
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await stopped;
   watch.stopping();
   clearInterval(renewal);

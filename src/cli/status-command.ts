@@ -52,7 +52,7 @@ export function agentQueries(parts: { agent: AgentCore; registry: DeviceRegistry
       const pending = await pendingPushes(agent.store);
       const suiteName = (suite: number) => Object.entries(SUITES).find(([, s]) => s === suite)?.[0] ?? String(suite);
       const devices = (await registry.list()).map((device) => {
-        const seen = observer.lastSeen.get(device.id);
+        const seen = observer.lastSeenAt(device.id);
         return { id: device.id, suite: suiteName(device.suite), lastSeen: seen === undefined ? null : iso(seen), pendingPushes: pending.get(device.id) ?? 0 };
       });
       const connected = parts.mqttConnected?.();

@@ -29,15 +29,20 @@ export function readConfigFile(path: string): Raw {
   try {
     bytes = readInputLimited(path, MAX_CONFIG_BYTES);
   } catch (error) {
-    if (!isKmipEdgeError(error, 'CLI_INPUT')) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (!isKmipEdgeError(error, 'CLI_INPUT')) {
+      if (code === undefined || !/^E[A-Z]+$/.test(code)) throw error;
+      throw new ConfigError('CONFIG_UNREADABLE', [`${path}: cannot read the configuration file: ${code}`], { cause: error });
+    }
     const detail = error.message.replace(/^cannot open \S+: /, '').replace(/^\S+ has /, 'it has ').replace(/^input exceeds/, 'it exceeds');
     throw new ConfigError('CONFIG_UNREADABLE', [`${path}: cannot read the configuration file: ${detail}`], { cause: error });
   }
-  const document = parseDocument(bytes.toString('utf8'), { uniqueKeys: true, prettyErrors: false });
+  const document = parseDocument(bytes.toString('utf8'), { uniqueKeys: true, prettyErrors: true });
   if (document.errors.length > 0) {
     throw new ConfigError('CONFIG_INVALID', document.errors.map((error) => {
       const at = error.linePos?.[0];
-      return `${path}:${at ? `${at.line}:${at.col}` : ''} not valid YAML: ${error.message.split('\n')[0]}`;
+      const message = error.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
+      return `${path}:${at ? `${at.line}:${at.col}` : ''} not valid YAML: ${message}`;
     }));
   }
   let value: unknown;
@@ -110,7 +115,13 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
   if (raw.upstream === undefined) raw.upstream = {};
   const result = agentConfigSchema.safeParse(raw);
   if (result.success) return result.data;
-  throw new ConfigError('CONFIG_INVALID', result.error.issues.flatMap((issue) => describeIssue(issue, raw, sources)));
+  // One line per field: a value of the wrong type fails its later checks too.
+  const seen = new Set<string>();
+  const issues = result.error.issues.filter((issue) => {
+    const key = `${issue.code === 'unrecognized_keys' ? 'keys:' : ''}${issue.path.map(String).join('.')}`;
+    return !seen.has(key) && Boolean(seen.add(key));
+  });
+  throw new ConfigError('CONFIG_INVALID', issues.flatMap((issue) => describeIssue(issue, raw, sources)));
 }
 
 /** A field (dotted path) in the operator's terms, for messages about it after validation. */

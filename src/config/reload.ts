@@ -14,6 +14,8 @@ export const RELOADABLE: ReadonlySet<string> = new Set(['logLevel', 'nonceMac'])
 /** Dotted paths of the leaves that differ between two configurations. */
 export function changedFields(before: unknown, after: unknown, prefix = ''): string[] {
   const isMapping = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  // A section added or removed: its leaves are what changed.
+  if ((isMapping(before) && after === undefined) || (before === undefined && isMapping(after))) return changedFields(before ?? {}, after ?? {}, prefix);
   if (isMapping(before) && isMapping(after)) {
     const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
     return [...keys].sort().flatMap((key) => changedFields(before[key], after[key], prefix ? `${prefix}.${key}` : key));

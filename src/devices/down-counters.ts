@@ -34,6 +34,12 @@ export class DownCounters {
     return this.reserve(deviceId);
   }
 
+  /** Forgets the device's block (its stored reservation was changed by the counter recovery, PROTOCOL.md §3.2). */
+  forget(deviceId: string): void {
+    this.loaded.delete(deviceId);
+    this.blocks.delete(deviceId);
+  }
+
   private async reserve(deviceId: string): Promise<bigint> {
     let pending = this.blocks.get(deviceId);
     if (!pending) {

@@ -186,8 +186,9 @@ export class PushRelay {
           return;
         }
         const counter = await this.counters.next(deviceId);
-        route(sealFrame({ suite: device.suite, direction: 'down', deviceId, counter, replyTo: undefined }, device.key, this.masterKey.open(sealed, lane.entryKey)));
-        lane.counters.add(counter);
+        const frame = sealFrame({ suite: device.suite, direction: 'down', deviceId, counter, replyTo: undefined }, device.key, this.masterKey.open(sealed, lane.entryKey));
+        lane.counters.add(counter); // before sending: the answer may come back within the call
+        route(frame);
         this.counts.sent++;
         this.log.info({ event: 'push_relayed', device: deviceId, entry: lane.entryKey, attempt: lane.attempts + 1 }, 'push relayed to the device');
       }

@@ -5,7 +5,7 @@
  * for localhost/127.0.0.1, so an agent can use it for its Put/Notify listener (CLI.md).
  */
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KmipEdgeError } from '../errors.ts';
 
@@ -55,6 +55,8 @@ export function ensureDevPki(dir: string): DevPki {
 export function ensureDevPkiTracked(dir: string): { pki: DevPki; created: string[] } {
   const madeDir = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // Staging folders of a start that was killed half-way hold nothing that was ever used.
+  for (const entry of readdirSync(dir)) if (entry.startsWith('.pki-')) rmSync(join(dir, entry), { recursive: true, force: true });
   const pki = paths(dir);
   const haveCa = existsSync(pki.ca) && existsSync(join(dir, 'ca.key'));
   if (haveCa && existsSync(pki.serverCert) && existsSync(pki.clientCert)) return { pki, created: [] };
@@ -82,6 +84,9 @@ export function ensureDevPkiTracked(dir: string): { pki: DevPki; created: string
     }
     if (madeDir) created.push(dir);
     return { pki, created };
+  } catch (error) {
+    if (madeDir) rmSync(dir, { recursive: true, force: true });
+    throw error;
   } finally {
     rmSync(stage, { recursive: true, force: true });
   }

@@ -44,7 +44,8 @@ export class AgentWatch {
 
   /** The agent's parts the scrape-time metrics and `status` read. */
   attach(parts: { agent: AgentCore; service: DeviceService }): void {
-    this.metrics.attach({ breaker: this.breaker, ledger: parts.agent.ledger, store: parts.agent.store, dropped: parts.service.dropped, relayCounts: parts.service.relay.counts });
+    const breaker = this.breaker;
+    this.metrics.attach({ breaker: { get offline() { return breaker.state === 'offline'; } }, ledger: parts.agent.ledger, store: parts.agent.store, dropped: parts.service.dropped, relayCounts: parts.service.relay.counts });
   }
 
   /** The MQTT transport's connection state (metrics, readiness, status). */

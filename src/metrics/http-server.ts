@@ -11,6 +11,8 @@ import type { Logger } from '../log.ts';
 import type { AgentMetrics } from './agent-metrics.ts';
 
 export const DEFAULT_METRICS_HOST = '127.0.0.1';
+const REQUEST_TIMEOUT_MS = 10_000;
+const MAX_CONNECTIONS = 64;
 
 /** What /readyz answers: ready, or not with the reason. */
 export type Readiness = () => { ready: true } | { ready: false; reason: string };
@@ -35,6 +37,12 @@ export async function startMetricsServer(address: string, metrics: AgentMetrics,
   const { host, port } = parseMetricsAddress(address);
   const server: Server = createServer((request, response) => void answer(request, response, metrics, readiness, log));
   server.on('clientError', (_error, socket) => socket.destroy());
+  // A scraper sends one small GET and reads the answer: a client that trickles or idles is cut off
+  // (Node's defaults wait minutes), and a flood of connections cannot exhaust descriptors.
+  server.headersTimeout = REQUEST_TIMEOUT_MS;
+  server.requestTimeout = REQUEST_TIMEOUT_MS;
+  server.keepAliveTimeout = 5_000;
+  server.maxConnections = MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) => {
       const why = error.code === 'EADDRINUSE' ? 'the port is in use; choose another or stop what holds it'

@@ -13,24 +13,34 @@ import { DEVICE_OPERATIONS } from '../devices/registry.ts';
 
 /** Result 0: Success (Result Reason values start at 1, KMIP 1.2 §9.1.3.2.29). */
 export const SUCCESS = 0;
-/** Result Reason values kept as themselves; others (extensions, 0x8XXXXXXX) count as "Other". */
-const MAX_REASON = 0xfff;
+/** Result Reason values kept as themselves (General Failure is 0x100); others count as "Other". */
+const REASONS = 512;
+const OTHER_REASON = REASONS - 1;
 
-const DEVICE_OPERATION_VALUES = new Set<number>(DEVICE_OPERATIONS.map((name) => Operation[name]));
+/** Operation value → row (1 + its index in DEVICE_OPERATIONS); row 0 is "Other". */
+const OPERATION_ROW = new Uint8Array(256);
+DEVICE_OPERATIONS.forEach((name, index) => (OPERATION_ROW[Operation[name]] = index + 1));
+const ROW_OPERATION = [0, ...DEVICE_OPERATIONS.map((name) => Operation[name])];
 
 export class AgentObserver {
-  /** Device requests by operation × 4096 + result (SUCCESS or a Result Reason). */
-  private readonly requests = new Map<number, number>();
+  /** Device requests, by operation row × REASONS + result (SUCCESS or a Result Reason). */
+  private readonly requests = new Float64Array(ROW_OPERATION.length * REASONS);
   private cacheHits = 0;
   private cacheMisses = 0;
-  /** Milliseconds since the epoch of each device's last authenticated frame. */
-  readonly lastSeen = new Map<string, number>();
+  /**
+   * Each device's last authenticated frame, in whole seconds since `epoch` — a small integer, so
+   * that updating it allocates nothing (a Map value beyond 2^30 is a boxed number).
+   */
+  private readonly seen = new Map<string, number>();
+  private readonly epoch = Date.now();
+  /** Seconds since `epoch`, refreshed every second: Date.now() costs ~0.1 µs on this kind of VM. */
+  private clock = 0;
+  private ticking: NodeJS.Timeout | undefined;
 
   /** One batch item answered for a device: `result` is SUCCESS or the Result Reason it got. */
   deviceRequest(operation: number, result: number): void {
-    const op = DEVICE_OPERATION_VALUES.has(operation) ? operation : 0;
-    const key = op * 4096 + (result >= 0 && result <= MAX_REASON ? result : MAX_REASON);
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    const row = operation >= 0 && operation < 256 ? OPERATION_ROW[operation]! : 0;
+    this.requests[row * REASONS + (result >= 0 && result < OTHER_REASON ? result : OTHER_REASON)]!++;
   }
 
   /** A key cache lookup: found in memory or on disk (hit), or fetched from the upstream (miss). */
@@ -41,17 +51,35 @@ export class AgentObserver {
 
   /** A frame from `deviceId` opened with its key (an authenticated device, never a claimed id). */
   deviceSeen(deviceId: string): void {
-    this.lastSeen.set(deviceId, Date.now());
+    if (this.ticking === undefined) {
+      this.tick();
+      this.ticking = setInterval(() => this.tick(), 1000).unref();
+    }
+    this.seen.set(deviceId, this.clock);
+  }
+
+  /** When `deviceId` was last heard from (milliseconds since the Unix epoch, to the second), if since this process started. */
+  lastSeenAt(deviceId: string): number | undefined {
+    const seconds = this.seen.get(deviceId);
+    return seconds === undefined ? undefined : this.epoch + seconds * 1000;
   }
 
   /** The device was removed from the registry: forget when it was seen. */
   deviceRemoved(deviceId: string): void {
-    this.lastSeen.delete(deviceId);
+    this.seen.delete(deviceId);
+  }
+
+  private tick(): void {
+    this.clock = Math.floor((Date.now() - this.epoch) / 1000);
   }
 
   /** Device request counts with their label values (spec names). */
   deviceRequests(): { operation: string; result: string; count: number }[] {
-    return [...this.requests].map(([key, count]) => ({ operation: operationLabel(Math.floor(key / 4096)), result: resultLabel(key % 4096), count }));
+    const out: { operation: string; result: string; count: number }[] = [];
+    this.requests.forEach((count, index) => {
+      if (count > 0) out.push({ operation: operationLabel(ROW_OPERATION[Math.floor(index / REASONS)]!), result: resultLabel(index % REASONS), count });
+    });
+    return out;
   }
 
   cacheLookups(): { hits: number; misses: number } {

@@ -151,6 +151,7 @@ function readRequest(request: Uint8Array): { operation: string; refills: Refill[
  */
 export class WatchedBreaker extends CircuitBreaker {
   private reportedOffline = false;
+  private assumedOffline = false;
   /** When the current state began (ms since the epoch), and the last transport failure. */
   since = Date.now();
   lastError: { code: string; reason: string; at: number } | undefined;
@@ -164,22 +165,35 @@ export class WatchedBreaker extends CircuitBreaker {
 
   override async run<T>(what: string, call: () => Promise<T>): Promise<T> {
     try {
-      return await super.run(what, call);
+      const result = await super.run(what, call);
+      this.assumedOffline = false;
+      return result;
     } catch (error) {
       const code = (error as { code?: string }).code ?? '';
       if (code.startsWith('NET_') || code === 'KMIP_OUTCOME_UNKNOWN') this.lastError = { code, reason: (error as Error).message, at: Date.now() };
       throw error;
     } finally {
-      if (this.offline !== this.reportedOffline) {
-        this.reportedOffline = this.offline;
+      const offline = this.state === 'offline';
+      if (offline !== this.reportedOffline) {
+        this.reportedOffline = offline;
         this.since = Date.now();
-        if (this.offline) this.log.warn({ event: 'upstream_offline', during: what, code: this.lastError?.code, reason: this.lastError?.reason }, 'upstream offline: serving from the cache, leases and allocations');
+        if (offline) this.log.warn({ event: 'upstream_offline', during: what, code: this.lastError?.code, reason: this.lastError?.reason }, 'upstream offline: serving from the cache, leases and allocations');
         else this.log.info({ event: 'upstream_online', during: what }, 'upstream online again');
       }
     }
   }
 
+  /**
+   * The startup probe found the upstream unreachable (run-command.ts logs that as upstream_offline):
+   * the state is offline until a call gets through, which then logs upstream_online.
+   */
+  assumeOffline(): void {
+    this.assumedOffline = true;
+    this.reportedOffline = true;
+    this.since = Date.now();
+  }
+
   get state(): 'online' | 'offline' {
-    return this.offline ? 'offline' : 'online';
+    return this.offline || this.assumedOffline ? 'offline' : 'online';
   }
 }

@@ -2,15 +2,20 @@
  * `kmip-edge run --metrics`, every part a real process: the development server upstream, Mosquitto,
  * the agent, device-sim, and a real Prometheus scraping /metrics every second — the device request
  * counter read back through Prometheus's HTTP API. Also /healthz and /readyz (not ready once the
- * broker is gone), no key material or device key in the exposition, and a port in use.
+ * broker is gone), a forged frame counted as rejected, no key material or device key in the
+ * exposition, and a port in use.
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
-import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
+import { Operation, UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
+import { enumeration, longInteger, structure, textString } from '../../src/ttlv/build.ts';
+import { sealFrame, Suite } from '../../src/devices/frame.ts';
+import { connectMqtt } from '../../src/devices/mqtt-transport.ts';
+import { deviceRequest } from '../helpers/gateway.ts';
 import { freePort } from '../../src/bench/free-port.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
@@ -53,6 +58,11 @@ it('a real Prometheus scrapes kmip-edge run --metrics: device requests read back
     assert.equal(gets.status, 0, gets.stderr);
     assert.equal(sim('allocate', '--uid', uid, '--count', '100').status, 0);
     assert.equal(sim('get', '--uid', 'not-allowed').status, 1);
+    // A frame sealed with another key, as an impostor would send it: dropped, counted by reason.
+    const impostor = await connectMqtt({ host: '127.0.0.1', port: broker.port });
+    const forged = sealFrame({ suite: Suite.AES_256_GCM, direction: 'up', deviceId: 'meter-1', counter: 1_000_000n, replyTo: undefined }, new Uint8Array(32).fill(7), deviceRequest(Operation.Get, [textString(Tag.UniqueIdentifier, uid)]));
+    await impostor.publishAsync('kmip-edge/meter-1/up', Buffer.from(forged), { qos: 1 });
+    await impostor.endAsync();
 
     // Through Prometheus: the scrape succeeded and the counters are the agent's.
     const query = (expression: string) => prometheus!.query(expression);
@@ -66,6 +76,7 @@ it('a real Prometheus scrapes kmip-edge run --metrics: device requests read back
     await eventually('the refused Get', 60, async () => ((await query('kmip_edge_device_requests_total{operation="Get",result="ItemNotFound"}'))[0]?.value === 1 ? true : undefined));
     assert.deepEqual((await query('kmip_edge_device_requests_total{operation="GetUsageAllocation",result="Success"}')).map((s) => s.value), [1]);
     assert.deepEqual((await query('kmip_edge_upstream_online')).map((s) => s.value), [1]);
+    await eventually('the forged frame counted', 30, async () => ((await query('kmip_edge_frames_rejected_total{reason="FRAME_AUTH_FAILED"}'))[0]?.value === 1 ? true : undefined));
     assert.deepEqual((await query('kmip_edge_mqtt_connected')).map((s) => s.value), [1]);
     const refills = await query('kmip_edge_refills_total{outcome="Success"}');
     assert.ok(refills.length === 1 && refills[0]!.value >= 1, 'the allocation came from at least one refill');
@@ -127,6 +138,29 @@ it('--metrics on a port in use, or not an address: one line naming the problem, 
     assert.deepEqual(bad.stderr.trim().split('\n').filter((line) => !line.startsWith('{')), ['kmip-edge: --metrics: got "localhost:"; expected HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. 127.0.0.1:9464']);
   } finally {
     holder.close();
+    server.kill('SIGTERM');
+  }
+});
+
+it('metrics from the configuration file (metrics.listen): served until SIGTERM, then the port is closed', async () => {
+  const { work, kms, data, port, server } = await startKeyServer('metrics-config');
+  let agent: ChildProcess | undefined;
+  try {
+    const config = join(work, 'agent.yaml');
+    writeFileSync(config, `# the rest comes from the flags\nmetrics:\n  listen: 127.0.0.1:0\n`);
+    const run = await startProcess(['run', '--config', config, '--data', data, ...upstreamArgs(kms, port), '--embedded-broker', `127.0.0.1:${await freePort()}`]);
+    agent = run.child;
+    const metrics = run.ready.metrics as string;
+    assert.match(metrics, /^127\.0\.0\.1:\d+$/);
+    const exposition = await (await fetch(`http://${metrics}/metrics`)).text();
+    assert.match(exposition, /^kmip_edge_upstream_online 1$/m);
+    assert.match(exposition, /^kmip_edge_mqtt_connected 1$/m);
+    assert.match(exposition, /^process_resident_memory_bytes \d+/m, 'the process metrics too');
+    assert.equal(await terminate(agent), 0);
+    agent = undefined;
+    await assert.rejects(fetch(`http://${metrics}/healthz`), 'closed with the agent');
+  } finally {
+    agent?.kill('SIGKILL');
     server.kill('SIGTERM');
   }
 });

@@ -3,7 +3,7 @@
  * on LevelDB, Mosquitto, `kmip-edge run`, device-sim): `kmip-edge status` through the admin
  * socket (upstream state, keys with lease and remaining allocation, devices with last seen and
  * pending pushes), `ledger` and `cache` answered while the agent holds the store, and the log
- * events of the operator guide — device added/removed, refill, pushes received / applied /
+ * events of the operator guide — device added/removed/updated, refill, pushes received / applied /
  * acknowledged / relayed, upstream connect failure, offline and online again. With no agent, or
  * the socket of a killed one: one line, exit 1.
  */
@@ -91,9 +91,12 @@ it('kmip-edge status, ledger and cache on a running agent; the operator log even
     // Devices provisioned while the agent runs are logged.
     addDevice(data, 'short-lived', uid);
     assert.deepEqual(JSON.parse(runCli(['device', 'remove', '--data', data, '--id', 'short-lived']).stdout), { id: 'short-lived', removed: true });
-    await eventually('device events', 10, () => (events('device_removed').length === 1 ? true : undefined));
+    const updated = runCli(['device', 'update', '--data', data, '--id', 'gauge-2', '--key-uid', uid, '--rate', '20']);
+    assert.equal(updated.status, 0, updated.stderr);
+    await eventually('device events', 10, () => (events('device_updated').length === 1 ? true : undefined));
     assert.deepEqual(events('device_added').map((l) => l.device), ['short-lived']);
     assert.deepEqual(events('device_removed').map((l) => [l.level, l.device]), [[30, 'short-lived']]);
+    assert.deepEqual(events('device_updated').map((l) => [l.level, l.device]), [[30, 'gauge-2']]);
 
     const fresh = status();
     assert.equal(fresh.pid, agent.pid);

@@ -1,0 +1,303 @@
+/* The device context (fb_device.h): requests in flight, down frames, push acknowledgements. */
+#include <string.h>
+#include "fb/fb_device.h"
+
+static size_t max_frame_of(const fb_device *dev)
+{
+    size_t m = dev->config.max_frame;
+    return (m == 0u || m > FB_MAX_FRAME) ? FB_MAX_FRAME : m;
+}
+
+fb_status fb_device_init(fb_device *dev, const fb_device_config *config)
+{
+    const fb_crypto *c;
+    if (dev == NULL || config == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(dev, 0, sizeof *dev);
+    c = config->crypto;
+    if (fb_device_id_check(config->device_id, config->device_id_len) != FB_OK ||
+        (config->suite != FB_SUITE_AES_256_GCM && config->suite != FB_SUITE_CHACHA20_POLY1305) ||
+        c == NULL || c->aead_seal == NULL || c->aead_open == NULL || config->storage == NULL ||
+        (config->clock != NULL && config->clock->now == NULL) ||
+        (config->max_frame != 0u && config->max_frame < FB_FRAME_LEN(config->device_id_len, true, FB_MIN_BODY))) {
+        return FB_ERR_ARG;
+    }
+    dev->config = *config;
+    return fb_counters_load(&dev->counters, config->storage, config->counter_block);
+}
+
+fb_status fb_device_begin(const fb_device *dev, uint8_t *frame, size_t frame_size, bool reply,
+                          fb_ttlv_writer *body)
+{
+    size_t header_len;
+    size_t room;
+    if (dev == NULL || frame == NULL || body == NULL) {
+        return FB_ERR_ARG;
+    }
+    header_len = FB_FRAME_HEADER_LEN(dev->config.device_id_len, reply);
+    room = frame_size < max_frame_of(dev) ? frame_size : max_frame_of(dev);
+    if (room < header_len + FB_MIN_BODY + FB_TAG_BYTES) {
+        fb_ttlv_writer_init(body, frame, 0);
+        body->status = FB_ERR_TOO_LARGE;
+        return FB_ERR_TOO_LARGE;
+    }
+    /* The body is written where the frame's ciphertext goes, leaving room for the tag. */
+    fb_ttlv_writer_init(body, frame + header_len, room - header_len - FB_TAG_BYTES);
+    return FB_OK;
+}
+
+static int free_slot(const fb_device *dev)
+{
+    size_t i;
+    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
+        if (dev->in_flight[i] == 0u) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static int slot_of(const fb_device *dev, uint64_t counter)
+{
+    size_t i;
+    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
+        if (dev->in_flight[i] == counter) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
+                         uint64_t reply_to, size_t *frame_len, uint64_t *counter)
+{
+    fb_frame_header h;
+    fb_status status;
+    int slot = -1;
+    size_t header_len;
+    if (dev == NULL || frame == NULL || body == NULL || frame_len == NULL || counter == NULL) {
+        return FB_ERR_ARG;
+    }
+    *frame_len = 0;
+    *counter = 0;
+    header_len = FB_FRAME_HEADER_LEN(dev->config.device_id_len, reply_to != 0u);
+    if (body->status != FB_OK) {
+        fb_zeroize(body->buf, body->size);
+        return body->status;
+    }
+    if (body->buf != frame + header_len) {
+        return FB_ERR_ARG; /* not begun on this frame with this kind */
+    }
+    if (reply_to == 0u) {
+        slot = free_slot(dev);
+        if (slot < 0) {
+            fb_zeroize(body->buf, body->len);
+            return FB_ERR_BUSY; /* before a counter is spent */
+        }
+    }
+    status = fb_counters_next_up(&dev->counters, counter);
+    if (status != FB_OK) {
+        fb_zeroize(body->buf, body->len);
+        return status;
+    }
+    h.suite = dev->config.suite;
+    h.direction = FB_UP;
+    h.device_id = dev->config.device_id;
+    h.device_id_len = dev->config.device_id_len;
+    h.counter = *counter;
+    h.has_reply_to = reply_to != 0u;
+    h.reply_to = reply_to;
+    h.header_len = header_len;
+    status = fb_frame_seal(dev->config.crypto, &h, body->buf, body->len, frame,
+                           header_len + body->size + FB_TAG_BYTES, frame_len);
+    if (status != FB_OK) {
+        return status; /* the counter stays used: counters are never reused (§3) */
+    }
+    if (slot >= 0) {
+        dev->in_flight[slot] = *counter;
+    }
+    return FB_OK;
+}
+
+/* Begin, build with `build`, seal: the body of every typed request. */
+#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build)              \
+    do {                                                                             \
+        fb_ttlv_writer w_;                                                           \
+        fb_status s_ = fb_device_begin((dev), (frame), (frame_size), false, &w_);    \
+        if (s_ != FB_OK) {                                                           \
+            return s_;                                                               \
+        }                                                                            \
+        build;                                                                       \
+        return fb_device_seal((dev), (frame), &w_, 0u, (frame_len), (counter));      \
+    } while (0)
+
+fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,
+                        size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_get(&w_, uid, uid_len));
+}
+
+fb_status fb_device_get_attributes(fb_device *dev, const uint8_t *uid, size_t uid_len,
+                                   const fb_bytes *names, size_t name_count, uint8_t *frame,
+                                   size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
+               fb_kmip_build_get_attributes(&w_, uid, uid_len, names, name_count));
+}
+
+fb_status fb_device_get_usage_allocation(fb_device *dev, const uint8_t *uid, size_t uid_len,
+                                         uint64_t count, uint8_t *frame, size_t frame_size,
+                                         size_t *frame_len, uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
+               fb_kmip_build_get_usage_allocation(&w_, uid, uid_len, count));
+}
+
+fb_status fb_device_obtain_lease(fb_device *dev, const uint8_t *uid, size_t uid_len,
+                                 uint8_t *frame, size_t frame_size, size_t *frame_len,
+                                 uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_obtain_lease(&w_, uid, uid_len));
+}
+
+fb_status fb_device_check(fb_device *dev, const uint8_t *uid, size_t uid_len,
+                          const uint64_t *usage_limits_count, const uint32_t *usage_mask,
+                          uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
+               fb_kmip_build_check(&w_, uid, uid_len, usage_limits_count, usage_mask));
+}
+
+fb_status fb_device_query(fb_device *dev, const uint32_t *functions, size_t count, uint8_t *frame,
+                          size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_query(&w_, functions, count));
+}
+
+fb_status fb_device_discover_versions(fb_device *dev, const fb_version *versions, size_t count,
+                                      uint8_t *frame, size_t frame_size, size_t *frame_len,
+                                      uint64_t *counter)
+{
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
+               fb_kmip_build_discover_versions(&w_, versions, count));
+}
+
+fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid_len,
+                                  const uint8_t *mac_uid, size_t mac_uid_len, fb_nonce_setter setter,
+                                  uint8_t *nonce, size_t nonce_len, uint8_t *frame,
+                                  size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    if (dev == NULL || nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
+        dev->config.crypto->random == NULL) {
+        return FB_ERR_ARG;
+    }
+    /* A fresh nonce for every exchange (§5.1): a recorded response carries an old one. */
+    if (dev->config.crypto->random(dev->config.crypto->ctx, nonce, nonce_len) != FB_OK) {
+        return FB_ERR_CRYPTO;
+    }
+    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
+               fb_kmip_build_nonce_mac(&w_, uid, uid_len, mac_uid, mac_uid_len, nonce, nonce_len, setter));
+}
+
+fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb_down *down)
+{
+    fb_frame_header h;
+    fb_status status;
+    int slot = -1;
+    if (dev == NULL || frame == NULL || down == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(down, 0, sizeof *down);
+    /* Everything about the header first, before any cryptography (§2, §4). */
+    status = fb_frame_parse_header(frame, frame_len, max_frame_of(dev), &h);
+    if (status != FB_OK) {
+        return status;
+    }
+    if (h.suite != dev->config.suite) {
+        return FB_ERR_SUITE;
+    }
+    if (h.direction != FB_DOWN || h.device_id_len != dev->config.device_id_len ||
+        memcmp(h.device_id, dev->config.device_id, h.device_id_len) != 0) {
+        return FB_ERR_UNEXPECTED;
+    }
+    if (h.has_reply_to) {
+        /* §4: a reply must answer a request in flight; bound to it by reply_to (§3). */
+        slot = slot_of(dev, h.reply_to);
+        if (slot < 0) {
+            return FB_ERR_UNEXPECTED;
+        }
+        if (fb_replay_check(&dev->down, h.counter) != FB_OK) {
+            return FB_ERR_REPLAY;
+        }
+    } else if (h.counter <= dev->counters.push_accepted) {
+        return FB_ERR_REPLAY; /* §5.2: only above the last push accepted */
+    }
+    status = fb_frame_open_parsed(dev->config.crypto, frame, frame_len, &h, &down->body, &down->body_len);
+    if (status != FB_OK) {
+        return status;
+    }
+    if (slot >= 0) {
+        dev->in_flight[slot] = 0u;
+        fb_replay_record(&dev->down, h.counter);
+        down->kind = FB_DOWN_REPLY;
+        down->reply_to = h.reply_to;
+    } else {
+        /* Stored durably before the caller acts on the push (§5.2). */
+        status = fb_counters_accept_push(&dev->counters, h.counter);
+        if (status != FB_OK) {
+            fb_zeroize(down->body, down->body_len);
+            memset(down, 0, sizeof *down);
+            return status;
+        }
+        fb_replay_record(&dev->down, h.counter);
+        down->kind = FB_DOWN_PUSH;
+    }
+    down->counter = h.counter;
+    return FB_OK;
+}
+
+fb_status fb_device_ack(fb_device *dev, const fb_request_message *request, uint64_t push_counter,
+                        uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter)
+{
+    fb_ttlv_writer w;
+    fb_status status;
+    int64_t now;
+    if (dev == NULL || request == NULL || push_counter == 0u) {
+        return FB_ERR_ARG;
+    }
+    status = fb_device_begin(dev, frame, frame_size, true, &w);
+    if (status != FB_OK) {
+        return status;
+    }
+    now = dev->config.clock != NULL ? dev->config.clock->now(dev->config.clock->ctx) : 0;
+    fb_kmip_build_ack(&w, request, now);
+    return fb_device_seal(dev, frame, &w, push_counter, frame_len, counter);
+}
+
+fb_status fb_device_forget(fb_device *dev, uint64_t counter)
+{
+    int slot;
+    if (dev == NULL || counter == 0u) {
+        return FB_ERR_ARG;
+    }
+    slot = slot_of(dev, counter);
+    if (slot < 0) {
+        return FB_ERR_NOT_FOUND;
+    }
+    dev->in_flight[slot] = 0u;
+    return FB_OK;
+}
+
+size_t fb_device_in_flight(const fb_device *dev)
+{
+    size_t i;
+    size_t n = 0;
+    if (dev == NULL) {
+        return 0;
+    }
+    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
+        n += dev->in_flight[i] != 0u ? 1u : 0u;
+    }
+    return n;
+}

@@ -1,0 +1,630 @@
+/*
+ * KMIP readers of the device operations (PROTOCOL.md §5; KMIP 1.2 §4, §7.2): Response and
+ * Request Messages, typed payloads, key material, nonce-MAC verification, Put.
+ *
+ * Each structure is read in one pass by read_fields() from a small table of the fields wanted
+ * (tag, type, required, where to store it): one bounded loop instead of a search per field, so
+ * that the code stays small on a microcontroller and every item of the region is length-checked
+ * by fb_ttlv_next whether it is wanted or not.
+ */
+#include <stddef.h>
+#include <string.h>
+#include "fb/fb_kmip.h"
+
+/* Every tag read here is 0x4200XX; a table names XX. */
+#define K(tag) ((uint8_t)((tag) & 0xFFu))
+#define ANY 0u
+#define REQ 1u
+#define OPT 0u
+
+typedef struct field {
+    uint8_t tag;      /* XX of 0x4200XX */
+    uint8_t type;     /* fb_ttlv_type, or ANY: the whole item is stored (fb_ttlv_item) */
+    uint8_t required; /* REQ or OPT */
+    uint8_t offset;   /* where in the output: int32_t, int64_t, fb_bytes or fb_ttlv_item */
+} field;
+
+#define F(tag, type, req, s, member) {K(tag), (uint8_t)(type), (req), (uint8_t)offsetof(s, member)}
+
+/*
+ * Reads the children of `region`: the first item of each table tag is stored (a wrong type is
+ * FB_ERR_MALFORMED); a required one absent is FB_ERR_NOT_FOUND; any malformed item in the region
+ * is FB_ERR_MALFORMED. *present gets bit i for each table entry i found.
+ */
+static fb_status read_fields(fb_bytes region, const field *fields, size_t count, void *out,
+                             uint32_t *present)
+{
+    fb_ttlv_reader r;
+    fb_ttlv_item item;
+    fb_status status;
+    uint32_t seen = 0;
+    size_t i;
+    fb_ttlv_reader_init(&r, region.ptr, region.len);
+    while ((status = fb_ttlv_next(&r, &item)) == FB_OK) {
+        if ((item.tag >> 8) != 0x4200u) {
+            continue;
+        }
+        for (i = 0; i < count; i++) {
+            const field *f = &fields[i];
+            uint8_t *dst = (uint8_t *)out + f->offset;
+            if (f->tag != (uint8_t)item.tag || (seen & (1u << i)) != 0u) {
+                continue;
+            }
+            if (f->type != ANY && f->type != (uint8_t)item.type) {
+                return FB_ERR_MALFORMED;
+            }
+            seen |= 1u << i;
+            if (f->type == ANY) {
+                memcpy(dst, &item, sizeof item);
+            } else if (item.type == FB_TTLV_INTEGER || item.type == FB_TTLV_ENUMERATION ||
+                       item.type == FB_TTLV_INTERVAL) {
+                int32_t v;
+                (void)fb_ttlv_get_int32(&item, item.type, &v);
+                memcpy(dst, &v, sizeof v);
+            } else if (item.type == FB_TTLV_LONG_INTEGER || item.type == FB_TTLV_DATE_TIME) {
+                int64_t v;
+                (void)fb_ttlv_get_int64(&item, item.type, &v);
+                memcpy(dst, &v, sizeof v);
+            } else { /* Text, Byte String, Structure: a view of the value */
+                fb_bytes b;
+                b.ptr = item.value;
+                b.len = item.len;
+                memcpy(dst, &b, sizeof b);
+            }
+            break;
+        }
+    }
+    if (status != FB_ERR_NOT_FOUND) {
+        return status;
+    }
+    for (i = 0; i < count; i++) {
+        if (fields[i].required == REQ && (seen & (1u << i)) == 0u) {
+            return FB_ERR_NOT_FOUND;
+        }
+    }
+    if (present != NULL) {
+        *present = seen;
+    }
+    return FB_OK;
+}
+
+static fb_bytes bytes_of(const uint8_t *p, size_t len)
+{
+    fb_bytes b;
+    b.ptr = p;
+    b.len = len;
+    return b;
+}
+
+/* ------------------------------------------------------------------ messages */
+
+/* The whole body is one Structure of `tag`: its children. */
+static fb_status single_message(const uint8_t *body, size_t len, uint32_t tag, fb_bytes *children)
+{
+    fb_ttlv_reader r;
+    fb_ttlv_item item;
+    if (body == NULL) {
+        return FB_ERR_ARG;
+    }
+    fb_ttlv_reader_init(&r, body, len);
+    if (fb_ttlv_next(&r, &item) != FB_OK || item.tag != tag || item.type != FB_TTLV_STRUCTURE ||
+        r.pos != len) {
+        return FB_ERR_MALFORMED;
+    }
+    *children = bytes_of(item.value, item.len);
+    return FB_OK;
+}
+
+static const field version_fields[] = {
+    F(FB_TAG_PROTOCOL_VERSION_MAJOR, FB_TTLV_INTEGER, REQ, fb_version, major),
+    F(FB_TAG_PROTOCOL_VERSION_MINOR, FB_TTLV_INTEGER, REQ, fb_version, minor),
+};
+
+typedef struct message_header {
+    fb_bytes version;
+    int64_t time_stamp;
+    int32_t batch_count;
+} message_header;
+
+static const field header_fields[] = {
+    F(FB_TAG_PROTOCOL_VERSION, FB_TTLV_STRUCTURE, REQ, message_header, version),
+    F(FB_TAG_BATCH_COUNT, FB_TTLV_INTEGER, REQ, message_header, batch_count),
+    F(FB_TAG_TIME_STAMP, FB_TTLV_DATE_TIME, OPT, message_header, time_stamp),
+};
+
+static const field response_item_fields[] = {
+    F(FB_TAG_RESULT_STATUS, FB_TTLV_ENUMERATION, REQ, fb_response_item, result_status),
+    F(FB_TAG_OPERATION, FB_TTLV_ENUMERATION, OPT, fb_response_item, operation),
+    F(FB_TAG_RESULT_REASON, FB_TTLV_ENUMERATION, OPT, fb_response_item, result_reason),
+    F(FB_TAG_RESULT_MESSAGE, FB_TTLV_TEXT_STRING, OPT, fb_response_item, result_message),
+    F(FB_TAG_RESPONSE_PAYLOAD, FB_TTLV_STRUCTURE, OPT, fb_response_item, payload),
+};
+
+static const field request_item_fields[] = {
+    F(FB_TAG_OPERATION, FB_TTLV_ENUMERATION, REQ, fb_request_item, operation),
+    F(FB_TAG_REQUEST_PAYLOAD, FB_TTLV_STRUCTURE, REQ, fb_request_item, payload),
+    F(FB_TAG_UNIQUE_BATCH_ITEM_ID, FB_TTLV_BYTE_STRING, OPT, fb_request_item, unique_batch_item_id),
+};
+
+/*
+ * A message's header (KMIP 1.2 §7.2: Protocol Version and Batch Count required; Time Stamp
+ * required in a response) and its Batch Items, read into `items` (item_size bytes each, at most
+ * FB_MAX_BATCH_ITEMS) with `item_fields`. Batch Count must equal the items present.
+ */
+static fb_status read_message(const uint8_t *body, size_t len, bool response, fb_version *version,
+                              int64_t *time_stamp, size_t *count, uint8_t *items, size_t item_size,
+                              const field *item_fields, size_t item_field_count)
+{
+    fb_bytes children;
+    message_header h;
+    fb_ttlv_reader r;
+    fb_ttlv_item item;
+    fb_bytes header;
+    uint32_t present = 0;
+    fb_status status;
+    size_t n = 0;
+    status = single_message(body, len, response ? FB_TAG_RESPONSE_MESSAGE : FB_TAG_REQUEST_MESSAGE, &children);
+    if (status != FB_OK) {
+        return status;
+    }
+    memset(&h, 0, sizeof h);
+    fb_ttlv_reader_init(&r, children.ptr, children.len);
+    status = fb_ttlv_next(&r, &item); /* the header comes first (§7.2) */
+    if (status != FB_OK || item.tag != (response ? FB_TAG_RESPONSE_HEADER : FB_TAG_REQUEST_HEADER) ||
+        item.type != FB_TTLV_STRUCTURE) {
+        return FB_ERR_MALFORMED;
+    }
+    header = bytes_of(item.value, item.len);
+    status = read_fields(header, header_fields, 3, &h, &present);
+    if (status == FB_OK) {
+        status = read_fields(h.version, version_fields, 2, version, NULL);
+    }
+    if (status == FB_OK && response && (present & 4u) == 0u) {
+        status = FB_ERR_NOT_FOUND;
+    }
+    while (status == FB_OK && (status = fb_ttlv_next(&r, &item)) == FB_OK) {
+        if (item.tag != FB_TAG_BATCH_ITEM) {
+            continue;
+        }
+        if (item.type != FB_TTLV_STRUCTURE) {
+            return FB_ERR_MALFORMED;
+        }
+        if (n == FB_MAX_BATCH_ITEMS) {
+            return FB_ERR_TOO_LARGE;
+        }
+        status = read_fields(bytes_of(item.value, item.len), item_fields, item_field_count,
+                             items + n * item_size, &present);
+        if (response && status == FB_OK) {
+            ((fb_response_item *)(void *)(items + n * item_size))->has_payload = (present & 16u) != 0u;
+        }
+        n++;
+    }
+    if (status != FB_ERR_NOT_FOUND) {
+        return status;
+    }
+    if (h.version.ptr == NULL || h.batch_count < 0 || (size_t)h.batch_count != n) {
+        return FB_ERR_MALFORMED; /* Batch Count says otherwise (or a required field is missing) */
+    }
+    if (time_stamp != NULL) {
+        *time_stamp = h.time_stamp;
+    }
+    *count = n;
+    return FB_OK;
+}
+
+fb_status fb_kmip_parse_response(const uint8_t *body, size_t len, fb_response *response)
+{
+    fb_status status;
+    if (response == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(response, 0, sizeof *response);
+    status = read_message(body, len, true, &response->version, &response->time_stamp,
+                          &response->item_count, (uint8_t *)response->items, sizeof response->items[0],
+                          response_item_fields, 5);
+    if (status != FB_OK) {
+        memset(response, 0, sizeof *response);
+    }
+    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+}
+
+fb_status fb_kmip_parse_request(const uint8_t *body, size_t len, fb_request_message *request)
+{
+    fb_status status;
+    if (request == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(request, 0, sizeof *request);
+    status = read_message(body, len, false, &request->version, NULL, &request->item_count,
+                          (uint8_t *)request->items, sizeof request->items[0], request_item_fields, 3);
+    if (status != FB_OK) {
+        memset(request, 0, sizeof *request);
+    }
+    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+}
+
+/* ------------------------------------------------------------------ keys */
+
+/* Managed object tags (KMIP 1.2 §2.2) by Object Type - 1: 0x420013 Certificate, 0x42008F
+ * Symmetric Key, 0x42006D Public Key, 0x420064 Private Key, 0x420089 Split Key, 0x420090
+ * Template, 0x420085 Secret Data, 0x42005B Opaque Object. */
+static const uint8_t object_tags[8] = {0x13u, 0x8Fu, 0x6Du, 0x64u, 0x89u, 0x90u, 0x85u, 0x5Bu};
+
+static uint32_t object_type_of_tag(uint32_t tag)
+{
+    uint32_t i;
+    if ((tag >> 8) != 0x4200u) {
+        return 0;
+    }
+    for (i = 0; i < sizeof object_tags; i++) {
+        if (object_tags[i] == (uint8_t)tag) {
+            return i + 1u;
+        }
+    }
+    return 0;
+}
+
+/* What a Get or Put payload says about its key, read in one pass each level. */
+typedef struct key_parts {
+    fb_bytes uid;
+    int32_t object_type;
+    int32_t put_function;
+    fb_bytes replaced_uid;
+    fb_ttlv_item object;   /* the managed object structure */
+    fb_bytes key_block;
+    int32_t key_format_type;
+    int32_t algorithm;
+    int32_t length;
+    fb_bytes wrapping;     /* Key Wrapping Data, when present */
+    fb_ttlv_item key_value;
+    int32_t method;
+    fb_bytes mac;
+} key_parts;
+
+static const field payload_fields[] = {
+    F(FB_TAG_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, REQ, key_parts, uid),
+    F(FB_TAG_OBJECT_TYPE, FB_TTLV_ENUMERATION, OPT, key_parts, object_type),
+    F(FB_TAG_PUT_FUNCTION, FB_TTLV_ENUMERATION, OPT, key_parts, put_function),
+    F(FB_TAG_REPLACED_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, OPT, key_parts, replaced_uid),
+};
+
+static const field block_fields[] = {
+    F(FB_TAG_KEY_VALUE, ANY, REQ, key_parts, key_value),
+    F(FB_TAG_KEY_FORMAT_TYPE, FB_TTLV_ENUMERATION, OPT, key_parts, key_format_type),
+    F(FB_TAG_CRYPTOGRAPHIC_ALGORITHM, FB_TTLV_ENUMERATION, OPT, key_parts, algorithm),
+    F(FB_TAG_CRYPTOGRAPHIC_LENGTH, FB_TTLV_INTEGER, OPT, key_parts, length),
+    F(FB_TAG_KEY_WRAPPING_DATA, FB_TTLV_STRUCTURE, OPT, key_parts, wrapping),
+};
+
+static const field wrapping_fields[] = {
+    F(FB_TAG_WRAPPING_METHOD, FB_TTLV_ENUMERATION, REQ, key_parts, method),
+    F(FB_TAG_MAC_SIGNATURE, FB_TTLV_BYTE_STRING, REQ, key_parts, mac),
+};
+
+/* The payload's fields, its managed object, and that object's Key Block (FB_ERR_NOT_FOUND when
+ * the object has none). */
+static fb_status read_key_parts(fb_bytes payload, key_parts *k)
+{
+    fb_ttlv_reader r;
+    fb_ttlv_item block;
+    fb_status status;
+    memset(k, 0, sizeof *k);
+    if (payload.ptr == NULL) {
+        return FB_ERR_ARG;
+    }
+    status = read_fields(payload, payload_fields, 4, k, NULL);
+    if (status != FB_OK) {
+        return status;
+    }
+    fb_ttlv_reader_init(&r, payload.ptr, payload.len);
+    while ((status = fb_ttlv_next(&r, &k->object)) == FB_OK &&
+           object_type_of_tag(k->object.tag) == 0u) {
+    }
+    if (status != FB_OK) {
+        return status; /* no managed object */
+    }
+    if (k->object.type != FB_TTLV_STRUCTURE) {
+        return FB_ERR_MALFORMED;
+    }
+    status = fb_ttlv_find(k->object.value, k->object.len, FB_TAG_KEY_BLOCK, &block);
+    if (status != FB_OK) {
+        return status;
+    }
+    if (block.type != FB_TTLV_STRUCTURE) {
+        return FB_ERR_MALFORMED;
+    }
+    k->key_block = bytes_of(block.value, block.len);
+    return read_fields(k->key_block, block_fields, 5, k, NULL);
+}
+
+/* Key Material (a Byte String, or a Transparent Symmetric Key's Key) copied out of a Key Value. */
+static fb_status copy_material(const key_parts *k, uint8_t *material, size_t material_size,
+                               fb_key *key)
+{
+    fb_ttlv_item m;
+    fb_status status;
+    if (k->key_value.type != FB_TTLV_STRUCTURE) {
+        return FB_ERR_MALFORMED; /* a wrapped Key Value is a Byte String */
+    }
+    status = fb_ttlv_find(k->key_value.value, k->key_value.len, FB_TAG_KEY_MATERIAL, &m);
+    if (status == FB_OK && m.type == FB_TTLV_STRUCTURE) {
+        status = fb_ttlv_find(m.value, m.len, FB_TAG_KEY, &m);
+    }
+    if (status != FB_OK) {
+        return status;
+    }
+    if (m.type != FB_TTLV_BYTE_STRING) {
+        return FB_ERR_MALFORMED;
+    }
+    if (m.len > material_size || (material == NULL && m.len > 0u)) {
+        return FB_ERR_TOO_LARGE;
+    }
+    if (m.len > 0u) {
+        memcpy(material, m.value, m.len);
+    }
+    key->material_len = m.len;
+    return FB_OK;
+}
+
+static void describe(const key_parts *k, fb_key *key)
+{
+    key->uid = k->uid;
+    key->object_type = (uint32_t)k->object_type;
+    key->key_format_type = (uint32_t)k->key_format_type;
+    key->algorithm = (uint32_t)k->algorithm;
+    key->length = k->length;
+}
+
+fb_status fb_kmip_read_get(fb_bytes payload, uint8_t *material, size_t material_size, fb_key *key)
+{
+    key_parts k;
+    fb_status status;
+    if (key == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(key, 0, sizeof *key);
+    status = read_key_parts(payload, &k);
+    if (status == FB_OK) {
+        describe(&k, key);
+        /* A Get names its Object Type; a wrapped key is not usable as is. */
+        status = (k.object_type == 0 || k.wrapping.ptr != NULL) ? FB_ERR_MALFORMED
+                                                                : copy_material(&k, material, material_size, key);
+    }
+    if (status != FB_OK) {
+        key->material_len = 0;
+    }
+    return status;
+}
+
+static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
+#define NONCE_NAME_LEN (sizeof nonce_name - 1u)
+
+static const field attribute_fields[] = {
+    F(FB_TAG_ATTRIBUTE_NAME, FB_TTLV_TEXT_STRING, REQ, fb_attribute, name),
+    F(FB_TAG_ATTRIBUTE_INDEX, FB_TTLV_INTEGER, OPT, fb_attribute, index),
+    F(FB_TAG_ATTRIBUTE_VALUE, ANY, OPT, fb_attribute, value),
+};
+
+fb_status fb_kmip_verify_nonce_mac(const fb_crypto *crypto, fb_bytes payload, const uint8_t *nonce,
+                                   size_t nonce_len, uint8_t *material, size_t material_size,
+                                   fb_key *key)
+{
+    key_parts k;
+    fb_status status;
+    fb_ttlv_reader attributes;
+    fb_attribute a;
+    if (crypto == NULL || crypto->hmac_sha256_verify == NULL || key == NULL || nonce == NULL ||
+        nonce_len == 0u) {
+        return FB_ERR_ARG;
+    }
+    memset(key, 0, sizeof *key);
+    status = read_key_parts(payload, &k);
+    /* MAC/sign-wrapped (§5.1), the Key Value in plaintext. */
+    if (status == FB_OK && (k.object_type == 0 || k.wrapping.ptr == NULL || k.key_value.type != FB_TTLV_STRUCTURE)) {
+        status = FB_ERR_MALFORMED;
+    }
+    if (status == FB_OK) {
+        status = read_fields(k.wrapping, wrapping_fields, 2, &k, NULL);
+    }
+    if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
+        status = FB_ERR_MALFORMED;
+    }
+    if (status == FB_OK) {
+        /* HMAC-SHA256 over the Key Value's TTLV bytes as received, in constant time (§5.1). */
+        status = crypto->hmac_sha256_verify(crypto->ctx, k.key_value.raw, k.key_value.raw_len, k.mac.ptr, k.mac.len);
+        if (status != FB_OK && status != FB_ERR_MAC) {
+            status = FB_ERR_CRYPTO;
+        }
+    }
+    if (status == FB_OK) {
+        /* Only now is anything inside the Key Value trusted: its x-Nonce must be ours. */
+        fb_ttlv_reader_init(&attributes, k.key_value.value, k.key_value.len);
+        do {
+            status = fb_kmip_next_attribute(&attributes, &a);
+        } while (status == FB_OK && !(a.name.len == NONCE_NAME_LEN && memcmp(a.name.ptr, nonce_name, NONCE_NAME_LEN) == 0));
+        if (status == FB_ERR_NOT_FOUND || (status == FB_OK && (!a.has_value || a.value.type != FB_TTLV_BYTE_STRING ||
+                                                               a.value.len != nonce_len ||
+                                                               !fb_ct_equal(a.value.value, nonce, nonce_len)))) {
+            status = FB_ERR_NONCE; /* none, a replayed response, or another client's nonce */
+        }
+    }
+    if (status == FB_OK) {
+        describe(&k, key);
+        status = copy_material(&k, material, material_size, key);
+    }
+    if (status != FB_OK) {
+        fb_zeroize(material, material == NULL ? 0u : material_size);
+        key->material_len = 0;
+    }
+    return status;
+}
+
+fb_status fb_kmip_read_put(fb_bytes payload, uint8_t *material, size_t material_size, fb_put *put)
+{
+    key_parts k;
+    fb_status status;
+    if (put == NULL) {
+        return FB_ERR_ARG;
+    }
+    memset(put, 0, sizeof *put);
+    status = read_key_parts(payload, &k);
+    if (status == FB_OK || status == FB_ERR_NOT_FOUND) {
+        if (k.uid.ptr == NULL || k.put_function == 0 || k.object.value == NULL) {
+            status = FB_ERR_MALFORMED; /* Unique Identifier, Put Function, the object (§4.28) */
+        } else {
+            describe(&k, &put->key);
+            put->key.object_type = object_type_of_tag(k.object.tag);
+            put->put_function = (uint32_t)k.put_function;
+            put->replaced_uid = k.replaced_uid;
+            /* No Key Block (a certificate) or a wrapped one: no plaintext material to copy. */
+            status = (status == FB_OK && k.wrapping.ptr == NULL && k.key_value.type == FB_TTLV_STRUCTURE)
+                         ? copy_material(&k, material, material_size, &put->key)
+                         : FB_OK;
+        }
+    }
+    if (status == FB_OK) {
+        fb_ttlv_reader_init(&put->attributes, payload.ptr, payload.len);
+    } else {
+        put->key.material_len = 0;
+        fb_zeroize(material, material == NULL ? 0u : material_size);
+    }
+    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+}
+
+/* ------------------------------------------------------------------ other payloads */
+
+fb_status fb_kmip_read_attributes(fb_bytes payload, fb_bytes *uid, fb_ttlv_reader *attributes)
+{
+    fb_status status;
+    if (uid == NULL || attributes == NULL) {
+        return FB_ERR_ARG;
+    }
+    status = fb_kmip_read_uid(payload, uid);
+    fb_ttlv_reader_init(attributes, payload.ptr, status == FB_OK ? payload.len : 0u);
+    return status;
+}
+
+fb_status fb_kmip_next_attribute(fb_ttlv_reader *attributes, fb_attribute *attribute)
+{
+    fb_ttlv_item item;
+    fb_status status;
+    uint32_t present = 0;
+    if (attributes == NULL || attribute == NULL) {
+        return FB_ERR_ARG;
+    }
+    while ((status = fb_ttlv_next(attributes, &item)) == FB_OK) {
+        if (item.tag != FB_TAG_ATTRIBUTE) {
+            continue;
+        }
+        if (item.type != FB_TTLV_STRUCTURE) {
+            return FB_ERR_MALFORMED;
+        }
+        memset(attribute, 0, sizeof *attribute);
+        status = read_fields(bytes_of(item.value, item.len), attribute_fields, 3, attribute, &present);
+        attribute->has_index = (present & 2u) != 0u;
+        attribute->has_value = (present & 4u) != 0u;
+        return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    }
+    return status;
+}
+
+typedef struct lease_parts {
+    fb_bytes uid;
+    int32_t lease;
+    int64_t changed;
+} lease_parts;
+
+static const field lease_fields[] = {
+    F(FB_TAG_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, REQ, lease_parts, uid),
+    F(FB_TAG_LEASE_TIME, FB_TTLV_INTERVAL, REQ, lease_parts, lease),
+    F(FB_TAG_LAST_CHANGE_DATE, FB_TTLV_DATE_TIME, REQ, lease_parts, changed),
+};
+
+fb_status fb_kmip_read_uid(fb_bytes payload, fb_bytes *uid)
+{
+    lease_parts l;
+    fb_status status;
+    if (uid == NULL || payload.ptr == NULL) {
+        return FB_ERR_ARG;
+    }
+    status = read_fields(payload, lease_fields, 1, &l, NULL);
+    *uid = status == FB_OK ? l.uid : bytes_of(NULL, 0);
+    return status;
+}
+
+fb_status fb_kmip_read_lease(fb_bytes payload, fb_bytes *uid, int32_t *lease_seconds,
+                             int64_t *last_change_date)
+{
+    lease_parts l;
+    fb_status status;
+    if (uid == NULL || lease_seconds == NULL || last_change_date == NULL || payload.ptr == NULL) {
+        return FB_ERR_ARG;
+    }
+    status = read_fields(payload, lease_fields, 3, &l, NULL);
+    if (status == FB_OK) {
+        *uid = l.uid;
+        *lease_seconds = l.lease;
+        *last_change_date = l.changed;
+    }
+    return status;
+}
+
+/* Every item of `tag` in the payload, through `read` into the i-th slot (up to capacity). */
+static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size_t *count,
+                           fb_status (*read)(const fb_ttlv_item *item, void *out, size_t i), void *out)
+{
+    fb_ttlv_reader r;
+    fb_ttlv_item item;
+    fb_status status;
+    size_t n = 0;
+    if (count == NULL || (out == NULL && capacity > 0u) || payload.ptr == NULL) {
+        return FB_ERR_ARG;
+    }
+    fb_ttlv_reader_init(&r, payload.ptr, payload.len);
+    while ((status = fb_ttlv_next(&r, &item)) == FB_OK) {
+        if (item.tag != tag) {
+            continue;
+        }
+        if (n < capacity) {
+            status = read(&item, out, n);
+            if (status != FB_OK) {
+                return status;
+            }
+        }
+        n++;
+    }
+    if (status != FB_ERR_NOT_FOUND) {
+        return status;
+    }
+    *count = n < capacity ? n : capacity;
+    return n > capacity ? FB_ERR_TOO_LARGE : FB_OK;
+}
+
+static fb_status read_operation(const fb_ttlv_item *item, void *out, size_t i)
+{
+    int32_t op = 0;
+    fb_status status = fb_ttlv_get_int32(item, FB_TTLV_ENUMERATION, &op);
+    ((uint32_t *)out)[i] = (uint32_t)op;
+    return status;
+}
+
+static fb_status read_version_item(const fb_ttlv_item *item, void *out, size_t i)
+{
+    if (item->type != FB_TTLV_STRUCTURE) {
+        return FB_ERR_MALFORMED;
+    }
+    return read_fields(bytes_of(item->value, item->len), version_fields, 2, (fb_version *)out + i, NULL) == FB_OK
+               ? FB_OK
+               : FB_ERR_MALFORMED;
+}
+
+fb_status fb_kmip_read_query(fb_bytes payload, uint32_t *operations, size_t capacity, size_t *count)
+{
+    return read_list(payload, FB_TAG_OPERATION, capacity, count, read_operation, operations);
+}
+
+fb_status fb_kmip_read_versions(fb_bytes payload, fb_version *versions, size_t capacity,
+                                size_t *count)
+{
+    return read_list(payload, FB_TAG_PROTOCOL_VERSION, capacity, count, read_version_item, versions);
+}

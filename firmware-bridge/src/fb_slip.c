@@ -1,0 +1,227 @@
+/* Serial framing (PROTOCOL.md §6): SLIP (RFC 1055) around frame | CRC-32, and its decoder. */
+#include "fb/fb_slip.h"
+#include "fb_internal.h"
+
+/* CRC-32/ISO-HDLC, reflected polynomial 0xEDB88320, four bits at a time: a 64-byte table
+ * instead of 1 KB (flash matters more than speed at serial rates). */
+static const uint32_t crc_nibble[16] = {
+    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
+    0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
+    0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
+};
+
+uint32_t fb_crc32(uint32_t crc, const uint8_t *data, size_t len)
+{
+    size_t i;
+    crc = ~crc;
+    for (i = 0; i < len; i++) {
+        crc ^= data[i];
+        crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
+        crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
+    }
+    return ~crc;
+}
+
+/* Escapes `in` into `chunk` one byte at a time, flushing to `put` when full. */
+typedef struct slip_out {
+    fb_slip_put_fn put;
+    void *ctx;
+    uint8_t chunk[32];
+    size_t len;
+    fb_status status;
+} slip_out;
+
+static void out_byte(slip_out *out, uint8_t b)
+{
+    if (out->status != FB_OK) {
+        return;
+    }
+    if (out->len == sizeof out->chunk) {
+        out->status = out->put(out->ctx, out->chunk, out->len);
+        out->len = 0;
+        if (out->status != FB_OK) {
+            return;
+        }
+    }
+    out->chunk[out->len++] = b;
+}
+
+static void out_escaped(slip_out *out, const uint8_t *data, size_t len)
+{
+    size_t i;
+    for (i = 0; i < len; i++) {
+        if (data[i] == FB_SLIP_END) {
+            out_byte(out, FB_SLIP_ESC);
+            out_byte(out, FB_SLIP_ESC_END);
+        } else if (data[i] == FB_SLIP_ESC) {
+            out_byte(out, FB_SLIP_ESC);
+            out_byte(out, FB_SLIP_ESC_ESC);
+        } else {
+            out_byte(out, data[i]);
+        }
+    }
+}
+
+fb_status fb_slip_write(const uint8_t *frame, size_t frame_len, fb_slip_put_fn put, void *ctx)
+{
+    slip_out out;
+    uint8_t crc[4];
+    if (frame == NULL || put == NULL || frame_len == 0u || frame_len > FB_MAX_FRAME) {
+        return FB_ERR_ARG;
+    }
+    out.put = put;
+    out.ctx = ctx;
+    out.len = 0;
+    out.status = FB_OK;
+    fb_put_u32(crc, fb_crc32(0u, frame, frame_len));
+    out_byte(&out, FB_SLIP_END);
+    out_escaped(&out, frame, frame_len);
+    out_escaped(&out, crc, sizeof crc);
+    out_byte(&out, FB_SLIP_END);
+    if (out.status == FB_OK && out.len > 0u) {
+        out.status = put(ctx, out.chunk, out.len);
+    }
+    return out.status;
+}
+
+typedef struct slip_buffer {
+    uint8_t *buf;
+    size_t size;
+    size_t len;
+} slip_buffer;
+
+static fb_status buffer_put(void *ctx, const uint8_t *bytes, size_t len)
+{
+    slip_buffer *b = (slip_buffer *)ctx;
+    size_t i;
+    if (len > b->size - b->len) {
+        return FB_ERR_TOO_LARGE;
+    }
+    for (i = 0; i < len; i++) {
+        b->buf[b->len++] = bytes[i];
+    }
+    return FB_OK;
+}
+
+fb_status fb_slip_encode(const uint8_t *frame, size_t frame_len, uint8_t *out, size_t out_size,
+                         size_t *out_len)
+{
+    slip_buffer b;
+    fb_status status;
+    if (out == NULL || out_len == NULL) {
+        return FB_ERR_ARG;
+    }
+    *out_len = 0;
+    b.buf = out;
+    b.size = out_size;
+    b.len = 0;
+    status = fb_slip_write(frame, frame_len, buffer_put, &b);
+    if (status == FB_OK) {
+        *out_len = b.len;
+    }
+    return status;
+}
+
+fb_status fb_slip_decoder_init(fb_slip_decoder *decoder, uint8_t *buffer, size_t size)
+{
+    if (decoder == NULL || buffer == NULL || size < 5u || size > FB_SLIP_BUFFER_SIZE) {
+        return FB_ERR_ARG;
+    }
+    decoder->buffer = buffer;
+    decoder->size = size;
+    decoder->len = 0;
+    decoder->escaped = false;
+    decoder->discarding = true; /* §6: discard bytes until an END */
+    decoder->delivered = false;
+    decoder->stats.frames = 0;
+    decoder->stats.crc_errors = 0;
+    decoder->stats.oversize = 0;
+    decoder->stats.bad_escapes = 0;
+    return FB_OK;
+}
+
+/* A packet ended: its CRC decides. */
+static fb_status finish(fb_slip_decoder *d, uint8_t **frame, size_t *frame_len)
+{
+    size_t n = d->len;
+    if (n < 5u) {
+        d->stats.crc_errors++;
+        return FB_ERR_CRC;
+    }
+    if (fb_get_u32(d->buffer + n - 4u) != fb_crc32(0u, d->buffer, n - 4u)) {
+        d->stats.crc_errors++;
+        return FB_ERR_CRC;
+    }
+    d->stats.frames++;
+    d->delivered = true;
+    *frame = d->buffer;
+    *frame_len = n - 4u;
+    return FB_OK;
+}
+
+fb_status fb_slip_decode(fb_slip_decoder *decoder, const uint8_t *in, size_t in_len,
+                         size_t *consumed, uint8_t **frame, size_t *frame_len)
+{
+    size_t i;
+    if (decoder == NULL || decoder->buffer == NULL || (in == NULL && in_len > 0u) ||
+        consumed == NULL || frame == NULL || frame_len == NULL) {
+        return FB_ERR_ARG;
+    }
+    *consumed = 0;
+    *frame = NULL;
+    *frame_len = 0;
+    if (decoder->delivered) {
+        /* The frame handed out last time is the caller's no longer: start the next packet. */
+        decoder->delivered = false;
+        decoder->len = 0;
+    }
+    for (i = 0; i < in_len; i++) {
+        uint8_t b = in[i];
+        if (b == FB_SLIP_END) {
+            bool had_packet = !decoder->discarding && decoder->len > 0u;
+            decoder->escaped = false;
+            decoder->discarding = false;
+            if (had_packet) {
+                fb_status status = finish(decoder, frame, frame_len);
+                *consumed = i + 1u;
+                if (status != FB_OK) {
+                    decoder->len = 0;
+                }
+                return status;
+            }
+            decoder->len = 0;
+            continue;
+        }
+        if (decoder->discarding) {
+            continue;
+        }
+        if (decoder->escaped) {
+            decoder->escaped = false;
+            if (b == FB_SLIP_ESC_END) {
+                b = FB_SLIP_END;
+            } else if (b == FB_SLIP_ESC_ESC) {
+                b = FB_SLIP_ESC;
+            } else {
+                decoder->stats.bad_escapes++;
+                decoder->discarding = true;
+                decoder->len = 0;
+                *consumed = i + 1u;
+                return FB_ERR_MALFORMED;
+            }
+        } else if (b == FB_SLIP_ESC) {
+            decoder->escaped = true;
+            continue;
+        }
+        if (decoder->len == decoder->size) {
+            /* Longer than the largest packet (§6): drop it, up to the next END. */
+            decoder->stats.oversize++;
+            decoder->discarding = true;
+            decoder->len = 0;
+            *consumed = i + 1u;
+            return FB_ERR_TOO_LARGE;
+        }
+        decoder->buffer[decoder->len++] = b;
+    }
+    *consumed = in_len;
+    return FB_AGAIN;
+}
