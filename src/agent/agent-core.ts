@@ -228,7 +228,7 @@ export class AgentCore {
     if (!held) return;
     const pushed = keyMaterialOf(keyBlockOf(object));
     if (pushed.length === held.material.length && timingSafeEqual(pushed, held.material)) return;
-    this.log.error({ event: 'push-foreign-material', uid }, 'Put refused: it carries other key material for a Unique Identifier the agent holds (never delivered to devices)');
+    this.log.error({ event: 'push_foreign_material', uid }, 'Put refused: it carries other key material for a Unique Identifier the agent holds (never delivered to devices)');
     throw new KmipEdgeError('PUSH_FOREIGN_MATERIAL', `a Put of ${uid} carries other key material than the key held under that Unique Identifier; a new key needs a new identifier (Put Replace)`);
   }
 

@@ -47,13 +47,13 @@ export class UpstreamPeers {
     this.known.set(spkiSha256, at);
     const forgotten = [...this.known.keys()].slice(0, Math.max(0, this.known.size - MAX_UPSTREAM_SPKIS));
     for (const old of forgotten) this.known.delete(old);
-    this.log.info({ event: 'upstream-certificate-learned', spkiSha256, forgotten }, 'upstream certificate learned: pushes are accepted from it');
+    this.log.info({ event: 'upstream_certificate_learned', spkiSha256, forgotten }, 'upstream certificate learned: pushes are accepted from it');
     void this.store.commit([
       { type: 'put', key: PREFIX + spkiSha256, value: new Uint8Array(Buffer.from(String(at))) },
       ...forgotten.map((old) => ({ type: 'del' as const, key: PREFIX + old })),
     ]).catch((error: unknown) => {
       // Known in memory all the same; learned again on the next connection after a restart.
-      this.log.warn({ event: 'upstream-certificate-not-stored', reason: (error as Error).message }, 'upstream certificate not stored');
+      this.log.warn({ event: 'upstream_certificate_not_stored', reason: (error as Error).message }, 'upstream certificate not stored');
     });
   }
 }

@@ -176,6 +176,9 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   const nonceMac: { defaultMacKey?: string; perKey: Record<string, string> } = { perKey: {} };
   applyNonceMac(nonceMac, config.nonceMac);
   const agent = await AgentCore.open({ data: config.data, client, log, nonceMac, breaker: watch.breaker });
+  // The push listener's default peer is learned from our own verified connections, this first one included.
+  const pushPeer = config.pushListener;
+  const learned = pushPeer && pushPeer.peerCert === undefined && pushPeer.peerName === undefined ? await learnedUpstream(agent, pool, log) : undefined;
   const upstreamState = probeUpstream(client, log, config.upstream.address);
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
   const service = new DeviceService(agent, registry, agent.store, log);
@@ -215,7 +218,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       // The registered upstream: a pinned certificate, a name, or by default the key the upstream presents to us (issue #12 §6).
       const registered = push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') }
         : push.peerName !== undefined ? { hostName: push.peerName }
-        : { learned: await learnedUpstream(agent, pool, log) };
+        : { learned: learned ?? (await learnedUpstream(agent, pool, log)) };
       pushListener = await listening(fieldName('pushListener.listen', sources), push.listen, () => PushListener.start({
         ...at,
         ca: readPem(push.ca, 'push CA'), cert: readPem(push.cert, 'push listener certificate'), key: readPem(push.key, 'push listener key'),

@@ -65,6 +65,9 @@ export const PUSH_LISTENER_CIPHERS = [
 export const PUSH_LISTENER_LIMITS = Object.freeze({ maxConnections: 32, handshakeTimeoutMs: 10_000, readTimeoutMs: 10_000, idleTimeoutMs: 60_000 });
 /** A refused push with nothing learned asks for an upstream connection at most this often. */
 const LEARN_EVERY_MS = 5000;
+const WARN_EVERY_MS = 10_000;
+/** How long a push waits for a look at the upstream under way, when nothing is learned yet. */
+const LEARN_WAIT_MS = 5000;
 
 export interface PushListenerOptions {
   host: string;
@@ -97,7 +100,10 @@ export class PushListener {
   /** Every TCP connection, handshaken or not (to close them all on close). */
   private readonly connections = new Set<Socket>();
   private learnedAt = 0;
-  private lastCapacityWarning = 0;
+  /** A connection to the upstream to learn its key, while one is under way. */
+  private learning: Promise<void> | undefined;
+  /** When each kind of flood-prone warning was last logged (one line per WARN_EVERY_MS; the counts say the rest). */
+  private readonly warnedAt = new Map<string, number>();
 
   private constructor(
     private readonly server: Server,
@@ -127,13 +133,11 @@ export class PushListener {
       // listener: without the destroy, every stalled peer keeps a descriptor for ever.
       socket.destroy();
       listener.counts.refused++;
-      listener.log.warn({ event: 'push_connection_refused', reason: error.message }, 'push connection refused in the TLS handshake');
+      listener.warnNowAndThen('handshake', { event: 'push_connection_refused', reason: error.message, refused: listener.counts.refused }, 'push connection refused in the TLS handshake');
     });
     server.on('drop', () => {
       listener.counts.overCapacity++;
-      if (Date.now() - listener.lastCapacityWarning < 60_000) return; // one line a minute, the count says the rest
-      listener.lastCapacityWarning = Date.now();
-      listener.log.warn({ maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
+      listener.warnNowAndThen('capacity', { event: 'push_connection_dropped', maxConnections: server.maxConnections, dropped: listener.counts.overCapacity }, 'push connection dropped: the listener is at its connection limit');
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -143,12 +147,21 @@ export class PushListener {
     return listener;
   }
 
+  /** A warning a peer can repeat at will (a flood of handshakes): logged once per WARN_EVERY_MS with the running count. */
+  private warnNowAndThen(kind: string, fields: Record<string, unknown>, message: string): void {
+    const now = Date.now();
+    if (now - (this.warnedAt.get(kind) ?? -Infinity) < WARN_EVERY_MS) return;
+    this.warnedAt.set(kind, now);
+    this.log.warn(fields, message);
+  }
+
   /** Connects upstream to learn its key (at most every LEARN_EVERY_MS); the server resends the push meanwhile refused. */
   private learn(): void {
     const learned = this.options.upstream.learned;
     if (!learned || Date.now() - this.learnedAt < LEARN_EVERY_MS) return;
     this.learnedAt = Date.now();
-    learned.learn().catch((error: unknown) => this.log.warn({ reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
+    this.learning = learned.learn().finally(() => (this.learning = undefined));
+    this.learning.catch((error: unknown) => this.log.warn({ event: 'upstream_certificate_unknown', reason: (error as Error).message }, 'cannot reach the upstream to learn its certificate: pushes stay refused until it is known'));
   }
 
   get port(): number {
@@ -176,6 +189,23 @@ export class PushListener {
   }
 
   private accept(socket: TLSSocket): void {
+    socket.on('error', () => socket.destroy()); // a reset peer is no failure of ours
+    // Nothing learned yet and a look at the upstream under way (just after the first start): the
+    // push waits for it, bounded, rather than being refused and resent after the server's back-off.
+    // Nothing is read from the peer meanwhile (no data listener yet).
+    if (this.options.upstream.learned?.size === 0 && this.learning) {
+      let timer: NodeJS.Timeout | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, LEARN_WAIT_MS)));
+      void Promise.race([this.learning.catch(() => undefined), waited]).then(() => {
+        clearTimeout(timer);
+        if (!socket.destroyed) this.check(socket);
+      });
+      return;
+    }
+    this.check(socket);
+  }
+
+  private check(socket: TLSSocket): void {
     const refusal = this.notUpstream(socket);
     if (refusal !== undefined) {
       this.counts.refused++;
@@ -202,7 +232,7 @@ export class PushListener {
     arm();
     socket.on('timeout', () => {
       this.counts.timedOut++;
-      this.log.info({ remote: socket.remoteAddress, partialMessage: framer.pendingBytes > 0 }, 'push connection closed: the peer went quiet');
+      this.log.info({ event: 'push_connection_timed_out', remote: socket.remoteAddress, partialMessage: framer.pendingBytes > 0 }, 'push connection closed: the peer went quiet');
       socket.destroy();
     });
     socket.on('data', (chunk: Buffer) => {
@@ -227,7 +257,7 @@ export class PushListener {
       if (error) {
         // Framing lost: the whole messages before it are answered, then Invalid Message and close.
         framingLost = true;
-        this.log.warn({ reason: error.message, answeredBefore: messages.length }, 'push connection closed: framing lost');
+        this.log.warn({ event: 'push_framing_lost', reason: error.message, answeredBefore: messages.length }, 'push connection closed: framing lost');
         queue = queue.then(() => finish(encodeTtlv(invalidMessageResponse({ major: 1, minor: 0 }, error.message))));
         return;
       }

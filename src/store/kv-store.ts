@@ -190,7 +190,7 @@ export class LevelStore implements KeyValueStore {
     this.refusal = full
       ? new KmipEdgeError('STORE_FULL', `no space left for the store at ${this.path}: nothing is stored until space is freed`, { cause: error })
       : new KmipEdgeError('STORE_WRITE_FAILED', `a write to the store at ${this.path} failed: nothing is stored until it has been reopened`, { cause: error });
-    this.log.error({ event: 'store-unwritable', code: this.refusal.code, path: this.path, reason: (error as Error).message },
+    this.log.error({ event: 'store_unwritable', code: this.refusal.code, path: this.path, reason: (error as Error).message },
       'store unwritable: refusing what needs a write (grants, pushes, cache fills), serving what is held; retrying by itself');
     this.scheduleProbe();
   }
@@ -222,7 +222,7 @@ export class LevelStore implements KeyValueStore {
       // Not reopened (still no room after all, or the disk still fails): tried again later. Should
       // the database have stayed closed, reads fail until then (they do not wait on the disk).
       this.reopening = undefined;
-      this.log.debug({ event: 'store-reopen-failed', reason: (error as Error).message }, 'store not reopened yet');
+      this.log.debug({ event: 'store_reopen_failed', reason: (error as Error).message }, 'store not reopened yet');
       this.scheduleProbe();
       return;
     }
@@ -230,7 +230,7 @@ export class LevelStore implements KeyValueStore {
     this.stats.reopens++;
     const was = this.refusal.code;
     this.refusal = undefined;
-    this.log.info({ event: 'store-writable', was, path: this.path }, 'store writable again: grants, pushes and cache fills resume');
+    this.log.info({ event: 'store_writable', was, path: this.path }, 'store writable again: grants, pushes and cache fills resume');
   }
 
   async *entries(prefix: string): AsyncIterable<[string, Uint8Array]> {

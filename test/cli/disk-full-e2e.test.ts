@@ -58,7 +58,7 @@ it('disk full under a running agent: grants refused clearly, cached Gets served,
       agent!.stdout!.once('data', () => resolve());
       agent!.once('exit', (code) => reject(new Error(`run exited ${code}: ${logs}`)));
     });
-    const events = () => logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg?: string }).filter((l) => l.event === 'store-unwritable' || l.event === 'store-writable').map((l) => l.event);
+    const events = () => logs.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event?: string; msg?: string }).filter((l) => l.event === 'store_unwritable' || l.event === 'store_writable').map((l) => l.event);
 
     const delivered = { units: 0 };
     const sim = async (...action: string[]): Promise<SimLine[]> => {
@@ -95,14 +95,14 @@ it('disk full under a running agent: grants refused clearly, cached Gets served,
       return listed.unacknowledged.some((p) => p.operation === 'Put' && p.attempts >= 1 && /reason 256/.test(p.lastError ?? ''));
     }, 'the Put refused by the agent (General Failure) and kept by the server', 20_000);
     assert.equal(agent.exitCode, null, 'the agent is still running');
-    assert.deepEqual(events(), ['store-unwritable'], 'the full disk logged once');
+    assert.deepEqual(events(), ['store_unwritable'], 'the full disk logged once');
 
     // Space again: grants resume without a restart, the Put's resend is acknowledged.
     fs.free();
     await until(async () => (await sim('allocate', '--uid', uid, '--count', '10')).every((l) => l.ok), 'a grant served again after space was freed', 30_000);
     assert.deepEqual(JSON.parse((await pushing).stdout), { pushed: 1, acknowledged: 1 });
     assert.deepEqual((await sim('allocate', '--uid', uid, '--count', '10', '--repeat', '3', '--concurrency', '2')).map((l) => l.ok), [true, true, true]);
-    assert.deepEqual(events(), ['store-unwritable', 'store-writable'], 'and its recovery logged once');
+    assert.deepEqual(events(), ['store_unwritable', 'store_writable'], 'and its recovery logged once');
     assert.equal(agent.exitCode, null);
 
     assert.equal(await terminate(agent), 0);

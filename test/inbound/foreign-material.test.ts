@@ -105,7 +105,7 @@ describe('a Put with other key material for an identifier the agent holds', () =
     assert.equal(toHex((await agent.getKey('watcher', uid, 'process')).material), genuine, 'devices still get the upstream\'s key');
     assert.equal(toHex(agent.cache.useFromMemory(uid, 'process')!.material), genuine);
     assert.equal(await outbox(), outboxBefore, 'nothing relayed to the device');
-    const logged = lines.filter((l) => l.event === 'push-foreign-material');
+    const logged = lines.filter((l) => l.event === 'push_foreign_material');
     assert.equal(logged.length, 1);
     assert.equal(logged[0]!.level, 50, 'error level');
     assert.ok(!JSON.stringify(lines).includes('4141414141'), 'the pushed material is not logged');

@@ -62,7 +62,7 @@ describe('the store on a full disk (a real tmpfs)', () => {
         await store.commit([{ type: 'put', key: `after/${i}`, value: value(i) }]);
         acknowledged.push(`after/${i}`);
       }
-      assert.deepEqual(lines.filter((l) => typeof l.event === 'string' && l.event !== 'store-reopen-failed').map((l) => [l.event, l.level]), [['store-unwritable', 50], ['store-writable', 30]]);
+      assert.deepEqual(lines.filter((l) => typeof l.event === 'string' && l.event !== 'store_reopen_failed').map((l) => [l.event, l.level]), [['store_unwritable', 50], ['store_writable', 30]]);
 
       await store.close();
       store = await LevelStore.open(path);
