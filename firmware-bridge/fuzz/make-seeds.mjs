@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// Seeds for the fuzzers from vectors/frames.json: bodies (TTLV), frames as the identity
+// Seeds for the fuzzers from vectors/frames.json (the other files in fuzz/corpus/ are inputs
+// the fuzzers found, merged with -merge=1 after the 10-minute runs): bodies (TTLV), frames as the identity
 // backend of fuzz_common.h opens them, and the SLIP packets. Writes fuzz/corpus/<target>/.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
