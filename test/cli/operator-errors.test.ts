@@ -150,6 +150,12 @@ describe('ports in use', () => {
 
 describe('flags and folders', () => {
   define({ name: '--mqtt without a scheme', args: () => runArgs('--mqtt', '127.0.0.1:1883'), lines: () => ['--mqtt: got "127.0.0.1:1883"; expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtts://broker.local:8883)'] });
+  define({ name: '--serial naming no device', args: () => runArgs('--serial', '/dev/kmip-edge-no-such-tty'), lines: () => ['--serial /dev/kmip-edge-no-such-tty: no such device (is it plugged in? stable names are in /dev/serial/by-id)'] });
+  define({
+    name: '--serial naming something that is not a serial line',
+    args: () => runArgs('--serial', notPem()),
+    lines: () => [`--serial ${join(work, 'not-pem.txt')}: not a serial device (not a character device)`],
+  });
   define({ name: 'an unknown --log-level', args: () => runArgs('--embedded-broker', '127.0.0.1:0', '--log-level', 'verbose'), lines: () => ['--log-level: got "verbose"; expected one of fatal, error, warn, info, debug, trace, silent'] });
   define({
     name: '--data that is a file',
