@@ -12,7 +12,8 @@ import { enumerationText } from '../kmip/vocabulary.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import type { MasterKey } from '../store/master-key.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
-import { mayUse, type KeyFacts, type Purpose } from './key-policy.ts';
+import { mayUse, type Decision, type KeyFacts, type Purpose } from './key-policy.ts';
+import { observer } from '../metrics/observer.ts';
 
 /** What the cache keeps about a key besides its material: safe to list and to log. */
 export interface KeyMetadata extends KeyFacts {
@@ -39,6 +40,10 @@ export interface KeySource {
 }
 
 const META = 'cache/meta/';
+/** Refusals the key server may have lifted since the key was cached (decide). */
+const RECHECKED = new Set(['KEY_LEASE_EXPIRED', 'KEY_NOT_ACTIVE', 'KEY_NOT_YET_ACTIVE', 'KEY_PROCESS_NOT_STARTED']);
+/** A refused key is checked with the server at most this often (unless a push changed it). */
+export const REFRESH_EVERY_MS = 5000;
 const MATERIAL = 'cache/key/';
 
 const DATE_ATTRIBUTES: Record<string, keyof KeyFacts> = {
@@ -98,6 +103,9 @@ export interface CachedKey {
 export class KeyCache {
   private readonly memory = new Map<string, CachedKey>();
   private readonly fills = new Map<string, Promise<CachedKey>>();
+  /** Refreshes from the server in flight, and when each key was last refreshed (decide). */
+  private readonly refreshes = new Map<string, Promise<void>>();
+  private readonly refreshedAtMs = new Map<string, number>();
 
   constructor(
     private readonly store: KeyValueStore,
@@ -109,6 +117,7 @@ export class KeyCache {
   /** The key, from memory, disk or the upstream (concurrent misses share one upstream fill). */
   async get(uid: string): Promise<CachedKey> {
     const known = this.memory.get(uid) ?? (await this.load(uid));
+    observer.cacheLookup(known !== undefined);
     if (known) return known;
     let fill = this.fills.get(uid);
     if (!fill) {
@@ -118,21 +127,78 @@ export class KeyCache {
     return fill;
   }
 
+  /** The key if the cache holds it (memory or disk); never asks the upstream. */
+  async cached(uid: string): Promise<CachedKey | undefined> {
+    return this.memory.get(uid) ?? (await this.load(uid));
+  }
+
   /**
    * The key if it is in memory and policy allows `purpose` now; undefined otherwise (then `use`
    * says why, or fetches it). The hot path of device Gets: no promise.
    */
   useFromMemory(uid: string, purpose: Purpose): CachedKey | undefined {
     const key = this.memory.get(uid);
-    return key && mayUse(key.metadata, purpose, this.now()).allowed ? key : undefined;
+    if (!key || !mayUse(key.metadata, purpose, this.now()).allowed) return undefined;
+    observer.cacheLookup(true);
+    return key;
   }
 
   /** The key's material if policy allows `purpose` now; a coded error (KEY_…) otherwise. */
   async use(uid: string, purpose: Purpose): Promise<CachedKey> {
-    const key = await this.get(uid);
-    const decision = mayUse(key.metadata, purpose, this.now());
+    const { key, decision } = await this.decide(uid, purpose);
     if (!decision.allowed) throw new KmipEdgeError(decision.code, `${uid}: ${decision.reason}`);
     return key;
+  }
+
+  /**
+   * Whether policy allows `purpose` now. A refusal that the key server may since have lifted —
+   * no current lease (a lease the agent can obtain: the key was Pre-Active when cached, and the
+   * server refused it a lease then), or not Active (it may have been activated) — is checked
+   * with the server first (Get Attributes + Obtain Lease), at most once per REFRESH_EVERY_MS per
+   * key unless the cache learnt something new of it meanwhile (issue #12 §5: after `activate` a
+   * key was refused KEY_LEASE_EXPIRED until some device sent Obtain Lease). Offline, the refusal
+   * stands.
+   */
+  async decide(uid: string, purpose: Purpose): Promise<{ key: CachedKey; decision: Decision }> {
+    let key = await this.get(uid);
+    let decision = mayUse(key.metadata, purpose, this.now());
+    if (!decision.allowed && RECHECKED.has(decision.code) && this.mayRefresh(uid)) {
+      try {
+        await this.refresh(uid);
+        key = this.memory.get(uid) ?? key;
+        decision = mayUse(key.metadata, purpose, this.now());
+      } catch {
+        // the server is unreachable or refuses: the cached facts decide
+      }
+    }
+    return { key, decision };
+  }
+
+  private mayRefresh(uid: string): boolean {
+    const last = this.refreshedAtMs.get(uid);
+    return last === undefined || Date.now() - last >= REFRESH_EVERY_MS;
+  }
+
+  /** Attributes and a lease from the server (one at a time per key); the metadata recorded. */
+  private refresh(uid: string): Promise<void> {
+    let running = this.refreshes.get(uid);
+    if (!running) {
+      this.refreshedAtMs.set(uid, Date.now());
+      running = (async () => {
+        const attributes = await this.source.getAttributes(uid);
+        const key = this.memory.get(uid) ?? (await this.load(uid));
+        if (!key) return;
+        const metadata = structuredClone(key.metadata);
+        applyAttributes(metadata, attributes, this.now());
+        const leaseTime = await this.source.obtainLease(uid);
+        metadata.leaseExpiresAt = leaseTime === undefined ? this.now() : leaseTime === 0 ? undefined : this.now() + BigInt(leaseTime);
+        metadata.refreshedAt = this.now();
+        await this.store.commit([{ type: 'put', key: META + uid, value: toJson(metadata) }]);
+        key.metadata = metadata;
+      })().finally(() => this.refreshes.delete(uid));
+      this.refreshes.set(uid, running);
+    }
+    return running;
   }
 
   /** Metadata of every cached key, without key material (for listing). */
@@ -178,6 +244,7 @@ export class KeyCache {
     metadata.refreshedAt = this.now();
     await this.store.commit([{ type: 'put', key: META + uid, value: toJson(metadata) }, ...withWrites(metadata, true)]);
     key.metadata = metadata;
+    this.refreshedAtMs.delete(uid); // news from the server: a refusal may be checked again at once
     return true;
   }
 
@@ -192,6 +259,7 @@ export class KeyCache {
     await this.store.commit([...operations, ...withWrites(key.metadata, true)]);
     if (replaces !== undefined && replaces !== uid) this.memory.delete(replaces);
     this.memory.set(uid, key);
+    this.refreshedAtMs.delete(uid);
     return key;
   }
 
@@ -201,6 +269,7 @@ export class KeyCache {
     if (leaseTime === undefined) key.metadata.leaseExpiresAt = this.now(); // refused: no lease to use it under
     await this.store.commit(this.recordOperations(key));
     this.memory.set(uid, key);
+    this.refreshedAtMs.set(uid, Date.now()); // just asked the server
     return key;
   }
 

@@ -14,6 +14,7 @@ import { MasterKey } from '../store/master-key.ts';
 import { executeDeviceRequest, sendDeviceAdmin, type DeviceAnswer, type DeviceRequest } from './device-admin.ts';
 import { UsageError } from './errors.ts';
 import { prepareDataFolder } from '../config/data-folder.ts';
+import { runResetCounter } from './device-reset-counter.ts';
 
 export const DEVICE_OPTIONS = {
   data: { type: 'string' }, id: { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
@@ -24,6 +25,7 @@ export const DEVICE_OPTIONS = {
 
 export async function runDeviceCommand(args: string[], out: (text: string) => void): Promise<number> {
   const [action, ...rest] = args;
+  if (action === 'reset-counter') return runResetCounter(rest, out);
   const { values } = parseArgs({
     args: rest,
     options: DEVICE_OPTIONS,

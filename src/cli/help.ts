@@ -4,6 +4,7 @@
  * come from the same table as its parser and configuration fields (../config/flags.ts).
  */
 import { RUN_FLAGS, type RunFlag } from '../config/flags.ts';
+import { DEVICE_SIM_USAGE } from './device-sim-command.ts';
 import { KMIP_USAGE } from './kmip-command.ts';
 import { TTLV_USAGE } from './ttlv-command.ts';
 
@@ -17,6 +18,7 @@ commands:
   device add|list|remove|update --data …  provision devices (add prints the device key once)
   ledger --data DIR [--json]              usage allocations recorded by the agent
   cache --data DIR [--json]               the agent's cached keys, never their material
+  status --data DIR [--json]              a running agent: upstream, keys, devices, pushes
   device-sim --id ID --key HEX … ACTION   a simulated device (MQTT or serial)
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
@@ -78,23 +80,7 @@ run checks certificates and keys when it starts.
   --rate N            requests per second (default 50, bursts of twice that)
   --max-frame BYTES   largest frame accepted, 64-4096 (default 4096)
 `,
-  'device-sim': () => `usage: kmip-edge device-sim --id ID --key HEX (--mqtt URL | --serial PATH) [flags] ACTION
-
-A simulated device; prints one JSON line per completed request {"op","ok","uid","count","ms"}.
-ACTION: get --uid U | allocate --uid U --count N | lease --uid U      [--repeat N --concurrency C]
-      | get-verified --uid U --mac-uid M --mac-key HEX   (end-to-end nonce-MAC, verified here)
-      | listen [--pushes N] [--seconds S]                (relayed Put/Notify, acknowledged)
-
-  --id ID             the device id            --key HEX        the device key (64 hex)
-  --suite S           aes-256-gcm (default) or chacha20-poly1305
-  --mqtt URL          mqtt://HOST:PORT         --serial PATH    a serial line (SLIP)
-  --prefix P          topic prefix (default kmip-edge)
-  --state FILE        the counter file (default: a temporary one)
-  --uid U  --count N  --repeat N (default 1)  --concurrency C (default 1)
-  --resend-ms MS      resend an unanswered frame after MS (default 1000)
-  --pushes N          listen: stop after N pushes (default 1)   --seconds S  listen: at most S (default 30)
-  --mac-uid M  --mac-key HEX   get-verified: the HMAC-SHA256 key
-`,
+  'device-sim': () => `usage: ${DEVICE_SIM_USAGE}\n`,
   kmip: () => `${KMIP_USAGE}
 
   --server HOST:PORT  --ca F  --cert F  --key F     mutual TLS (PEM files)
@@ -126,6 +112,15 @@ push: --put UID [--replaces OLD_UID], --notify UID, --list (pushes not yet ackno
 Usage allocations per key and device, from a stopped agent's store.
   --data DIR   the agent's data folder        --json   one JSON object
 `,
+  status: () => `usage: kmip-edge status --data DIR [--json]
+
+A running agent's state, asked through its owner-only admin socket in DIR: the upstream (online or
+offline, since when, the last failure), MQTT, each key with its state, lease expiry and remaining
+allocation, each device with when it was last heard from and its pushes awaiting acknowledgement.
+Never key material. Exit 1 when no agent is running on DIR.
+  --data DIR     the agent's data folder
+  --json         one JSON object instead of the table
+`,
   cache: () => `usage: kmip-edge cache --data DIR [--json]
 
 The agent's cached keys (names, state, lease), never their material, from a stopped agent's store.
@@ -141,6 +136,13 @@ Benchmarks, each next to a baseline measured in the same run.
   --devices 1,100,…   devices: device counts
   --rounds N          devices: alternated rounds, best of each (1-20)
   --placement P       devices: split (default) or shared
+  outage (not run by default): N devices doing cached Gets and allocations while the upstream
+  is cut and comes back — a real agent, dev server and Mosquitto; baseline: the upstream up
+  --devices N         outage: one count (default 1000)
+  --seconds S         outage: each phase with the upstream up, before and after (default 30)
+  --outage-seconds S  outage: how long the upstream is cut (default 60)
+  --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
+  --rate R            outage: requests per second per device (default 1)
 `,
   demo: () => `usage: kmip-edge demo
 

@@ -14,6 +14,7 @@ import { runAgentCommand } from './run-command.ts';
 import { runKmipCommand } from './kmip-command.ts';
 import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
+import { runStatusCommand } from './status-command.ts';
 import { runTtlvCommand } from './ttlv-command.ts';
 import { runConfigCommand } from './config-command.ts';
 import { COMMANDS_WITH_HELP, helpText } from './help.ts';
@@ -58,6 +59,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runCacheCommand(rest, write);
       case 'ledger':
         return await runLedgerCommand(rest, write);
+      case 'status':
+        return await runStatusCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
       case 'config':

@@ -27,14 +27,17 @@ import type { AgentConfig } from '../config/schema.ts';
 import { checkPinnedCertificate, checkTlsFiles } from '../config/tls-files.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
-import { PushListener } from '../inbound/push-listener.ts';
-import { createLogger, pino, type Logger } from '../log.ts';
+import { UpstreamPeers } from '../agent/upstream-peers.ts';
+import { PushListener, type LearnedUpstream } from '../inbound/push-listener.ts';
+import { createLogger, logDestination, type Logger } from '../log.ts';
+import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
+import { guardProcess } from '../process-guard.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { helpText } from './help.ts';
 
@@ -43,6 +46,13 @@ const RENEW_MARGIN_SECONDS = 120n;
 const RENEW_EVERY_MS = 30_000;
 /** How long the ready line waits for the first answer of the upstream before saying "offline". */
 const UPSTREAM_PROBE_MS = 5_000;
+
+/** The Put/Notify listener's default peer: the keys the upstream presented on our verified connections, kept in the store. */
+async function learnedUpstream(agent: AgentCore, pool: TlsPool, log: Logger): Promise<LearnedUpstream> {
+  const peers = await UpstreamPeers.load(agent.store, log);
+  pool.onVerifiedPeer = (spki) => peers.record(spki);
+  return { get size() { return peers.size; }, has: (spki) => peers.has(spki), learn: () => pool.probe(10_000) };
+}
 
 export async function runAgentCommand(args: string[], out: (text: string) => void): Promise<number> {
   // 1. flags
@@ -71,7 +81,7 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
 
 /** Everything that can be checked before starting, each problem one line (exit 2). */
 function checkStartup(config: AgentConfig, sources: ConfigSources): void {
-  const problems: string[] = [...notWiredYet(config, sources)];
+  const problems: string[] = [];
   try {
     prepareDataFolder(config.data, fieldName('data', sources));
   } catch (error) {
@@ -84,7 +94,10 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     if (config.pushListener.peerCert !== undefined) problems.push(...checkPinnedCertificate(config.pushListener.peerCert, config.pushListener.ca, 'upstream'));
   }
   if (config.mqtt && (config.mqtt.ca !== undefined || config.mqtt.cert !== undefined)) {
-    problems.push(...checkTlsFiles({ role: 'MQTT broker', ...(config.mqtt.ca !== undefined && { ca: config.mqtt.ca }), ...(config.mqtt.cert !== undefined && { cert: config.mqtt.cert }), ...(config.mqtt.key !== undefined && { key: config.mqtt.key }) }));
+    // The CA verifies the broker; the client certificate may come from another CA (the broker's
+    // own cafile decides), so it is checked on its own: parses, in date, matches its key.
+    if (config.mqtt.ca !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT broker', ca: config.mqtt.ca }));
+    if (config.mqtt.cert !== undefined && config.mqtt.key !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT client', cert: config.mqtt.cert, key: config.mqtt.key }));
   }
   for (const path of config.serial) {
     try {
@@ -123,21 +136,6 @@ async function checkListenAddresses(config: AgentConfig, sources: ConfigSources)
   }
 }
 
-/**
- * Fields the schema accepts whose parts are built on other branches (issue #12: MQTT login and
- * TLS by "mqtt-field", metrics by "observability"): refused by name until wired, never ignored.
- */
-function notWiredYet(config: AgentConfig, sources: ConfigSources): string[] {
-  const problems: string[] = [];
-  const mqtt = config.mqtt;
-  if (mqtt?.url?.startsWith('mqtts://')) problems.push(`${fieldName('mqtt.url', sources)}: mqtts:// is not wired into this build yet; use mqtt://`);
-  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
-    if (mqtt?.[field] !== undefined) problems.push(`${fieldName(`mqtt.${field}`, sources)}: MQTT login and TLS are not wired into this build yet`);
-  }
-  if (config.metrics) problems.push(`${fieldName('metrics.listen', sources)}: metrics are not built into this build yet`);
-  return problems;
-}
-
 /** The nonce-MAC mapping the agent core reads at each cache fill: one object, updated in place by a reload. */
 function applyNonceMac(target: { defaultMacKey?: string; perKey: Record<string, string> }, config: AgentConfig['nonceMac']): void {
   delete target.defaultMacKey;
@@ -161,39 +159,57 @@ async function probeUpstream(client: KmipClient, log: Logger, address: string): 
   }
 }
 
+/** The configuration's broker section as the MQTT transport's settings (files are read there). */
+function mqttSettings(section: NonNullable<AgentConfig['mqtt']>, url: string): MqttSettings {
+  const settings: MqttSettings = { url };
+  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
+    const value = section[field];
+    if (value !== undefined) settings[field] = value;
+  }
+  return settings;
+}
+
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
-  const log = createLogger({ level: config.logLevel }, pino.destination(2));
+  const log = createLogger({ level: config.logLevel }, logDestination(2));
+  guardProcess(log);
   const upstream = parseHostPort(config.upstream.address);
-  const client = new KmipClient({
-    transport: new TlsPool({
-      ...upstream,
-      ca: readPem(config.upstream.ca, 'upstream CA'),
-      cert: readPem(config.upstream.cert, 'client certificate'),
-      key: readPem(config.upstream.key, 'client key'),
-      ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
-    }),
+  const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
+  const pool = new TlsPool({
+    ...upstream,
+    ca: readPem(config.upstream.ca, 'upstream CA'),
+    cert: readPem(config.upstream.cert, 'client certificate'),
+    key: readPem(config.upstream.key, 'client key'),
+    ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
   });
+  const client = new KmipClient({ transport: watch.transport(pool) });
   const nonceMac: { defaultMacKey?: string; perKey: Record<string, string> } = { perKey: {} };
   applyNonceMac(nonceMac, config.nonceMac);
-  const agent = await AgentCore.open({ data: config.data, client, log, nonceMac });
+  const agent = await AgentCore.open({ data: config.data, client, log, nonceMac, breaker: watch.breaker });
   const upstreamState = probeUpstream(client, log, config.upstream.address);
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
   const service = new DeviceService(agent, registry, agent.store, log);
+  watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
-  const mqttUrl = config.mqtt?.url === undefined ? undefined : new URL(config.mqtt.url);
-  let mqtt = mqttUrl && { host: mqttUrl.hostname.replace(/^\[|\]$/g, ''), port: Number(mqttUrl.port || 1883) };
+  // A client id that stays the same across restarts, with a persistent session: the broker keeps
+  // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
+  const session = { clientId: agentClientId(config.data), persistentSession: true };
+  let mqtt: MqttConnectOptions | undefined = config.mqtt?.url === undefined ? undefined : resolveMqttSettings(mqttSettings(config.mqtt, config.mqtt.url), session);
+  let transport: MqttDeviceTransport | undefined;
   try {
     if (config.embeddedBroker !== undefined) {
       const at = parseHostPort(config.embeddedBroker, 1883, { listen: true });
       const broker = await listening(fieldName('embeddedBroker', sources), config.embeddedBroker, () => startEmbeddedBroker(at.host, at.port));
       closers.push(() => broker.close());
-      mqtt = { host: broker.host, port: broker.port };
+      mqtt = { host: broker.host, port: broker.port, ...session };
     }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge');
-      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-      closers.push(() => transport.close());
+      // A broker down at start is retried in the background (logged); the ready line says which.
+      const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge', { log, wait: config.embeddedBroker !== undefined ? 'connected' : 'first-attempt' });
+      transport = started;
+      service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
+      watch.attachMqtt(() => started.state === 'connected');
+      closers.push(() => started.close());
     }
     for (const path of config.serial) {
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send)).catch((error: unknown) => {
@@ -203,20 +219,28 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id));
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log);
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {
       const at = parseHostPort(push.listen, 0, { listen: true });
+      // The registered upstream: a pinned certificate, a name, or by default the key the upstream presents to us (issue #12 §6).
+      const registered = push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') }
+        : push.peerName !== undefined ? { hostName: push.peerName }
+        : { learned: await learnedUpstream(agent, pool, log) };
       pushListener = await listening(fieldName('pushListener.listen', sources), push.listen, () => PushListener.start({
         ...at,
         ca: readPem(push.ca, 'push CA'), cert: readPem(push.cert, 'push listener certificate'), key: readPem(push.key, 'push listener key'),
-        // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
-        upstream: push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') } : { hostName: push.peerName ?? config.upstream.serverName ?? upstream.host },
-        apply: (pushed) => service.applyAndRelay(pushed),
+        upstream: registered,
+        ...(push.ciphers !== undefined && { ciphers: push.ciphers }),
+        apply: watch.pushes((pushed) => service.applyAndRelay(pushed)),
         log,
       }));
       closers.push(() => pushListener!.close());
+    }
+    if (config.metrics) {
+      const metrics = await listening(fieldName('metrics.listen', sources), config.metrics.listen, () => watch.serve(config.metrics!.listen));
+      closers.push(() => metrics.close());
     }
   } catch (error) {
     for (const close of closers.reverse()) await close();
@@ -253,14 +277,17 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   });
 
   const upstreamNow = await upstreamState;
+  if (upstreamNow === 'offline') watch.breaker.assumeOffline(); // status and metrics say offline until a call gets through
   // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
   const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: config.serial, pushListen: pushListener ? pushListener.port : null }) + '\n');
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  watch.serving();
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
   await stopped;
+  watch.stopping();
   clearInterval(renewal);
   await reloads;
   service.relay.close();

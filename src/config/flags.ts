@@ -43,6 +43,7 @@ export const RUN_FLAGS = {
   'push-ca': { path: 'pushListener.ca', value: 'F', file: true, help: "PEM: the CA of the upstream's certificate" },
   'push-peer-cert': { path: 'pushListener.peerCert', value: 'F', file: true, help: "PEM: the upstream's certificate, pinned" },
   'push-peer-name': { path: 'pushListener.peerName', value: 'NAME', help: "a name the upstream's certificate must be valid for" },
+  'push-ciphers': { path: 'pushListener.ciphers', value: 'LIST', help: 'TLS 1.2 cipher list for old key servers (default: ECDHE + AES-GCM/ChaCha20)' },
   'nonce-mac-key': { path: 'nonceMac.defaultKey', value: 'MAC_UID', help: 'fetch keys with nonce-MAC under this HMAC-SHA256 key (ARCHITECTURE.md §6)' },
   'nonce-mac-for': { path: 'nonceMac.perKey', value: 'KEY_UID=MAC_UID', multiple: true, pairs: true, help: 'a MAC key for one key; repeatable' },
   metrics: { path: 'metrics.listen', value: 'HOST:PORT', help: 'Prometheus /metrics, /healthz, /readyz (loopback unless told otherwise)' },

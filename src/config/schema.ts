@@ -66,6 +66,7 @@ const pushListener = section({
   ca: filePath("the PEM file of the CA the upstream's certificate chains to"),
   peerCert: filePath("the PEM file of the upstream's certificate, pinned").optional(),
   peerName: text("the host name the upstream's certificate must be valid for").optional(),
+  ciphers: text('an OpenSSL TLS 1.2 cipher list, for old key servers (default: ECDHE with AES-GCM or ChaCha20-Poly1305)').optional(),
 }, 'the Put/Notify listener');
 
 const nonceMac = section({

@@ -30,6 +30,11 @@ export class DeviceClient {
     private readonly counters: CounterStore,
   ) {}
 
+  /** The counter the next frame will carry. */
+  nextCounter(): bigint {
+    return this.counters.load() + 1n;
+  }
+
   /** A frame for `message` (a TTLV Request Message, or a Response Message answering `replyTo`), with its counter. */
   seal(message: Uint8Array, replyTo?: bigint): { frame: Uint8Array; counter: bigint } {
     const counter = this.counters.load() + 1n;
@@ -55,14 +60,15 @@ export class DeviceClient {
    * counter above the last push accepted (stored before returning). Returns the request and the
    * acknowledgement frame to send back: a Response Message with Success for each batch item.
    */
-  openPush(frame: Uint8Array): { request: RequestMessage; counter: bigint; acknowledgement: Uint8Array } {
+  openPush(frame: Uint8Array): { request: RequestMessage; counter: bigint; acknowledgement: Uint8Array; acknowledgementCounter: bigint } {
     const { header, body } = openFrame(frame, this.key);
     if (header.deviceId !== this.id || header.direction !== 'down' || header.replyTo !== undefined) throw new KmipEdgeError('FRAME_UNEXPECTED', 'not a push for this device');
     if (header.counter <= this.counters.loadPush()) throw new KmipEdgeError('FRAME_REPLAYED', `push counter ${header.counter} is not above ${this.counters.loadPush()}`);
     const request = parseRequestMessage(decodeTtlv(body));
     this.counters.savePush(header.counter);
     const answer = buildResponseMessage(request.protocolVersion, request.batchItems.map((item) => ({ operation: item.operation, resultStatus: ResultStatus.Success, payload: [] })));
-    return { request, counter: header.counter, acknowledgement: this.seal(encodeTtlv(answer), header.counter).frame };
+    const sealed = this.seal(encodeTtlv(answer), header.counter);
+    return { request, counter: header.counter, acknowledgement: sealed.frame, acknowledgementCounter: sealed.counter };
   }
 }
 

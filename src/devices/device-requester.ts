@@ -2,16 +2,24 @@
  * How a device makes requests over any link (the simulator's core, and how firmware should
  * behave): if no reply comes, the *same* frame is sent again (same counter) until answered — so a
  * restarting agent or a lost message exercises the agent's idempotency, never a double effect. Up
- * to 16 requests may be in flight (the agent answers resends of that many, PROTOCOL.md §3). Relayed pushes (frames without reply_to) are opened, handed to `onPush`
- * and acknowledged; one that does not authenticate or is a replay is dropped.
+ * to 16 requests may be in flight, and no frame leaves whose counter is 64 (the agent's replay
+ * window) or more above the oldest request still waiting (PROTOCOL.md §3.1): so every resend stays
+ * inside the window and is answered — a later request waits for a slot instead. Relayed pushes
+ * (frames without reply_to) are opened, handed to `onPush` and acknowledged; one that does not
+ * authenticate or is a replay is dropped.
  */
 import { KmipEdgeError } from '../errors.ts';
 import type { RequestMessage, ResponseMessage } from '../kmip/message.ts';
 import type { DeviceClient } from './device-client.ts';
 import { parseFrameHeader } from './frame.ts';
 
-/** Requests a device may have in flight: the resends the agent answers (KEPT_REPLIES). */
+/** Requests a device may have in flight (and waiting for a slot) at once. */
 export const MAX_IN_FLIGHT = 16;
+/**
+ * PROTOCOL.md §3.1: a frame's counter minus the counter of the oldest request still waiting for
+ * its answer is below this (the agent's replay window, REPLAY_WINDOW).
+ */
+export const MAX_COUNTER_LEAD = 64n;
 
 interface InFlight {
   frame: Uint8Array;
@@ -26,6 +34,8 @@ interface InFlight {
 export class DeviceRequester {
   /** Requests in flight, by counter. */
   private readonly waiting = new Map<bigint, InFlight>();
+  /** Requests not yet sent: their counter would lead the oldest waiting one by MAX_COUNTER_LEAD. */
+  private readonly queued: (() => void)[] = [];
   private watcher: NodeJS.Timeout | undefined;
   private watchedMs = Infinity;
   /** Called with each relayed Put/Notify accepted (after it was acknowledged). */
@@ -47,6 +57,7 @@ export class DeviceRequester {
       const request = this.waiting.get(header.replyTo);
       if (!request) return;
       this.waiting.delete(header.replyTo);
+      this.release();
       if (this.waiting.size === 0) this.watcher?.unref(); // nothing to wait for: not what keeps the process alive
       try {
         request.resolve(this.device.open(frame, request.counter, parsed));
@@ -66,13 +77,36 @@ export class DeviceRequester {
       this.droppedPushes++;
       return;
     }
-    this.send(opened.acknowledgement);
+    // An acknowledgement beyond the lead is not sent (§3.1): the agent sends the push again later.
+    if (!this.leads(opened.acknowledgementCounter)) this.send(opened.acknowledgement);
     this.onPush?.(opened.request);
   }
 
+  /** Whether a frame with `counter` would lead the oldest waiting request by MAX_COUNTER_LEAD or more. */
+  private leads(counter: bigint): boolean {
+    const oldest = this.oldestWaiting();
+    return oldest !== undefined && counter - oldest >= MAX_COUNTER_LEAD;
+  }
+
+  private oldestWaiting(): bigint | undefined {
+    let oldest: bigint | undefined;
+    for (const counter of this.waiting.keys()) if (oldest === undefined || counter < oldest) oldest = counter;
+    return oldest;
+  }
+
+  /** Lets queued requests go while they stay within the lead. */
+  private release(): void {
+    while (this.queued.length > 0 && !this.leads(this.device.nextCounter())) this.queued.shift()!();
+  }
+
   /** Sends one KMIP request and returns the agent's response, resending until answered. */
-  request(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<ResponseMessage> {
-    if (this.waiting.size >= MAX_IN_FLIGHT) return Promise.reject(new KmipEdgeError('DEVICE_BUSY', `${MAX_IN_FLIGHT} requests are already in flight`));
+  async request(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<ResponseMessage> {
+    if (this.waiting.size + this.queued.length >= MAX_IN_FLIGHT) throw new KmipEdgeError('DEVICE_BUSY', `${MAX_IN_FLIGHT} requests are already in flight`);
+    while (this.leads(this.device.nextCounter())) await new Promise<void>((resolve) => this.queued.push(resolve));
+    return this.send1(message, options);
+  }
+
+  private send1(message: Uint8Array, options: { resendMs?: number; deadlineMs?: number }): Promise<ResponseMessage> {
     const { frame, counter } = this.device.seal(message);
     return new Promise((resolve, reject) => {
       const now = Date.now();
@@ -106,6 +140,7 @@ export class DeviceRequester {
       for (const request of this.waiting.values()) {
         if (now > request.deadline) {
           this.waiting.delete(request.counter);
+          this.release();
           request.reject(new KmipEdgeError('DEVICE_NO_ANSWER', `no answer to request ${request.counter} before the deadline`));
         } else if (now >= request.resendAt) {
           request.resendAt = now + request.resendMs;

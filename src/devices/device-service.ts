@@ -27,48 +27,35 @@ import { byteString, dateTime, enumeration, integer, interval, structure, textSt
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
-import { openFrame, parseFrameHeader, sealFrame, type ParsedFrameHeader } from './frame.ts';
+import { MAX_FRAME_BYTES, openFrame, parseFrameHeader, sealFrame, TAG_BYTES, type ParsedFrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
-import { ReplayGuard, type CounterWrite } from './replay-guard.ts';
-import { Lanes } from '../lanes.ts';
+import { counterKey, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
+import { DropLog } from './drop-log.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
+import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
 const KEPT_REPLY = 'device/reply/';
 /**
- * Requests per device whose resend is answered (PROTOCOL.md §3): the requests a device may have in
- * flight. Replies to requests with an effect are kept on disk in as many slots, by counter; of
- * reads only the counters are remembered, in memory.
+ * Requests per device a device may have in flight at once (device-requester.ts); a resend of any
+ * request inside the replay window is answered (PROTOCOL.md §3.1), not only of these.
  */
 export const KEPT_REPLIES = 16n;
+/**
+ * How long a device's read waits for the upstream before it is answered "not now" (issue #13
+ * finding 7): a blackholed key server must not hold a device for the client's whole timeout.
+ * The upstream call goes on (its result fills the cache for the next request); resends of the
+ * frame meanwhile collapse onto it. Longer than a loaded gateway needs for a first fill (TLS
+ * handshake, version negotiation, Get) — a shorter one turns load jitter into refusals — and far
+ * below a device's give-up deadline (device-requester.ts: 30 s).
+ */
+export const ANSWER_DEADLINE_MS = 2000;
 
-/** The last `size` counters recorded per device, in a ring (0 is never a counter). */
-class RecentCounters {
-  private readonly rings = new Map<string, { counters: BigUint64Array; next: number }>();
-
-  constructor(private readonly size: number) {}
-
-  add(deviceId: string, counter: bigint): void {
-    let ring = this.rings.get(deviceId);
-    if (!ring) this.rings.set(deviceId, (ring = { counters: new BigUint64Array(this.size), next: 0 }));
-    ring.counters[ring.next] = counter;
-    ring.next = (ring.next + 1) % this.size;
-  }
-
-  has(deviceId: string, counter: bigint): boolean {
-    return this.rings.get(deviceId)?.counters.includes(counter) ?? false;
-  }
-
-  forget(deviceId: string): void {
-    this.rings.delete(deviceId);
-  }
-}
-
-/** The disk slot of the reply to a request with an effect: one of KEPT_REPLIES per device, by counter. */
+/** The disk key of the reply kept for a request with an effect: one per counter (16 hex digits, sorting by counter). */
 function keptReplyKey(deviceId: string, counter: bigint): string {
-  return `${KEPT_REPLY}${deviceId}/${counter % KEPT_REPLIES}`;
+  return `${KEPT_REPLY}${deviceId}/${counter.toString(16).padStart(16, '0')}`;
 }
 
 class Refusal extends Error {
@@ -77,17 +64,28 @@ class Refusal extends Error {
   }
 }
 
+export interface DeviceServiceOptions extends RelayOptions {
+  /** ANSWER_DEADLINE_MS unless given. */
+  answerDeadlineMs?: number;
+}
+
 export class DeviceService {
   private readonly replay: ReplayGuard;
-  /** Frames dropped, by reason code (never their content). */
-  readonly dropped = new Map<string, number>();
+  /** Frames dropped: counted by reason, logged at most once per reason and interval (drop-log.ts). */
+  readonly drops: DropLog;
+  /** Frames dropped, by reason code (never their content); the same map as drops.counts. */
+  readonly dropped: Map<string, number>;
   /**
-   * One frame at a time per device: the down counter must never be used twice (it is half of the
-   * AEAD nonce), and replies go out in request order.
+   * Requests being acted on, by device and counter: a resend of one of them while it is (an
+   * upstream call that is slow) is not acted on again — the reply goes out once it is ready.
    */
-  private readonly lanes = new Lanes();
-  /** The counters of each device's latest reads, to answer a resend of one again (PROTOCOL.md §3). */
-  private readonly recentReads = new RecentCounters(Number(KEPT_REPLIES));
+  private readonly inFlight = new Set<string>();
+  /**
+   * Counters of the replies kept on disk per device (loaded at the device's first resend or
+   * effect since start): a reply is kept while its counter is inside the replay window (§3.1),
+   * then deleted in the next synced write of the device.
+   */
+  private readonly kept = new Map<string, Promise<Map<bigint, string>>>();
   /** Counters towards devices, shared by replies and relayed pushes. */
   private readonly downCounters: DownCounters;
   /** Upstream Put/Notify relayed to devices until they acknowledge. */
@@ -96,16 +94,21 @@ export class DeviceService {
   private readonly devices = new Map<string, Device>();
   /** Token buckets per device (updated in place: this runs for every frame). */
   private readonly buckets = new Map<string, { tokens: number; refilledAt: number }>();
+  private readonly answerDeadlineMs: number;
 
   constructor(
     private readonly agent: AgentCore,
     private readonly registry: DeviceRegistry,
     private readonly store: KeyValueStore,
     private readonly log: Logger,
-    relayOptions: RelayOptions = {},
+    options: DeviceServiceOptions = {},
   ) {
+    const { answerDeadlineMs, ...relayOptions } = options;
+    this.answerDeadlineMs = answerDeadlineMs ?? ANSWER_DEADLINE_MS;
     this.replay = new ReplayGuard(store);
     this.downCounters = new DownCounters(store);
+    this.drops = new DropLog(log);
+    this.dropped = this.drops.counts;
     this.relay = new PushRelay(store, agent.masterKey, registry, this.downCounters, log, relayOptions);
   }
 
@@ -124,6 +127,7 @@ export class DeviceService {
   /** Stops relaying and writes the counters still held back; the store stays open (the agent owns it). */
   async close(): Promise<void> {
     this.relay.close();
+    this.drops.close();
     await this.replay.flush();
   }
 
@@ -131,7 +135,9 @@ export class DeviceService {
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
     this.buckets.delete(deviceId);
-    this.recentReads.forget(deviceId);
+    this.kept.delete(deviceId);
+    this.replay.forget(deviceId);
+    this.downCounters.forget(deviceId);
   }
 
   /** Writes the counters held back now (tests comparing the store before and after). */
@@ -140,16 +146,37 @@ export class DeviceService {
   }
 
   private drop(code: string, deviceId?: string): undefined {
-    this.dropped.set(code, (this.dropped.get(code) ?? 0) + 1);
-    this.log.warn({ code, device: deviceId }, 'device frame dropped');
+    this.drops.drop(code, deviceId);
     return undefined;
   }
 
   /**
    * Handles one frame; `topicDeviceId` is the device the transport received it for, if it knows,
-   * and `route` how to send that device a frame later (relayed pushes).
+   * and `route` how to send that device a frame later (relayed pushes). Never rejects: a frame
+   * from a device must not end the process (issue #13 finding 1) — an unexpected failure is
+   * logged and counted (DEVICE_INTERNAL_ERROR) and the frame gets no answer; the device resends.
    */
   async handle(frame: Uint8Array, topicDeviceId?: string, route?: FrameSender): Promise<Uint8Array | undefined> {
+    try {
+      return await this.handleFrame(frame, topicDeviceId, route);
+    } catch (error) {
+      // The store cannot be written (disk full): no reply could be made durable (a down counter
+      // block). Nothing was debited without its record, and a resend of the frame is worked out
+      // again — a grant is then answered from the ledger's record (issue #13.2).
+      if (isKmipEdgeError(error) && error.code.startsWith('STORE_')) return this.drop(error.code, topicDeviceId);
+      this.log.error({ event: 'device_frame_failed', device: topicDeviceId, code: (error as { code?: string }).code, reason: (error as Error).message }, 'handling a device frame failed: not answered');
+      return this.drop('DEVICE_INTERNAL_ERROR', topicDeviceId);
+    }
+  }
+
+  /**
+   * Frames of one device are handled concurrently (issue #13 finding 7: a Get the cache answers
+   * must not wait behind another request's upstream call). What must not happen twice is
+   * guarded where it is: the replay window accepts a counter once (synchronously), the down
+   * counter hands out each value once, and a resend of a request still being acted on is dropped
+   * (collapsed) — the one reply goes out when ready; replies are bound by reply_to, not order.
+   */
+  private async handleFrame(frame: Uint8Array, topicDeviceId: string | undefined, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
     let parsed: ParsedFrameHeader;
     try {
       parsed = parseFrameHeader(frame);
@@ -159,11 +186,6 @@ export class DeviceService {
     const { header } = parsed;
     if (topicDeviceId !== undefined && topicDeviceId !== header.deviceId) return this.drop('FRAME_WRONG_DEVICE', topicDeviceId);
     if (header.direction !== 'up') return this.drop('FRAME_DIRECTION', header.deviceId);
-    return this.lanes.run(header.deviceId, () => this.handleInLane(frame, parsed, route));
-  }
-
-  private async handleInLane(frame: Uint8Array, parsed: ParsedFrameHeader, route: FrameSender | undefined): Promise<Uint8Array | undefined> {
-    const { header } = parsed;
     const device = this.devices.get(header.deviceId) ?? (await this.registry.get(header.deviceId));
     if (device) this.devices.set(device.id, device);
     if (!device) return this.drop('FRAME_UNKNOWN_DEVICE', header.deviceId);
@@ -176,49 +198,124 @@ export class DeviceService {
       return this.drop(isKmipEdgeError(error) ? error.code : 'FRAME_AUTH_FAILED', device.id);
     }
     let counterWrite: CounterWrite | undefined;
+    let resend = false;
     try {
       const accepted = this.replay.accept(device.id, 'up', header.counter);
       counterWrite = accepted instanceof Promise ? await accepted : accepted; // no turn of the loop on the hot path
     } catch {
-      // A resent frame (PROTOCOL.md §3), or a true replay. A request with an effect gets the reply
-      // kept for it on disk — across an agent restart too — and is not acted on again (the device
-      // must not retry a grant with a new counter: that would be a new grant). A recent read is
-      // simply answered again: it changes nothing, and no reply bytes need to be held for it.
-      const stored = await this.store.get(keptReplyKey(device.id, header.counter));
-      if (stored && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === header.counter) return stored.slice(8);
-      if (!this.recentReads.has(device.id, header.counter)) return this.drop('FRAME_REPLAYED', device.id);
+      // Accepted before. Inside the window it is a resend (PROTOCOL.md §3.1) and is answered;
+      // below the window nothing is known of it: dropped as a replay.
+      if (this.replay.standing(device.id, 'up', header.counter) !== 'seen') return this.drop('FRAME_REPLAYED', device.id);
+      if (header.replyTo !== undefined) return undefined; // an acknowledgement again: acted on already
+      const flight = `${device.id}/${header.counter}`;
+      if (this.inFlight.has(flight)) {
+        this.drops.drop('FRAME_RESEND_COLLAPSED', device.id, 'debug'); // the reply goes out when the first is done
+        return undefined;
+      }
+      // A request with an effect gets the reply kept for it on disk — across agent restarts too —
+      // and is not acted on again (the device must not retry a grant with a new counter: that would
+      // be a new grant). Anything else is acted on again: a read changes nothing, and an effect
+      // without a kept reply never completed (effects are idempotent by device and counter).
+      const kept = await this.keptReply(device.id, header.counter);
+      if (kept) return kept;
+      resend = true;
     }
     this.relay.heard(device.id, route);
+    observer.deviceSeen(device.id);
     if (header.replyTo !== undefined) {
       if (counterWrite === undefined) return undefined; // an acknowledgement is never a read
       if (this.withinRate(device)) return this.acknowledgement(device, header.replyTo, body, counterWrite);
       this.replay.defer(counterWrite);
       return undefined;
     }
-    const answer = this.withinRate(device) ? this.respond(device, header.counter, body) : { response: this.rateLimited(body), effect: false };
+    const flight = `${device.id}/${header.counter}`;
+    this.inFlight.add(flight);
+    try {
+      return await this.answer(device, header.counter, body, resend ? undefined : counterWrite);
+    } finally {
+      this.inFlight.delete(flight);
+    }
+  }
+
+  /** Acts on a request and returns the reply frame; `counterWrite` undefined for a resend acted on again. */
+  private async answer(device: Device, counter: bigint, body: Uint8Array, counterWrite: CounterWrite | undefined): Promise<Uint8Array> {
+    const answer = this.withinRate(device) ? this.respond(device, counter, body) : { response: this.rateLimited(body), effect: false };
     const { response, effect } = answer instanceof Promise ? await answer : answer;
     const next = this.downCounters.next(device.id);
-    const reply = sealFrame({ suite: device.suite, direction: 'down', deviceId: device.id, counter: next instanceof Promise ? await next : next, replyTo: header.counter }, device.key, response);
+    const reply = this.sealReply(device, next instanceof Promise ? await next : next, counter, response, body);
     // The up counter: synced with a request that had an effect (a grant), with the reply kept for
     // a resend; for reads written a little later with others, unsynced — a read re-served after a
     // power cut changes nothing, and the hot path of a cache hit waits for no disk at all
     // (ARCHITECTURE.md §3). Effects are idempotent by (device, counter).
     if (effect) {
       const kept = new Uint8Array(8 + reply.length);
-      new DataView(kept.buffer).setBigUint64(0, header.counter);
+      new DataView(kept.buffer).setBigUint64(0, counter);
       kept.set(reply, 8);
-      const writes: BatchOperation[] = [{ type: 'put', key: keptReplyKey(device.id, header.counter), value: kept }];
-      if (counterWrite) {
-        await this.replay.supersede(counterWrite);
-        writes.push(counterWrite);
+      const index = await this.keptIndex(device.id);
+      const key = keptReplyKey(device.id, counter);
+      const writes: BatchOperation[] = [{ type: 'put', key, value: kept }];
+      writes.push(await this.replay.supersede(counterWrite ?? { type: 'put', key: counterKey(device.id, 'up'), value: new Uint8Array(0) }));
+      // Replies whose counter left the window can never be asked for again (§3.1): deleted with this write.
+      const highest = this.replay.highest(device.id, 'up');
+      const expired = [...index].filter(([c]) => c + REPLAY_WINDOW <= highest);
+      for (const [, old] of expired) writes.push({ type: 'del', key: old });
+      try {
+        await this.store.commit(writes);
+        for (const [c] of expired) index.delete(c);
+        index.set(counter, key);
+      } catch (error) {
+        // The grant is on disk (the ledger's own write) but its reply cannot be kept (disk full):
+        // send it anyway; a resend finds no kept reply and is worked out again — the ledger
+        // answers it from the grant's record, debiting nothing twice (issue #13.2).
+        if (!isKmipEdgeError(error) || !error.code.startsWith('STORE_')) throw error;
+        if (counterWrite) this.replay.defer(counterWrite);
       }
-      await this.store.commit(writes);
     } else if (counterWrite) {
-      // a read answered for the first time (a resend answered again stays as old as it was)
-      this.recentReads.add(device.id, header.counter);
       this.replay.defer(counterWrite);
     }
     return reply;
+  }
+
+  /**
+   * The reply frame; a response too large for one frame (PROTOCOL.md §2: 4096 bytes, or the
+   * device's own limit) becomes Operation Failed / Response Too Large — KMIP's own reason — naming
+   * the limit, for each item asked (issue #13 finding 1: a 4,200-byte Secret Data).
+   */
+  private sealReply(device: Device, downCounter: bigint, counter: bigint, response: Uint8Array, body: Uint8Array): Uint8Array {
+    const header = { suite: device.suite, direction: 'down' as const, deviceId: device.id, counter: downCounter, replyTo: counter };
+    const limit = MAX_FRAME_BYTES; // the device limit is for frames from it (registry.ts)
+    const length = 20 + device.id.length + response.length + TAG_BYTES;
+    if (length <= limit) return sealFrame(header, device.key, response);
+    this.log.warn({ event: 'device_response_too_large', device: device.id, bytes: length, limit }, 'a device response does not fit a frame: answered Response Too Large');
+    return sealFrame(header, device.key, tooLarge(body, length, limit));
+  }
+
+  /** The reply kept for `counter`, if any (the frame as sent). */
+  private async keptReply(deviceId: string, counter: bigint): Promise<Uint8Array | undefined> {
+    const key = (await this.keptIndex(deviceId)).get(counter);
+    const stored = key === undefined ? undefined : await this.store.get(key);
+    if (!stored || new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) !== counter) return undefined;
+    return stored.slice(8);
+  }
+
+  /**
+   * The kept replies of a device, by counter. Each value starts with its counter, so replies kept
+   * by an older agent in 16 slots by counter mod 16 (`device/reply/<id>/<n>`) are found too.
+   */
+  private keptIndex(deviceId: string): Promise<Map<bigint, string>> {
+    let index = this.kept.get(deviceId);
+    if (!index) {
+      index = (async () => {
+        const out = new Map<bigint, string>();
+        for await (const [key, value] of this.store.entries(`${KEPT_REPLY}${deviceId}/`)) {
+          if (value.length >= 8) out.set(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0), key);
+        }
+        return out;
+      })();
+      index.catch(() => this.kept.delete(deviceId));
+      this.kept.set(deviceId, index);
+    }
+    return index;
   }
 
   /**
@@ -242,7 +339,7 @@ export class DeviceService {
     bucket.tokens = Math.min(rate * 2, bucket.tokens + ((now - bucket.refilledAt) / 1000) * rate);
     bucket.refilledAt = now;
     if (bucket.tokens < 1) {
-      this.dropped.set('DEVICE_RATE_LIMITED', (this.dropped.get('DEVICE_RATE_LIMITED') ?? 0) + 1);
+      this.drops.drop('DEVICE_RATE_LIMITED', device.id);
       return false;
     }
     bucket.tokens -= 1;
@@ -275,9 +372,29 @@ export class DeviceService {
     const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.getFromMemory(device, only!.payload) : undefined;
     if (fromMemory) {
       const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
+      observer.deviceRequest(Operation.Get, SUCCESS);
       return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false };
     }
-    return this.respondThroughAgent(device, counter, request);
+    const through = this.respondThroughAgent(device, counter, request);
+    // A request with an effect is never answered before its outcome is known (a grant made after
+    // "not now" was said would be debited and never delivered); anything else is answered "not
+    // now" at the deadline, and the upstream call it waits for goes on (issue #13 finding 7).
+    if (request.batchItems.some((item) => item.operation === Operation.GetUsageAllocation)) return through;
+    return this.withDeadline(through, request);
+  }
+
+  private withDeadline(through: Promise<Answer>, request: RequestMessage): Promise<Answer> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<Answer>((resolve) => {
+      timer = setTimeout(() => {
+        this.log.warn({ event: 'device_answer_deadline', deadlineMs: this.answerDeadlineMs, offline: this.agent.breaker.offline }, 'the upstream did not answer in time: the device is told to try again later');
+        resolve({ response: encodeTtlv(buildResponseMessage(request.protocolVersion, request.batchItems.map((item) => ({
+          operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
+          resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.PermissionDenied, resultMessage: 'UPSTREAM_TIMEOUT',
+        })))), effect: false });
+      }, this.answerDeadlineMs);
+    });
+    return Promise.race([through.finally(() => clearTimeout(timer)), late]);
   }
 
   /** A Get answered from memory, when the device may have the key, it is cached and policy allows it now. */
@@ -301,11 +418,13 @@ export class DeviceService {
       for (const [index, item] of request.batchItems.entries()) {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
-          if (item.operation === Operation.GetUsageAllocation) effect = true;
           items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
+          observer.deviceRequest(item.operation, SUCCESS);
+          if (item.operation === Operation.GetUsageAllocation) effect = true; // a refused grant debited nothing
         } catch (error) {
           const refusal = error instanceof Refusal ? error : this.refusalFor(error);
-          this.log.info({ device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          this.log.info({ event: 'device_request_refused', device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          observer.deviceRequest(item.operation, refusal.reason);
           items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message });
         }
       }
@@ -344,6 +463,7 @@ export class DeviceService {
     const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
     if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
     if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
+    if (code === 'STORE_FULL' || code === 'STORE_WRITE_FAILED') return new Refusal(ResultReason.GeneralFailure, `${code}: the agent cannot store anything now; try again later`);
     // The upstream could not be reached for what the cache does not hold: the device may retry later.
     if (code.startsWith('NET_')) return new Refusal(ResultReason.PermissionDenied, 'AGENT_OFFLINE');
     return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');
@@ -403,9 +523,9 @@ export class DeviceService {
         return [textString(Tag.UniqueIdentifier, uid), interval(Tag.LeaseTime, seconds), dateTime(Tag.LastChangeDate, current.lastChangeDate ?? now)];
       }
       case Operation.Check: {
-        const { uid, metadata } = await this.allowedKey(device, payload);
+        const { uid } = await this.allowedKey(device, payload);
         const protect = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger) !== undefined || optionalValue(payload, Tag.CryptographicUsageMask, ItemType.Integer) !== undefined;
-        const decision = mayUse(metadata, protect ? 'protect' : 'process', BigInt(Math.floor(Date.now() / 1000)));
+        const { decision } = await this.agent.cache.decide(uid, protect ? 'protect' : 'process');
         if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
         return [textString(Tag.UniqueIdentifier, uid)];
       }
@@ -420,6 +540,24 @@ export class DeviceService {
 }
 
 type Answer = { response: Uint8Array; effect: boolean };
+
+/** Operation Failed / Response Too Large for each item of the request in `body` (KMIP 1.2 §11). */
+function tooLarge(body: Uint8Array, bytes: number, limit: number): Uint8Array {
+  let version: ProtocolVersion = { major: 1, minor: 2 };
+  let items: { operation?: number; uniqueBatchItemId?: Uint8Array | undefined }[] = [{}];
+  try {
+    const request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
+    version = request.protocolVersion;
+    items = request.batchItems;
+  } catch {
+    // one item without an operation
+  }
+  const message = `the response (a frame of ${bytes} bytes) exceeds the device frame limit of ${limit} bytes`;
+  return encodeTtlv(buildResponseMessage(version, items.map((item) => ({
+    ...(item.operation !== undefined && { operation: item.operation }), ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
+    resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.ResponseTooLarge, resultMessage: message,
+  }))));
+}
 
 function invalidMessage(): Uint8Array {
   return encodeTtlv(buildResponseMessage({ major: 1, minor: 2 }, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }]));

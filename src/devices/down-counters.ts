@@ -34,6 +34,12 @@ export class DownCounters {
     return this.reserve(deviceId);
   }
 
+  /** Forgets the device's block (its stored reservation was changed by the counter recovery, PROTOCOL.md §3.2). */
+  forget(deviceId: string): void {
+    this.loaded.delete(deviceId);
+    this.blocks.delete(deviceId);
+  }
+
   private async reserve(deviceId: string): Promise<bigint> {
     let pending = this.blocks.get(deviceId);
     if (!pending) {
@@ -50,6 +56,11 @@ export class DownCounters {
       block.reservingUpTo = upTo;
       block.reserving = this.store.commit([{ type: 'put', key: PREFIX + deviceId, value }]).then(() => {
         if (upTo > block.limit) block.limit = upTo;
+      }, (error: unknown) => {
+        // Not reserved (disk full): the next counter asks again, instead of this failure for ever.
+        block.reserving = undefined;
+        block.reservingUpTo = block.limit;
+        throw error;
       });
     }
     await block.reserving;

@@ -57,7 +57,8 @@ function checkLimits(limits: DeviceLimits): void {
 
 export class DeviceRegistry {
   constructor(
-    private readonly store: KeyValueStore,
+    /** Where devices are kept (their counters too: the counter recovery, PROTOCOL.md §3.2). */
+    readonly store: KeyValueStore,
     private readonly masterKey: MasterKey,
   ) {}
 

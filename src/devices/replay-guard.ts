@@ -26,6 +26,10 @@ const DEFER_MAX = 4096;
 
 /** Counters below the highest that can still be accepted once. */
 export const REPLAY_WINDOW = 64n;
+/** The store key of a device's counter state (device-admin and the recovery command write it too). */
+export function counterKey(deviceId: string, direction: Direction): string {
+  return storeKey(deviceId, direction);
+}
 const WINDOW_MASK = (1n << REPLAY_WINDOW) - 1n;
 
 /** Bit i of `seen` stands for counter `highest - i` (bit 0: the highest itself). */
@@ -40,10 +44,10 @@ export type CounterWrite = BatchOperation & { type: 'put' };
 export class ReplayGuard {
   private readonly windows = new Map<string, WindowState>();
   /**
-   * Counter states of reads not yet written, by store key: the latest only, copied into one array
-   * per key and flush — not the write object of each request, which would then live a second.
+   * Store keys whose counter state is to be written later (reads): at flush the state as it is
+   * then is written — never an older snapshot, so a deferred write cannot undo a synced one.
    */
-  private readonly pending = new Map<string, Uint8Array>();
+  private readonly pending = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> = Promise.resolve();
 
@@ -54,31 +58,46 @@ export class ReplayGuard {
    * after a power cut changes nothing). In memory the counter is already accepted.
    */
   defer(write: CounterWrite): void {
-    const state = this.pending.get(write.key);
-    if (state) state.set(write.value);
-    else this.pending.set(write.key, Uint8Array.from(write.value));
+    this.pending.add(write.key);
     if (this.pending.size >= DEFER_MAX) void this.flush();
     else this.timer ??= setTimeout(() => void this.flush(), DEFER_MS);
   }
 
   /**
-   * Before a synced write carrying `write` (a request with an effect): the deferred write of the
-   * same counter is dropped — the synced one is newer — and earlier deferred writes have landed,
-   * so that no older value can overwrite it.
+   * The write of the window behind `write` as it is now, for a synced batch (a request with an
+   * effect): it holds every counter accepted so far, so the deferred write of the same key is
+   * dropped, and earlier deferred writes have landed first, so that none lands after it.
    */
-  async supersede(write: BatchOperation): Promise<void> {
+  async supersede(write: BatchOperation): Promise<CounterWrite> {
     this.pending.delete(write.key);
     await this.flushing;
+    return this.current(write.key);
+  }
+
+  /** The window state of `key` now, as a store write. */
+  private current(key: string): CounterWrite {
+    const window = this.windows.get(key);
+    const value = new Uint8Array(16);
+    const view = new DataView(value.buffer);
+    view.setBigUint64(0, window?.highest ?? 0n);
+    view.setBigUint64(8, window?.seen ?? 0n);
+    return { type: 'put', key, value };
   }
 
   /** Writes what is deferred (also on close). */
   flush(): Promise<void> {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const operations: BatchOperation[] = [];
-    for (const [key, value] of this.pending) operations.push({ type: 'put', key, value });
+    const keys = [...this.pending].filter((key) => this.windows.has(key));
     this.pending.clear();
-    if (operations.length > 0) this.flushing = this.flushing.then(() => this.store.write(operations));
+    if (keys.length === 0) return this.flushing;
+    // Written as they are when the write goes out. A failed write (disk full, issue #13 finding 2)
+    // is not a failure of any frame: the keys wait for the next flush, and the timer flushes
+    // again (the chain never stays rejected, and no rejection goes unhandled).
+    this.flushing = this.flushing.then(() => this.store.write(keys.map((key) => this.current(key)))).catch(() => {
+      for (const key of keys) this.pending.add(key);
+      this.timer ??= setTimeout(() => void this.flush(), DEFER_MS);
+    });
     return this.flushing;
   }
 
@@ -104,6 +123,47 @@ export class ReplayGuard {
     return this.load(key).then((window) => this.advance(deviceId, direction, key, window, counter));
   }
 
+  /**
+   * Where `counter` stands (after accept refused it, the window is in memory): 'seen' — accepted
+   * before and still inside the window, so a resend the agent can answer (PROTOCOL.md §3) —
+   * or 'old', below the window: nothing about it is known any more.
+   */
+  standing(deviceId: string, direction: Direction, counter: bigint): 'seen' | 'old' {
+    const window = this.windows.get(storeKey(deviceId, direction));
+    if (!window || counter > window.highest) return 'old';
+    const offset = window.highest - counter;
+    return offset < REPLAY_WINDOW && (window.seen & (1n << offset)) !== 0n ? 'seen' : 'old';
+  }
+
+  /** The highest counter accepted from the device in `direction` (0 when none, or not loaded). */
+  highest(deviceId: string, direction: Direction): bigint {
+    return this.windows.get(storeKey(deviceId, direction))?.highest ?? 0n;
+  }
+
+  /**
+   * Raises the device's accepted counter floor (PROTOCOL.md §3.2, a device that lost its
+   * counter): every counter up to `floor` counts as used. Returns the write to commit; the window
+   * in memory changes at once. A floor at or below the highest changes nothing.
+   */
+  async raiseFloor(deviceId: string, direction: Direction, floor: bigint): Promise<CounterWrite> {
+    const key = storeKey(deviceId, direction);
+    const window = this.windows.get(key) ?? (await this.load(key));
+    if (floor > window.highest) {
+      window.highest = floor;
+      window.seen = WINDOW_MASK;
+    }
+    this.pending.delete(key);
+    return this.current(key);
+  }
+
+  /** Forgets the in-memory window (the device was changed in the store by someone else). */
+  forget(deviceId: string): void {
+    for (const direction of ['up', 'down'] as const) {
+      this.windows.delete(storeKey(deviceId, direction));
+      this.pending.delete(storeKey(deviceId, direction));
+    }
+  }
+
   private advance(deviceId: string, direction: Direction, key: string, window: WindowState, counter: bigint): CounterWrite {
     if (counter > window.highest) {
       const shift = counter - window.highest;
@@ -117,10 +177,6 @@ export class ReplayGuard {
       }
       window.seen |= bit;
     }
-    const value = new Uint8Array(16);
-    const view = new DataView(value.buffer);
-    view.setBigUint64(0, window.highest);
-    view.setBigUint64(8, window.seen);
-    return { type: 'put', key, value };
+    return this.current(key);
   }
 }

@@ -12,6 +12,8 @@ export type SerialFrameHandler = (frame: Uint8Array, send: (frame: Uint8Array) =
 
 export class SerialLine {
   readonly decoder = new SlipDecoder();
+  /** The last error the port reported, if any. */
+  lastError: Error | undefined;
 
   private constructor(private readonly port: SerialPort) {}
 
@@ -23,11 +25,16 @@ export class SerialLine {
       port.on('data', (chunk: Buffer) => {
         for (const frame of line.decoder.push(chunk)) onFrame(frame);
       });
+      // A write or read error on the line (unplugged adapter, pty gone) must not end the process
+      // (an 'error' event without a listener throws): the line is noted as failed; the next frame's
+      // reply cannot go out, the device resends.
+      port.on('error', (error) => (line.lastError = error));
       port.open((error) => (error ? reject(new KmipEdgeError('SERIAL_OPEN_FAILED', `cannot open ${path}: ${error.message}`, { cause: error })) : resolve(line)));
     });
   }
 
   send(frame: Uint8Array): void {
+    if (!this.port.isOpen) return; // closed or failed: the device resends once the line is back
     this.port.write(Buffer.from(slipEncode(frame)));
   }
 

@@ -55,6 +55,11 @@ export interface KmipClientOptions {
   /** Versions offered in Discover Versions, most preferred first. */
   versions?: readonly ProtocolVersion[];
   timeoutMs?: number;
+  /**
+   * The deadline of one call, all its attempts together (issue #13 finding 7: with 2 retries of
+   * 10 s each a blackholed server held a call 30 s); timeoutMs unless given.
+   */
+  deadlineMs?: number;
   /** `false` sends every call alone. */
   coalesce?: { windowMs?: number; maxBatch?: number } | false;
   /** Attempts after the first, for idempotent operations only. */
@@ -103,6 +108,7 @@ export interface BatchOptions {
 export class KmipClient {
   private readonly transport: KmipTransport;
   private readonly timeoutMs: number;
+  private readonly deadlineMs: number;
   private readonly windowMs: number;
   private readonly maxBatch: number;
   private readonly coalescing: boolean;
@@ -115,6 +121,7 @@ export class KmipClient {
   constructor(private readonly options: KmipClientOptions) {
     this.transport = options.transport;
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.deadlineMs = options.deadlineMs ?? this.timeoutMs;
     this.coalescing = options.coalesce !== false;
     this.windowMs = options.coalesce ? (options.coalesce.windowMs ?? 0) : 0;
     this.maxBatch = options.coalesce ? (options.coalesce.maxBatch ?? 64) : 64;
@@ -300,7 +307,8 @@ export class KmipClient {
     const entries = this.queue.splice(0, this.maxBatch);
     if (this.queue.length > 0) this.flushTimer = setImmediate(() => this.flush());
     if (entries.length === 0) return;
-    void this.sendCoalesced(entries);
+    // Callers wait on their own entries: a failure anywhere in sending reaches them, never nobody.
+    this.sendCoalesced(entries).catch((error: unknown) => entries.forEach((entry) => entry.reject(error as Error)));
   }
 
   private async sendCoalesced(entries: Queued[]): Promise<void> {
@@ -342,18 +350,21 @@ export class KmipClient {
    * they become KMIP_OUTCOME_UNKNOWN once the request may have been sent.
    */
   private async exchange(items: RequestBatchItem[], header: RequestHeaderOptions, idempotent: boolean): Promise<ResponseMessage> {
+    const deadline = Date.now() + this.deadlineMs;
+    // Each attempt gets what is left of the call's deadline; none starts once it has passed.
+    const left = () => Math.min(this.timeoutMs, deadline - Date.now());
     for (let attempt = 0; ; attempt++) {
       let channel: KmipChannel;
       try {
-        channel = await this.transport.acquire(this.timeoutMs);
+        channel = await this.transport.acquire(Math.max(1, left()));
       } catch (error) {
-        if (idempotent && attempt < this.retries) continue;
+        if (idempotent && attempt < this.retries && left() > 0) continue;
         throw error; // nothing was sent
       }
       let broken = true;
       let sent = false;
       try {
-        const version = this.options.version ?? channel.negotiatedVersion ?? (await this.negotiate(channel));
+        const version = this.options.version ?? channel.negotiatedVersion ?? (await this.negotiate(channel, Math.max(1, left())));
         const request = encodeTtlv(
           buildRequestMessage(version, items, {
             ...header,
@@ -362,12 +373,12 @@ export class KmipClient {
           }),
         );
         sent = true;
-        const response = parseResponseMessage(decodeTtlv(await channel.roundTrip(request, this.timeoutMs)));
+        const response = parseResponseMessage(decodeTtlv(await channel.roundTrip(request, Math.max(1, left()))));
         broken = false;
         return response;
       } catch (error) {
         const transportFailure = isKmipEdgeError(error) && error.code.startsWith('NET_');
-        if (transportFailure && idempotent && attempt < this.retries) continue;
+        if (transportFailure && idempotent && attempt < this.retries && left() > 0) continue;
         if (transportFailure && sent && !idempotent) throw outcomeUnknown(items[0]!.operation, error);
         throw error;
       } finally {
@@ -381,10 +392,10 @@ export class KmipClient {
    * first to define it. A server without it (KMIP 1.0, or one that refuses the whole message)
    * gets 1.0. No common version is an error.
    */
-  private async negotiate(channel: KmipChannel): Promise<ProtocolVersion> {
+  private async negotiate(channel: KmipChannel, timeoutMs = this.timeoutMs): Promise<ProtocolVersion> {
     const offered = this.options.versions ?? KMIP_VERSIONS;
     const request = encodeTtlv(buildRequestMessage({ major: 1, minor: 1 }, [{ operation: Operation.DiscoverVersions, payload: payload.discoverVersions(offered) }], { timeStamp: this.clock() }));
-    const response = parseResponseMessage(decodeTtlv(await channel.roundTrip(request, this.timeoutMs)));
+    const response = parseResponseMessage(decodeTtlv(await channel.roundTrip(request, timeoutMs)));
     const item = response.batchItems[0];
     let version: ProtocolVersion | undefined;
     if (item && isSuccess(item) && item.payload) {

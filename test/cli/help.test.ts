@@ -22,7 +22,7 @@ const FLAGS: Record<string, string[]> = {
   kmip: Object.keys(KMIP_OPTIONS).concat('secret-file'),
   'dev-server': [...Object.keys(DEV_SERVER_OPTIONS), 'put', 'replaces', 'notify', 'list'],
   // parsers owned elsewhere: their flags as of this commit
-  'device-sim': ['id', 'key', 'suite', 'mqtt', 'serial', 'prefix', 'state', 'uid', 'count', 'repeat', 'concurrency', 'resend-ms', 'pushes', 'seconds', 'mac-uid', 'mac-key'],
+  'device-sim': ['id', 'key', 'key-file', 'suite', 'mqtt', 'serial', 'prefix', 'state', 'timeout', 'uid', 'count', 'repeat', 'concurrency', 'resend-ms', 'pushes', 'seconds', 'mac-uid', 'mac-key', 'mac-key-file', 'mqtt-username', 'mqtt-password-file', 'mqtt-ca', 'mqtt-cert', 'mqtt-key', 'mqtt-client-id'],
   ttlv: ['hex', 'file', 'format'],
   ledger: ['data', 'json'],
   cache: ['data', 'json'],

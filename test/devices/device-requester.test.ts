@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DeviceClient, memoryCounters } from '../../src/devices/device-client.ts';
-import { DeviceRequester, MAX_IN_FLIGHT } from '../../src/devices/device-requester.ts';
+import { DeviceRequester, MAX_COUNTER_LEAD, MAX_IN_FLIGHT } from '../../src/devices/device-requester.ts';
 import { parseFrameHeader, sealFrame, Suite } from '../../src/devices/frame.ts';
 import { buildResponseMessage } from '../../src/kmip/message.ts';
 import { payload } from '../../src/kmip/payloads.ts';
@@ -58,5 +58,29 @@ describe('device requester', () => {
     const responses = await Promise.all(pending);
     assert.equal(responses.length, MAX_IN_FLIGHT);
     assert.ok(responses.every((response) => response.batchItems[0]!.resultStatus === ResultStatus.Success));
+  });
+
+  it('sends no frame 64 or more above its oldest unanswered request (PROTOCOL.md §3.1): the next waits until that one is answered', async () => {
+    const { requester: r, sent } = requester();
+    const oldest = r.request(request, { resendMs: 10_000 });
+    const oldestFrame = sent[0]!;
+    let down = 1n;
+    for (let i = 1n; i < MAX_COUNTER_LEAD; i++) {
+      const answered = r.request(request, { resendMs: 10_000 });
+      r.deliver(replyTo(sent[sent.length - 1]!, down++));
+      await answered;
+    }
+    const before = sent.length;
+    let done = false;
+    const held = r.request(request, { resendMs: 10_000 }).then(() => (done = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(sent.length, before, 'counter 65 would leave request 1 below the agent\'s window: not sent');
+    r.deliver(replyTo(oldestFrame, down++));
+    await oldest;
+    await until(() => sent.length === before + 1, 'the held request to go out');
+    assert.equal(parseFrameHeader(sent[before]!).header.counter, MAX_COUNTER_LEAD + 1n);
+    r.deliver(replyTo(sent[before]!, down++));
+    await held;
+    assert.ok(done);
   });
 });

@@ -114,8 +114,8 @@ describe('device service: several requests in flight (PROTOCOL.md §3)', () => {
   });
 });
 
-describe('device service: a resent read (PROTOCOL.md §3)', () => {
-  it('is answered again — a fresh reply, the cache and ledger untouched — while among the last 16 reads; older, it is dropped', async () => {
+describe('device service: a resent read (PROTOCOL.md §3.1)', () => {
+  it('is answered again — a fresh reply, the cache and ledger untouched — while inside the replay window of 64; below it, it is dropped', async () => {
     const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(2700n));
     const first = device.seal(request(Operation.Get));
     const firstReply = await service.handle(first.frame, tape.id);
@@ -126,12 +126,12 @@ describe('device service: a resent read (PROTOCOL.md §3)', () => {
     assert.notDeepEqual(again, firstReply, 'not a kept copy: a new reply under a new down counter');
     assert.equal(device.open(again, first.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
     assert.deepEqual(await agent.ledger.totals(allowedKey), ledger);
-    // 15 reads later the first is still among the last 16; one more and it is not.
-    for (let i = 0; i < 15; i++) await service.handle(device.seal(request(Operation.Get)).frame, tape.id);
-    assert.ok(await service.handle(first.frame, tape.id), 'the 16th read back is answered');
+    // 63 reads later the first is still inside the window; one more and it is not.
+    for (let i = 0; i < 63; i++) await service.handle(device.seal(request(Operation.Get)).frame, tape.id);
+    assert.ok(await service.handle(first.frame, tape.id), 'a resend 63 below the highest is answered');
     await service.handle(device.seal(request(Operation.Get)).frame, tape.id);
     const dropped = service.dropped.get('FRAME_REPLAYED') ?? 0;
-    assert.equal(await service.handle(first.frame, tape.id), undefined, 'the 17th read back is a replay');
+    assert.equal(await service.handle(first.frame, tape.id), undefined, '64 below the highest it is a replay');
     assert.equal(service.dropped.get('FRAME_REPLAYED'), dropped + 1);
   });
 });
@@ -212,5 +212,37 @@ describe('device service: per-device limits', () => {
     assert.equal(results[4]!.resultMessage, 'DEVICE_RATE_LIMITED');
     await new Promise((resolve) => setTimeout(resolve, 600)); // a token comes back every 500 ms
     assert.equal((await ask(device, Operation.Get)).resultStatus, ResultStatus.Success);
+  });
+});
+
+describe('device service: a grant is delivered or never debited (issue #13 finding 3, PROTOCOL.md §3.1)', () => {
+  it('a grant whose reply was lost, then 16 (and up to 63) answered grants, then resent unchanged: the kept reply, not FRAME_REPLAYED — also after a restart', async () => {
+    const device = new DeviceClient(tape.id, tape.key, tape.suite, memoryCounters(20000n));
+    const before = (await agent.ledger.totals(allowedKey)).grantedToDevices;
+    const lost = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
+    const firstReply = await service.handle(lost.frame, tape.id); // the reply is lost on the way
+    assert.ok(firstReply);
+    let delivered = 0n;
+    for (let i = 0; i < 16; i++) {
+      const { frame, counter } = device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 2n)));
+      assert.equal(device.open((await service.handle(frame, tape.id))!, counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+      delivered += 2n;
+    }
+    const resent = await service.handle(lost.frame, tape.id);
+    assert.ok(resent, 'the resend 16 below the highest is answered');
+    assert.equal(toHex(resent), toHex(firstReply), 'with the kept reply');
+    assert.equal(device.open(resent, lost.counter).batchItems[0]!.resultStatus, ResultStatus.Success);
+    delivered += 2n;
+    assert.equal((await agent.ledger.totals(allowedKey)).grantedToDevices - before, delivered, 'the ledger counts what the device received: 34 = 34');
+    // Up to 63 grants later, across a restart (nothing in memory), the reply is still there.
+    for (let i = 16; i < 63; i++) await service.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
+    const restarted = new DeviceService(agent, gateway.registry, deviceStore, silentLogger);
+    assert.equal(toHex((await restarted.handle(lost.frame, tape.id))!), toHex(firstReply), 'kept across a restart while inside the window');
+    // Once the window has moved past it, the reply is deleted with the next grant: nothing is kept forever.
+    await restarted.handle(device.seal(request(Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).frame, tape.id);
+    let kept = 0;
+    for await (const _ of deviceStore.entries(`device/reply/${tape.id}/`)) kept++;
+    assert.ok(kept <= 64, `${kept} replies kept`);
+    assert.equal(await restarted.handle(lost.frame, tape.id), undefined, 'below the window: a replay');
   });
 });
