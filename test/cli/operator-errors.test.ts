@@ -141,11 +141,7 @@ describe('ports in use', () => {
     assert.match(result.stderr, /^kmip-edge: openssl req failed in .*: .*ENOENT.*\n$/);
     assert.equal(existsSync(dir), false);
   });
-  it('--metrics: left to the observability work, refused by name until then', () => {
-    const result = run(runArgs('--embedded-broker', '127.0.0.1:0', '--metrics', '127.0.0.1:9464'));
-    assert.equal(result.stderr, '--metrics: metrics are not built into this build yet\n'.replace(/^/, 'kmip-edge: '));
-    assert.equal(result.status, 2);
-  });
+  define({ name: 'run --metrics', args: () => runArgs('--embedded-broker', '127.0.0.1:0', '--metrics', `127.0.0.1:${heldPort}`), lines: () => [`--metrics 127.0.0.1:${heldPort}: ${IN_USE}`] });
 });
 
 describe('flags and folders', () => {
