@@ -186,7 +186,22 @@ describe('flags and folders', () => {
       chmodSync(locked, 0o555);
       return ['run', '--data', locked, ...upstreamArgs(pki, port), '--embedded-broker', '127.0.0.1:0'];
     },
-    lines: () => [`--data ${join(work, 'locked')}: cannot write in it (permission denied); the agent keeps its store and master key there`],
+    lines: () => [`--data ${join(work, 'locked')}: cannot write in it (permission denied); it holds the agent's data`],
+  });
+  define({
+    name: 'dev-server --dir that is a file, or where a folder cannot be made',
+    args: () => { writeFileSync(join(work, 'a-file'), ''); return ['dev-server', '--port', '0', '--dir', join(work, 'a-file')]; },
+    lines: () => [`--dir ${join(work, 'a-file')}: is a file, not a folder; give a folder for the development server's certificates and objects`],
+  });
+  define({ name: 'dev-server --dir in /proc', args: () => ['dev-server', '--port', '0', '--dir', '/proc/kmip-edge-kms'], lines: () => ['--dir /proc/kmip-edge-kms: cannot create /proc/kmip-edge-kms (this file system does not allow folders here)'] });
+  it('device list|remove|update with a mistyped --data: one line, and no new store or master key left there', () => {
+    const typo = join(work, 'no-agent-here');
+    for (const args of [['list'], ['remove', '--id', 'd1'], ['update', '--id', 'd1', '--key-uid', 'k']]) {
+      const result = run(['device', ...args, '--data', typo]);
+      assert.equal(result.stderr, `kmip-edge: no agent store in ${typo}; give the agent's --data folder (device add makes a new one)\n`);
+      assert.equal(result.status, 2);
+      assert.equal(existsSync(typo), false);
+    }
   });
   define({ name: 'an unknown flag', args: () => ['run', '--colour'], lines: () => ["Unknown option '--colour'; try kmip-edge run --help"] });
   define({ name: 'an unknown command', args: () => ['serve'], lines: () => ['unknown command "serve"; try kmip-edge --help'] });
