@@ -11,9 +11,11 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
 import { LevelObjectStore } from '../devserver/level-object-store.ts';
-import { ensureDevPkiTracked, removeCreatedPki } from '../devserver/pki.ts';
+import { ensureDevPkiTracked, removeCreatedPki, type DevPki } from '../devserver/pki.ts';
+import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { listening } from '../config/listen-error.ts';
+import { prepareDataFolder } from '../config/data-folder.ts';
 import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
 import { parseHostPort } from '../net/tls-options.ts';
 import { UsageError } from './errors.ts';
@@ -45,19 +47,24 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
   const pushTo = (values['push-to'] ?? []).map((endpoint) => parseHostPort(endpoint));
 
   const dir = resolve(values.dir);
-  // The port first: a port in use must not leave a new PKI behind (nor a half-written one: pki.ts stages it).
+  // The port first: a port in use must not leave a new folder or PKI behind (nor a half-written one: pki.ts stages it).
   await listening('--port', `${values.host}:${port}`, () => portFree(port, values.host));
-  const { pki, created } = ensureDevPkiTracked(dir);
+  const madeDir = !existsSync(dir);
+  prepareDataFolder(dir, '--dir', "the development server's certificates and objects");
   let server: DevKmipServer | undefined;
+  let created: string[] = [];
   let bound: number;
+  let pki: DevPki;
   try {
+    ({ pki, created } = ensureDevPkiTracked(dir));
     const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
     server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
     bound = await listening('--port', `${values.host}:${port}`, () => server!.listen(port, values.host));
     await server.listenAdmin(dir);
   } catch (error) {
     await server?.close().catch(() => undefined);
-    removeCreatedPki(created);
+    if (madeDir) rmSync(dir, { recursive: true, force: true });
+    else removeCreatedPki(created);
     throw error;
   }
   // Listening for SIGTERM before saying ready: a test or supervisor may stop it the moment it reads the line.

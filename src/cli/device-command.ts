@@ -5,6 +5,7 @@
  * keeps its key. While `kmip-edge run` holds the store, the request goes to
  * the running agent (./device-admin.ts), which applies it at once.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { dataDir } from '../agent/data-dir.ts';
 import { DeviceRegistry, type DeviceLimits, type DeviceOperation, type KeyRule } from '../devices/registry.ts';
@@ -60,6 +61,8 @@ export async function runDeviceCommand(args: string[], out: (text: string) => vo
 async function carryOut(data: string, request: DeviceRequest): Promise<DeviceAnswer> {
   if (request.action === 'add') prepareDataFolder(data, '--data');
   const paths = dataDir(data, request.action === 'add');
+  // Only add makes a data folder: a mistyped --data must not leave a new store and master key behind.
+  if (request.action !== 'add' && !existsSync(paths.store)) throw new UsageError(`no agent store in ${data}; give the agent's --data folder (device add makes a new one)`);
   let store: LevelStore;
   try {
     store = await LevelStore.open(paths.store);

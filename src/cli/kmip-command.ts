@@ -83,7 +83,7 @@ function count(text: string, what: string): bigint {
 
 function endpoint(values: Values): TlsEndpoint {
   // Unreadable, non-PEM, swapped or mismatched files: one line each, exit 2 (not a TLS error later).
-  const problems = checkTlsFiles({ role: 'client', ca: required(values, 'ca'), cert: required(values, 'cert'), key: required(values, 'key') });
+  const problems = checkTlsFiles({ role: 'client', caRole: 'KMIP server', ca: required(values, 'ca'), cert: required(values, 'cert'), key: required(values, 'key') });
   if (problems.length > 0) throw new ConfigError('CONFIG_TLS', problems);
   return {
     ...parseHostPort(required(values, 'server')),

@@ -13,7 +13,8 @@
  * before they end; SIGHUP reloads what can change without a restart (../config/reload.ts); on
  * SIGTERM stops taking frames, lets the store drain, and exits 0. Logs are JSON lines on stderr.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { isKmipEdgeError } from '../errors.ts';
 import { createServer } from 'node:net';
 import { AgentCore } from '../agent/agent-core.ts';
 import { ConfigError } from '../config/config-error.ts';
@@ -97,6 +98,14 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     // own cafile decides), so it is checked on its own: parses, in date, matches its key.
     if (config.mqtt.ca !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT broker', ca: config.mqtt.ca }));
     if (config.mqtt.cert !== undefined && config.mqtt.key !== undefined) problems.push(...checkTlsFiles({ role: 'MQTT client', cert: config.mqtt.cert, key: config.mqtt.key }));
+  }
+  for (const path of config.serial) {
+    try {
+      if (!statSync(path).isCharacterDevice()) problems.push(`${fieldName('serial', sources)} ${path}: not a serial device (not a character device)`);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      problems.push(`${fieldName('serial', sources)} ${path}: ${code === 'ENOENT' ? 'no such device (is it plugged in? stable names are in /dev/serial/by-id)' : `cannot look at it (${code})`}`);
+    }
   }
   if (config.mqtt?.passwordFile !== undefined) {
     try {
@@ -206,7 +215,10 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       closers.push(() => started.close());
     }
     for (const path of config.serial) {
-      const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
+      const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send)).catch((error: unknown) => {
+        if (!isKmipEdgeError(error, 'SERIAL_OPEN_FAILED')) throw error;
+        throw new ConfigError('CONFIG_INVALID', [`${fieldName('serial', sources)} ${path}: cannot open it (${(error.cause as Error | undefined)?.message.replace(/^Error: /, '') ?? error.message})`], { cause: error });
+      });
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.

@@ -22,7 +22,7 @@ function reason(error: unknown): string {
 }
 
 /** Makes `path` (and missing parents, 0700) a writable folder, or throws one ConfigError line naming `field`. */
-export function prepareDataFolder(path: string, field: string): void {
+export function prepareDataFolder(path: string, field: string, purpose = "the agent's data"): void {
   const fail = (problem: string, cause?: unknown): never => {
     throw new ConfigError('CONFIG_DATA', [`${field} ${path}: ${problem}`], { cause });
   };
@@ -38,7 +38,7 @@ export function prepareDataFolder(path: string, field: string): void {
       missing.unshift(at);
       continue;
     }
-    if (!isFolder) fail(at === absolute ? 'is a file, not a folder; give a folder for the agent\'s data' : `${at} is a file, not a folder`);
+    if (!isFolder) fail(at === absolute ? `is a file, not a folder; give a folder for ${purpose}` : `${at} is a file, not a folder`);
     break;
   }
   for (const folder of missing) {
@@ -54,6 +54,6 @@ export function prepareDataFolder(path: string, field: string): void {
     closeSync(openSync(probe, 'wx', 0o600));
     unlinkSync(probe);
   } catch (error) {
-    fail(`cannot write in it (${reason(error)}); the agent keeps its store and master key there`, error);
+    fail(`cannot write in it (${reason(error)}); it holds ${purpose}`, error);
   }
 }

@@ -18,6 +18,8 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
 export interface TlsFiles {
   /** What the files are for, for messages: "upstream", "push listener", "MQTT broker". */
   role: string;
+  /** What the CA verifies, when not the `role` itself (`kmip`: the client's CA file verifies the KMIP server). */
+  caRole?: string;
   /** Absent: the system's CAs verify the peer (e.g. a public broker); the chain is then not checked here. */
   ca?: string;
   cert?: string;
@@ -113,8 +115,9 @@ export function checkTlsFiles(files: TlsFiles, now = new Date()): string[] {
     const caFile = read(files.ca);
     if (!caFile.ok) problems.push(caFile.problem);
     else {
-      roots = certificates(files.ca, caFile.text, `the ${files.role} CA certificate`, problems);
-      if (roots.length > 0 && !roots.some((cert) => cert.ca)) problems.push(`${files.ca}: no CA certificate in it (the ${files.role} CA must have basicConstraints CA:TRUE)`);
+      const caRole = files.caRole ?? files.role;
+      roots = certificates(files.ca, caFile.text, `the ${caRole} CA certificate`, problems);
+      if (roots.length > 0 && !roots.some((cert) => cert.ca)) problems.push(`${files.ca}: no CA certificate in it (the ${caRole} CA must have basicConstraints CA:TRUE)`);
       for (const cert of roots) dates(files.ca, cert, now, problems);
     }
   }

@@ -141,15 +141,17 @@ describe('ports in use', () => {
     assert.match(result.stderr, /^kmip-edge: openssl req failed in .*: .*ENOENT.*\n$/);
     assert.equal(existsSync(dir), false);
   });
-  it('--metrics: left to the observability work, refused by name until then', () => {
-    const result = run(runArgs('--embedded-broker', '127.0.0.1:0', '--metrics', '127.0.0.1:9464'));
-    assert.equal(result.stderr, '--metrics: metrics are not built into this build yet\n'.replace(/^/, 'kmip-edge: '));
-    assert.equal(result.status, 2);
-  });
+  define({ name: 'run --metrics', args: () => runArgs('--embedded-broker', '127.0.0.1:0', '--metrics', `127.0.0.1:${heldPort}`), lines: () => [`--metrics 127.0.0.1:${heldPort}: ${IN_USE}`] });
 });
 
 describe('flags and folders', () => {
   define({ name: '--mqtt without a scheme', args: () => runArgs('--mqtt', '127.0.0.1:1883'), lines: () => ['--mqtt: got "127.0.0.1:1883"; expected mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtts://broker.local:8883)'] });
+  define({ name: '--serial naming no device', args: () => runArgs('--serial', '/dev/kmip-edge-no-such-tty'), lines: () => ['--serial /dev/kmip-edge-no-such-tty: no such device (is it plugged in? stable names are in /dev/serial/by-id)'] });
+  define({
+    name: '--serial naming something that is not a serial line',
+    args: () => runArgs('--serial', notPem()),
+    lines: () => [`--serial ${join(work, 'not-pem.txt')}: not a serial device (not a character device)`],
+  });
   define({ name: 'an unknown --log-level', args: () => runArgs('--embedded-broker', '127.0.0.1:0', '--log-level', 'verbose'), lines: () => ['--log-level: got "verbose"; expected one of fatal, error, warn, info, debug, trace, silent'] });
   define({
     name: '--data that is a file',
@@ -184,7 +186,22 @@ describe('flags and folders', () => {
       chmodSync(locked, 0o555);
       return ['run', '--data', locked, ...upstreamArgs(pki, port), '--embedded-broker', '127.0.0.1:0'];
     },
-    lines: () => [`--data ${join(work, 'locked')}: cannot write in it (permission denied); the agent keeps its store and master key there`],
+    lines: () => [`--data ${join(work, 'locked')}: cannot write in it (permission denied); it holds the agent's data`],
+  });
+  define({
+    name: 'dev-server --dir that is a file, or where a folder cannot be made',
+    args: () => { writeFileSync(join(work, 'a-file'), ''); return ['dev-server', '--port', '0', '--dir', join(work, 'a-file')]; },
+    lines: () => [`--dir ${join(work, 'a-file')}: is a file, not a folder; give a folder for the development server's certificates and objects`],
+  });
+  define({ name: 'dev-server --dir in /proc', args: () => ['dev-server', '--port', '0', '--dir', '/proc/kmip-edge-kms'], lines: () => ['--dir /proc/kmip-edge-kms: cannot create /proc/kmip-edge-kms (this file system does not allow folders here)'] });
+  it('device list|remove|update with a mistyped --data: one line, and no new store or master key left there', () => {
+    const typo = join(work, 'no-agent-here');
+    for (const args of [['list'], ['remove', '--id', 'd1'], ['update', '--id', 'd1', '--key-uid', 'k']]) {
+      const result = run(['device', ...args, '--data', typo]);
+      assert.equal(result.stderr, `kmip-edge: no agent store in ${typo}; give the agent's --data folder (device add makes a new one)\n`);
+      assert.equal(result.status, 2);
+      assert.equal(existsSync(typo), false);
+    }
   });
   define({ name: 'an unknown flag', args: () => ['run', '--colour'], lines: () => ["Unknown option '--colour'; try kmip-edge run --help"] });
   define({ name: 'an unknown command', args: () => ['serve'], lines: () => ['unknown command "serve"; try kmip-edge --help'] });
