@@ -19,6 +19,7 @@ import { requestJsonLine, serveJsonLines } from '../net/json-line-socket.ts';
 import { silentLogger, type Logger } from '../log.ts';
 import { observer } from '../metrics/observer.ts';
 import { resetCounterAnswer } from './device-reset-counter.ts';
+import { agentBackup, isBackupRequest, type BackupRequest } from './backup-agent.ts';
 
 export const AGENT_SOCKET = 'agent.sock';
 /** A request line is small: an id, a few key rules and operations. */
@@ -80,9 +81,11 @@ export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed
   // The store lock guarantees this process is the only agent on `data`: a socket file left by a killed one is replaced.
   return serveJsonLines(join(data, AGENT_SOCKET), async (line): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
     try {
-      const request = JSON.parse(line) as DeviceRequest | { action: AgentQuery };
+      const request = JSON.parse(line) as DeviceRequest | BackupRequest | { action: AgentQuery };
       const query = (AGENT_QUERIES as readonly string[]).includes(request.action) ? queries[request.action as AgentQuery] : undefined;
       if (query) return { output: await query(), code: 0 };
+      // `kmip-edge backup` while the agent runs: the agent snapshots its own store (backup-agent.ts).
+      if (isBackupRequest(request)) return { output: { ...(await agentBackup(data, registry.store, request)) }, code: 0 };
       const reply = await executeDeviceRequest(registry, request as DeviceRequest);
       if ('id' in request) {
         changed(request.id);
@@ -107,7 +110,12 @@ export function sendDeviceAdmin(data: string, request: DeviceRequest): Promise<D
   return sendAdminLine(data, request);
 }
 
-async function sendAdminLine(data: string, request: DeviceRequest | { action: AgentQuery }): Promise<DeviceAnswer | undefined> {
+/** `kmip-edge backup`'s side: asks the agent running on `data` to write a backup; undefined when no agent socket is there. */
+export function sendBackupRequest(data: string, request: BackupRequest): Promise<DeviceAnswer | undefined> {
+  return sendAdminLine(data, request);
+}
+
+async function sendAdminLine(data: string, request: DeviceRequest | BackupRequest | { action: AgentQuery }): Promise<DeviceAnswer | undefined> {
   const path = join(data, AGENT_SOCKET);
   if (!existsSync(path)) return undefined;
   const text = await requestJsonLine(path, request).catch((error: Error) => {

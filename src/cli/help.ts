@@ -19,6 +19,9 @@ commands:
   ledger --data DIR [--json]              usage allocations recorded by the agent
   cache --data DIR [--json]               the agent's cached keys, never their material
   status --data DIR [--json]              a running agent: upstream, keys, devices, pushes
+  backup --data DIR --out FILE|DIR        a consistent snapshot of the store (running or stopped)
+  restore --data DIR --from BACKUP        a backup into a stopped agent's folder
+  master-key rotate --data DIR            re-seal every record under a new master key
   device-sim --id ID --key HEX … ACTION   a simulated device (MQTT or serial)
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
@@ -125,6 +128,34 @@ Never key material. Exit 1 when no agent is running on DIR.
 
 The agent's cached keys (names, state, lease), never their material, from a stopped agent's store.
   --data DIR   the agent's data folder        --json   one JSON object
+`,
+  backup: () => `usage: kmip-edge backup --data DIR --out FILE_OR_DIR [--include-master-key]
+
+A consistent snapshot of the agent's store in one owner-only file with a checksum, written
+atomically. While the agent runs it takes the snapshot itself (asked on its admin socket in DIR;
+it writes FILE, so give a path its user can write); a stopped agent's store is read directly.
+The master key is NOT in the backup unless --include-master-key: back up DIR/master.key apart
+(the backup names it by fingerprint). Prints {"backup":FILE,"records":N,"sha256":…,"masterKey":…}.
+  --data DIR              the agent's data folder
+  --out FILE_OR_DIR       a new file, or a folder to make kmip-edge-backup-<time>.kebak in
+  --include-master-key    put the master key in the backup (then guard it like DIR itself)
+`,
+  restore: () => `usage: kmip-edge restore --data DIR --from BACKUP [--master-key FILE] [--replace]
+
+Restores a backup into a stopped agent's (or a new) data folder: checks the checksum, that the
+master key is the backup's (fingerprint and authenticator), writes into a temporary store, reads
+it back, syncs and renames it into place; an interrupted restore leaves DIR as it was.
+  --data DIR          the data folder to restore into
+  --from BACKUP       the backup file
+  --master-key FILE   the master key kept apart (when the backup does not hold it and DIR has none)
+  --replace           set aside a store that holds records (kept as store.replaced-<time>)
+`,
+  'master-key': () => `usage: kmip-edge master-key rotate --data DIR
+
+Re-seals every sealed record (cached key material, device keys, pushes awaiting delivery) of a
+stopped agent's store under a new master key, then replaces DIR/master.key. Crash-safe: if it is
+interrupted, the agent refuses to start until it is run again, and it resumes.
+  --data DIR   the agent's data folder (the agent must be stopped)
 `,
   bench: () => `usage: kmip-edge bench [ttlv|upstream|ledger|devices …] [--json] [flags]
 

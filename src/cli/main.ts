@@ -17,6 +17,8 @@ import { runLedgerCommand } from './ledger-command.ts';
 import { runStatusCommand } from './status-command.ts';
 import { runTtlvCommand } from './ttlv-command.ts';
 import { runConfigCommand } from './config-command.ts';
+import { runBackupCommand, runRestoreCommand } from './backup-command.ts';
+import { runMasterKeyCommand } from './master-key-command.ts';
 import { COMMANDS_WITH_HELP, helpText } from './help.ts';
 import { packageRoot } from './package-root.ts';
 import { ConfigError } from '../config/config-error.ts';
@@ -65,6 +67,12 @@ export async function main(argv: string[]): Promise<number> {
         return await runBenchCommand(rest, write);
       case 'config':
         return runConfigCommand(rest, write);
+      case 'backup':
+        return await runBackupCommand(rest, write);
+      case 'restore':
+        return await runRestoreCommand(rest, write);
+      case 'master-key':
+        return await runMasterKeyCommand(rest, write);
       case 'demo':
         if (rest.length > 0) throw new UsageError(`demo takes no arguments, not ${JSON.stringify(rest[0])}; try kmip-edge demo --help`);
         return await runDemo(rest, write);
