@@ -17,7 +17,7 @@
  */
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { dataDir, type DataDir } from '../agent/data-dir.ts';
 import { isKmipEdgeError, KmipEdgeError } from '../errors.ts';
@@ -29,6 +29,21 @@ import { sendBackupRequest } from './device-admin.ts';
 import { UsageError } from './errors.ts';
 
 const RESTORE_BATCH = 1000;
+/** A temporary backup file (durable-file.ts) of a `.kebak` backup, and the process that writes it. */
+const BACKUP_TEMPORARY = /^\..+\.kebak\.tmp-(\d+)$/;
+
+/** Removes, beside `file`, partial backups left by backup runs that were killed (their writer is gone). */
+function removeDeadTemporaries(file: string): void {
+  for (const name of readdirSync(dirname(file))) {
+    const pid = BACKUP_TEMPORARY.exec(name)?.[1];
+    if (pid === undefined) continue;
+    try {
+      process.kill(Number(pid), 0);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(dirname(file), name), { force: true });
+    }
+  }
+}
 const RESTORE_TEMPORARY = '.store.restore-';
 
 /** The master key of a data folder as the agent would use it, without creating one. */
@@ -61,6 +76,9 @@ export async function runBackupCommand(args: string[], out: (text: string) => vo
     file = join(file, `kmip-edge-backup-${new Date().toISOString().replace(/[:.]/g, '-')}.kebak`);
     if (existsSync(file)) throw new UsageError(`${file} exists; try again`);
   }
+  if (!/\.kebak$/.test(file)) throw new UsageError(`${values.out}: a backup file's name ends in .kebak`);
+  if (!existsSync(dirname(file))) throw new UsageError(`no folder ${dirname(file)} for the backup`);
+  removeDeadTemporaries(file);
   const include = values['include-master-key'];
   let store: LevelStore | undefined;
   try {
