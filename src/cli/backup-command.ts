@@ -105,10 +105,16 @@ export async function runBackupCommand(args: string[], out: (text: string) => vo
       await store.close();
     }
   } else {
-    const answer = await sendBackupRequest(data, { action: 'backup', out: file, includeMasterKey: include }).catch((error: unknown) => {
+    let answer;
+    try {
+      answer = await sendBackupRequest(data, { action: 'backup', out: file, includeMasterKey: include });
+    } catch (error) {
       if (isKmipEdgeError(error, 'BACKUP_WRITE_FAILED')) throw new UsageError(error.message);
-      throw error;
-    });
+      if (!isKmipEdgeError(error, 'AGENT_UNREACHABLE')) throw error;
+      // The agent stopped (or was killed) before it answered: its backup file is never half there (durable-file.ts).
+      process.stderr.write(`kmip-edge: no backup: ${error.message}; run it again\n`);
+      return 1;
+    }
     if (answer === undefined) throw new UsageError(`the store in ${data} is locked by a process that is not a kmip-edge agent (no ${join(data, 'agent.sock')})`);
     summary = answer.output;
     source = 'running agent';
