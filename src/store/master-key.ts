@@ -11,6 +11,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { gcm } from '@noble/ciphers/aes.js';
 import { KmipEdgeError } from '../errors.ts';
 
@@ -30,7 +31,7 @@ export class MasterKey {
       return new MasterKey(new Uint8Array(Buffer.from(environment, 'hex')));
     }
     if (existsSync(nextKeyPath(path))) {
-      throw new KmipEdgeError('MASTER_KEY_ROTATING', `a master-key rotation of ${path} was interrupted; finish it with kmip-edge master-key rotate --data DIR before starting the agent`);
+      throw new KmipEdgeError('MASTER_KEY_ROTATING', `a master-key rotation of ${path} was interrupted; finish it with kmip-edge master-key rotate --data ${dirname(path)} before starting the agent`);
     }
     if (!existsSync(path)) {
       const fd = openSync(path, 'wx', 0o600); // fails rather than overwrite a key created meanwhile

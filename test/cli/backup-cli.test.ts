@@ -145,7 +145,7 @@ describe('backup, restore, master-key rotate (CLI)', () => {
     // A rotation left pending: backups and device commands say how to finish it.
     writeFileSync(join(data, 'master.key.next'), readFileSync(join(data, 'master.key')), { mode: 0o600 });
     refused(['backup', '--data', data, '--out', join(work, 'pending.kebak')], /a master-key rotation of .* is unfinished; run kmip-edge master-key rotate --data/);
-    refused(['device', 'add', '--data', data, '--id', 'cam-9'], /a master-key rotation of .*master.key was interrupted; finish it with kmip-edge master-key rotate --data DIR/);
+    refused(['device', 'add', '--data', data, '--id', 'cam-9'], /a master-key rotation of .*master.key was interrupted; finish it with kmip-edge master-key rotate --data .*agent\d+ before starting the agent/);
     assert.equal(ok(['master-key', 'rotate', '--data', data]).resumed, true);
     assert.ok(!existsSync(join(data, 'master.key.next')));
     assert.deepEqual(devices(data), ['cam-1', 'cam-2']);
