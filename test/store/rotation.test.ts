@@ -5,7 +5,7 @@
  * key stops the rotation before the switch, and MasterKey.load refuses while a rotation is pending.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -45,6 +45,23 @@ describe('master-key rotation', () => {
     assert.equal(statSync(keyFile).mode & 0o777, 0o600);
     assert.ok(!existsSync(`${keyFile}.next`));
     assert.deepEqual(await checkSealed(data, fixture, [current, old]), [fixture.plaintexts.size, 0]);
+  });
+
+  it('resumes after a crash between overwriting the old key and the switch (every record already under the next key)', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'kmip-edge-rotation-'));
+    const fixture = await makeSealedFixture(data, { devices: 5, keys: 5, pushes: 1 });
+    const keyFile = join(data, 'master.key');
+    let store = await LevelStore.open(join(data, 'store'));
+    await rotateMasterKey(store, keyFile).finally(() => store.close());
+    // The state such a crash leaves: the next key beside a master.key overwritten with random bytes.
+    const next = readFileSync(keyFile);
+    writeFileSync(`${keyFile}.next`, next, { mode: 0o600 });
+    writeFileSync(keyFile, MasterKey.generate().exportBytes(), { mode: 0o600 });
+    store = await LevelStore.open(join(data, 'store'));
+    const result = await rotateMasterKey(store, keyFile).finally(() => store.close());
+    assert.deepEqual([result.resumed, result.resealed], [true, 0]);
+    assert.ok(readFileSync(keyFile).equals(next));
+    assert.deepEqual(await checkSealed(data, fixture, [MasterKey.read(keyFile)]), [fixture.plaintexts.size]);
   });
 
   it('stops before the switch when a record opens under neither key; the agent will not load half a rotation', async () => {
