@@ -6,9 +6,11 @@
  *
  * Replay and retries: the up counter is accepted once, within a sliding window (replay-guard.ts),
  * and stored — synced with the reply when the request had an effect, written behind for reads;
- * down counters come from durably reserved blocks. A resent frame (same counter) is answered with
- * the kept reply, not acted on again; effects are idempotent by (device, counter) — a grant's
- * request id is the frame counter — so a crash cannot double-count.
+ * down counters come from durably reserved blocks. A resent frame (same counter) inside the window
+ * is always answered (PROTOCOL.md §3.1): a request with an effect with the reply kept for it — by
+ * counter, while inside the window — not acted on again; anything else acted on again. Effects are
+ * idempotent by (device, counter) — a grant's request id is the frame counter — so a crash cannot
+ * double-count. No device frame ends the process: handle() never rejects.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
 import type { CachedKey, KeyMetadata } from '../agent/key-cache.ts';
@@ -37,11 +39,6 @@ import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts'
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
 const KEPT_REPLY = 'device/reply/';
-/**
- * Requests per device a device may have in flight at once (device-requester.ts); a resend of any
- * request inside the replay window is answered (PROTOCOL.md §3.1), not only of these.
- */
-export const KEPT_REPLIES = 16n;
 /**
  * How long a device's read waits for the upstream before it is answered "not now" (issue #13
  * finding 7): a blackholed key server must not hold a device for the client's whole timeout.
