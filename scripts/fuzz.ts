@@ -1,11 +1,18 @@
 /**
- * Time-boxed fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON, hex,
- * device frames, SLIP, server-pushed Put/Notify, and devices' nonce-MAC requests.
+ * Fuzzing of every parser: TTLV decode, the stream framer, KMIP XML, KMIP JSON, hex, device
+ * frames, SLIP, server-pushed Put/Notify, devices' nonce-MAC requests, and the agent's YAML
+ * configuration file (src/config/loader.ts, read from a file as `run --config` reads it).
  * Inputs are random and mutated versions of real messages (the OASIS corpus, when ../shared is
  * there). A parser may accept or refuse; refusing with anything but its coded error is a bug, and
  * so is accepting TTLV that does not re-encode to the same bytes.
  *
- *   npm run fuzz -- [--seconds 60]      (seconds per parser; default 10)
+ *   npm run fuzz -- [--seconds 60]       time-boxed: seconds per parser (default 10)
+ *   npm run fuzz -- --inputs 1000000     until each parser has had that many inputs
+ *   npm run fuzz -- ... [--only NAME] [--json] [--seed N]
+ *
+ * Prints one line per parser with its execution count — with --json one JSON object per line:
+ * {"parser","inputs","seconds","inputsPerSec","seed","finding"} (finding null, or the shrunk
+ * counterexample and the error). Exit 0 if nothing was found, 1 if anything was, 2 for bad usage.
  */
 import fc from 'fast-check';
 import { parseArgs } from 'node:util';
@@ -26,10 +33,29 @@ import { notifyPayload, putPayload, readPush } from '../src/kmip/push.ts';
 import { Operation, Tag } from '../src/kmip/tables.generated.ts';
 import { byteString, enumeration, structure } from '../src/ttlv/build.ts';
 import { nonceMacItems, readNonceMacItems } from '../src/upstream/nonce-mac.ts';
+import { loadAgentConfig } from '../src/config/loader.ts';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '10' } } });
-const seconds = Number(values.seconds);
-if (!(seconds > 0)) throw new RangeError('--seconds must be positive');
+function usage(message: string): never {
+  process.stderr.write(`fuzz: ${message}\n`);
+  process.exit(2);
+}
+let parsed;
+try {
+  parsed = parseArgs({ options: { seconds: { type: 'string' }, inputs: { type: 'string' }, only: { type: 'string', multiple: true }, json: { type: 'boolean', default: false }, seed: { type: 'string' } }, strict: true });
+} catch (error) {
+  usage((error as Error).message);
+}
+const { values } = parsed;
+if (values.seconds !== undefined && values.inputs !== undefined) usage('--seconds and --inputs exclude each other: a time box or an input count per parser');
+const seconds = Number(values.seconds ?? '10');
+if (!(seconds > 0)) usage('--seconds must be a positive number');
+const inputs = values.inputs === undefined ? undefined : Number(values.inputs);
+if (inputs !== undefined && !(Number.isSafeInteger(inputs) && inputs > 0)) usage('--inputs must be a positive whole number');
+const seed = values.seed === undefined ? undefined : Number(values.seed);
+if (seed !== undefined && !Number.isSafeInteger(seed)) usage('--seed must be a whole number (a run prints its seed)');
 
 const seeds: TtlvItem[] = corpusFiles().slice(0, 200).flatMap((f) => parseKmipXmlDocument(readCorpusFile(f)));
 if (seeds.length === 0) console.error('fuzz: no corpus found beside the repository; fuzzing from random input only');
@@ -92,6 +118,28 @@ const pushMessages = [
 ].map((message) => encodeTtlv(message));
 const nonceMacRequests = (['add', 'modify'] as const).map((setter) => encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, nonceMacItems('k-1', 'mac-1', new Uint8Array(16), setter), { batchOrderOption: true })));
 
+/**
+ * The configuration file: the deploy/ examples (valid), mutated with YAML's own syntax — anchors
+ * and aliases, tags, flow collections, indentation — and random text. Each input is written to a
+ * file and loaded as `run --config FILE` loads it; a ConfigError is the clean refusal.
+ */
+const deployDir = new URL('../deploy/', import.meta.url);
+const seedYaml = existsSync(deployDir) ? readdirSync(deployDir).filter((f) => f.endsWith('.yaml')).map((f) => readFileSync(new URL(f, deployDir), 'utf8')) : [];
+const yamlEdit = fc.tuple(fc.nat(), fc.oneof(fc.string({ maxLength: 4 }), fc.constantFrom(':', ': ', '- ', '\n', '\n  ', '  ', '\t', '#', '&a ', '*a', '<<: *a', '!!str ', '!!binary ', '!!js/function ', '{', '}', '[', ']', ',', '"', "'", '|', '>', '---\n', '...\n', '? ', '%YAML 1.2\n', '~', 'null', '0x10', '1e400', '-.inf', '.nan', 'true', '\u0000', '\ufeff')));
+/**
+ * The yaml package takes about a millisecond per kilobyte, so most inputs are small: each example's
+ * top-level sections, comments dropped, alone and after the required `data` and `upstream`.
+ */
+const sectionsOf = (text: string) => text.replace(/^\s*#.*$/gm, '').replace(/\s+#.*$/gm, '').split(/\n(?=[^\s])/).map((section) => section.trim() + '\n').filter((section) => section.length > 1);
+const required = (text: string) => sectionsOf(text).filter((section) => /^(data|upstream):/.test(section)).join('');
+const seedSections = seedYaml.flatMap((text) => sectionsOf(text).flatMap((section) => [section, required(text) + section]));
+const mutated = (texts: string[]) => fc.tuple(fc.constantFrom(...(texts.length > 0 ? texts : ['data: /tmp/x\nupstream:\n  address: h:5696\n'])), fc.array(yamlEdit, { maxLength: 8 }), fc.nat()).map(([t, e, c]) => mutateText(t, e, c));
+const yamlInput = fc.oneof({ weight: 16, arbitrary: mutated(seedSections) }, { weight: 1, arbitrary: mutated(seedYaml) }, { weight: 2, arbitrary: fc.string({ maxLength: 200 }) });
+const configDir = mkdtempSync(join(existsSync('/dev/shm') ? '/dev/shm' : tmpdir(), 'kmip-edge-fuzz-config-'));
+process.on('exit', () => rmSync(configDir, { recursive: true, force: true }));
+const configFile = join(configDir, 'agent.yaml');
+const NO_FLAGS = { values: new Map<string, unknown>(), flagOf: new Map<string, string>() };
+
 const targets: [string, fc.IProperty<[unknown]>][] = [
   [
     'TTLV decode',
@@ -131,18 +179,43 @@ const targets: [string, fc.IProperty<[unknown]>][] = [
     ) as fc.IProperty<[unknown]>,
   ],
   ['nonce-MAC request', fc.property(mutatedFrom(nonceMacRequests), (bytes) => clean(() => readNonceMacItems(parseRequestMessage(decodeTtlv(bytes, LIMITS)).batchItems))) as fc.IProperty<[unknown]>],
+  [
+    'config file',
+    fc.property(yamlInput, (text) =>
+      clean(() => {
+        writeFileSync(configFile, text);
+        loadAgentConfig({ file: configFile, flags: NO_FLAGS });
+      }),
+    ) as fc.IProperty<[unknown]>,
+  ],
 ];
 
+const chosen = values.only === undefined ? targets : targets.filter(([name]) => values.only!.some((wanted) => name.toLowerCase().includes(wanted.toLowerCase())));
+if (chosen.length === 0) usage(`--only matched no parser; the parsers: ${targets.map(([name]) => name).join(', ')}`);
+
+/** A counterexample as text: byte arrays as hex, the rest as JSON. */
+function shown(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => (v instanceof Uint8Array ? toHex(v) : typeof v === 'bigint' ? v.toString() : v));
+}
+
 let failed = false;
-for (const [name, property] of targets) {
-  const started = Date.now();
-  const result = fc.check(property, { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false });
-  const ms = Date.now() - started;
-  if (result.failed) {
-    failed = true;
-    console.log(`${name}: FAILED after ${result.numRuns} inputs\n${fc.defaultReportMessage(result)}`);
+for (const [name, property] of chosen) {
+  const started = performance.now();
+  const result = fc.check(property, {
+    ...(inputs === undefined ? { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: seconds * 1000, markInterruptAsFailure: false } : { numRuns: inputs }),
+    ...(seed !== undefined && { seed }),
+  });
+  const elapsed = (performance.now() - started) / 1000;
+  // The inputs each parser ran on, the failing one and its shrinking included.
+  const count = result.numRuns + result.numShrinks;
+  const finding = result.failed ? { counterexample: shown(result.counterexample), error: String((result.errorInstance as Error | undefined)?.message ?? result.errorInstance) } : null;
+  if (result.failed) failed = true;
+  if (values.json) {
+    console.log(JSON.stringify({ parser: name, inputs: count, seconds: Number(elapsed.toFixed(1)), inputsPerSec: Math.round(count / elapsed), seed: result.seed, finding }));
+  } else if (result.failed) {
+    console.log(`${name}: FAILED after ${result.numRuns} inputs (seed ${result.seed})\n${fc.defaultReportMessage(result)}`);
   } else {
-    console.log(`${name}: ${result.numRuns} inputs in ${(ms / 1000).toFixed(1)} s, no finding`);
+    console.log(`${name}: ${count} inputs in ${elapsed.toFixed(1)} s (${Math.round(count / elapsed)}/s), no finding`);
   }
 }
 process.exitCode = failed ? 1 : 0;

@@ -3,7 +3,7 @@
 // skip and never a hang (ARCHITECTURE.md §7).
 //   node scripts/peers.mjs --packages   one package a line (install-peers.sh reads this)
 //   node scripts/peers.mjs --missing    the packages not installed, one a line
-//   node scripts/peers.mjs --ensure     install the missing ones when root, else exit 1 naming them
+//   node scripts/peers.mjs --ensure [PKG ...]   install the missing ones when root, else exit 1 naming them
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
@@ -18,22 +18,22 @@ export const PEER_PACKAGES = [
 ];
 
 /** The packages dpkg does not list as installed (all of them where there is no dpkg). */
-export function missingPeerPackages() {
-  const query = spawnSync('dpkg-query', ['-W', '-f=${binary:Package} ${db:Status-Abbrev}\\n', ...PEER_PACKAGES], { encoding: 'utf8' });
-  if (query.error) return [...PEER_PACKAGES];
+export function missingPeerPackages(packages = PEER_PACKAGES) {
+  const query = spawnSync('dpkg-query', ['-W', '-f=${binary:Package} ${db:Status-Abbrev}\\n', ...packages], { encoding: 'utf8' });
+  if (query.error) return [...packages];
   const installed = new Set(
     query.stdout.split('\n').map((line) => line.split(' ')).filter(([, status]) => status?.startsWith('ii')).map(([name]) => name),
   );
   const arch = spawnSync('dpkg', ['--print-architecture'], { encoding: 'utf8' }).stdout.trim();
-  return PEER_PACKAGES.filter((name) => !installed.has(name) && !installed.has(`${name}:${arch}`));
+  return packages.filter((name) => !installed.has(name) && !installed.has(`${name}:${arch}`));
 }
 
 /**
  * Missing packages are installed when we are root (scripts/install-peers.sh, as CI does); otherwise
  * the process exits 1 at once with one line naming them and the command to run.
  */
-export function ensurePeers() {
-  let missing = missingPeerPackages();
+export function ensurePeers(packages = PEER_PACKAGES) {
+  let missing = missingPeerPackages(packages);
   if (missing.length > 0 && process.getuid?.() === 0) {
     console.error(`peers: installing the test peers (${missing.join(' ')}) with scripts/install-peers.sh`);
     const install = spawnSync('bash', [fileURLToPath(new URL('install-peers.sh', import.meta.url))], { stdio: 'inherit' });
@@ -41,7 +41,7 @@ export function ensurePeers() {
       console.error('peers: scripts/install-peers.sh failed (see above); the test suite needs those packages');
       process.exit(1);
     }
-    missing = missingPeerPackages();
+    missing = missingPeerPackages(packages);
   }
   if (missing.length > 0) {
     console.error(`peers: the test suite needs Debian packages that are not installed: ${missing.join(' ')} — run: sudo scripts/install-peers.sh`);
@@ -50,7 +50,7 @@ export function ensurePeers() {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  if (process.argv[2] === '--ensure') ensurePeers();
+  if (process.argv[2] === '--ensure') ensurePeers(process.argv.length > 3 ? process.argv.slice(3) : PEER_PACKAGES);
   else {
     const list = process.argv[2] === '--missing' ? missingPeerPackages() : PEER_PACKAGES;
     if (list.length > 0) process.stdout.write(list.join('\n') + '\n');

@@ -6,7 +6,9 @@
  * agent keeps serving what its cache, leases and allocations cover, and says exactly why not
  * otherwise (AGENT_OFFLINE, LEDGER_INSUFFICIENT, KEY_…).
  */
+import { timingSafeEqual } from 'node:crypto';
 import { KmipResultError } from '../kmip/message.ts';
+import { keyBlockOf, keyMaterialOf } from '../kmip/payloads.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { Lanes } from '../lanes.ts';
 import { Tag } from '../kmip/tables.generated.ts';
@@ -46,6 +48,8 @@ export interface AgentCoreOptions {
    * HMAC-SHA256 key to use for every key (`defaultMacKey`) or for some (`perKey`: key → MAC key).
    */
   nonceMac?: NonceMacConfig;
+  /** While the store cannot be written (disk full): how often it checks for space again. */
+  storeProbeMs?: number;
 }
 
 export interface NonceMacConfig {
@@ -80,7 +84,8 @@ export class AgentCore {
   static async open(options: AgentCoreOptions): Promise<AgentCore> {
     const paths = dataDir(options.data, true);
     const masterKey = MasterKey.load(paths.masterKey);
-    const store = await LevelStore.open(paths.store);
+    const log = options.log ?? silentLogger;
+    const store = await LevelStore.open(paths.store, { log, ...(options.storeProbeMs !== undefined && { probeMs: options.storeProbeMs }) });
     const breaker = options.breaker ?? new CircuitBreaker();
     const { client } = options;
     const nonceMac = new NonceMacExchanger(client);
@@ -107,7 +112,6 @@ export class AgentCore {
       allocate: async (uid, count) => void (await breaker.run(`a usage allocation of ${uid}`, () => client.getUsageAllocation(uid, count))),
       ...options.ledger,
     });
-    const log = options.log ?? silentLogger;
     log.info({ data: options.data }, 'agent core open');
     return new AgentCore(store, masterKey, cache, ledger, breaker, nonceMac, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
   }
@@ -206,9 +210,26 @@ export class AgentCore {
       this.log.info({ uid: push.uniqueIdentifier }, 'put of an object that is not a key: acknowledged, not cached');
       return 'applied';
     }
+    await this.refuseForeignMaterial(push.uniqueIdentifier, push.object);
     const key = await this.cache.applyPut(push.uniqueIdentifier, push.object, push.attributes, push.replaces, writes);
     this.log.info({ uid: push.uniqueIdentifier, replaces: push.replaces, names: key.metadata.names }, 'put applied');
     return 'applied';
+  }
+
+  /**
+   * A key's material never changes under its Unique Identifier (KMIP 1.2 §3.1: the identifier is
+   * the object's, and a new key is a new object — Re-key, or Put Replace with a new identifier,
+   * §5.2). So a Put whose identifier the cache already holds with other material is no legitimate
+   * flow — whoever sent it, the registered upstream included — and is refused, not applied and not
+   * relayed (issue #13.4). The same material again (a resent or refreshed Put) is fine.
+   */
+  private async refuseForeignMaterial(uid: string, object: TtlvItem): Promise<void> {
+    const held = await this.cache.cached(uid);
+    if (!held) return;
+    const pushed = keyMaterialOf(keyBlockOf(object));
+    if (pushed.length === held.material.length && timingSafeEqual(pushed, held.material)) return;
+    this.log.error({ event: 'push-foreign-material', uid }, 'Put refused: it carries other key material for a Unique Identifier the agent holds (never delivered to devices)');
+    throw new KmipEdgeError('PUSH_FOREIGN_MATERIAL', `a Put of ${uid} carries other key material than the key held under that Unique Identifier; a new key needs a new identifier (Put Replace)`);
   }
 
   /** Forgets applied-push records older than `maxAgeSeconds` (a server resends within minutes, not weeks). */

@@ -13,6 +13,7 @@ import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import type { MasterKey } from '../store/master-key.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { mayUse, type Decision, type KeyFacts, type Purpose } from './key-policy.ts';
+import { observer } from '../metrics/observer.ts';
 
 /** What the cache keeps about a key besides its material: safe to list and to log. */
 export interface KeyMetadata extends KeyFacts {
@@ -116,6 +117,7 @@ export class KeyCache {
   /** The key, from memory, disk or the upstream (concurrent misses share one upstream fill). */
   async get(uid: string): Promise<CachedKey> {
     const known = this.memory.get(uid) ?? (await this.load(uid));
+    observer.cacheLookup(known !== undefined);
     if (known) return known;
     let fill = this.fills.get(uid);
     if (!fill) {
@@ -125,13 +127,20 @@ export class KeyCache {
     return fill;
   }
 
+  /** The key if the cache holds it (memory or disk); never asks the upstream. */
+  async cached(uid: string): Promise<CachedKey | undefined> {
+    return this.memory.get(uid) ?? (await this.load(uid));
+  }
+
   /**
    * The key if it is in memory and policy allows `purpose` now; undefined otherwise (then `use`
    * says why, or fetches it). The hot path of device Gets: no promise.
    */
   useFromMemory(uid: string, purpose: Purpose): CachedKey | undefined {
     const key = this.memory.get(uid);
-    return key && mayUse(key.metadata, purpose, this.now()).allowed ? key : undefined;
+    if (!key || !mayUse(key.metadata, purpose, this.now()).allowed) return undefined;
+    observer.cacheLookup(true);
+    return key;
   }
 
   /** The key's material if policy allows `purpose` now; a coded error (KEY_…) otherwise. */

@@ -125,6 +125,11 @@ export class Ledger {
       }
       if (state.grants.has(id)) return state.grants.get(id)!;
     }
+    // A retried grant is answered from its record above; a new one needs a write. On a disk that
+    // cannot take one, refuse it before anything is reserved or asked of the upstream (whose
+    // units could not be recorded either): the device gets a clear result, nothing is debited.
+    const refusal = this.options.store.writeRefusal();
+    if (refusal) throw refusal;
     // Synchronously from here to the reservation: concurrent grants see each other's units.
     const pending = this.reserve(uid, state, device, requestId, count);
     state.grants.set(id, pending);
@@ -143,14 +148,24 @@ export class Ledger {
     }
     state.grantedToDevices += count;
     const now = this.options.now();
-    state.recent.push([now, count]);
+    const consumed: [number, bigint] = [now, count];
+    state.recent.push(consumed);
     if (state.recent.length > 256) state.recent.splice(0, state.recent.length - 256);
     const record: GrantRecord = { uid, device, requestId, count, at: now };
     const operations: BatchOperation[] = [
       { type: 'put', key: grantKey(uid, device, requestId), value: encodeJson(record) },
       { type: 'put', key: totalsKey(uid), value: encodeJson({ allocatedFromUpstream: state.allocatedFromUpstream, grantedToDevices: state.grantedToDevices }) },
     ];
-    await this.options.store.commit(operations);
+    try {
+      await this.options.store.commit(operations);
+    } catch (error) {
+      // Not on disk, so not granted: give the units back (a later commit's totals may still count
+      // them — too many granted on disk is a loss, never over-use).
+      state.grantedToDevices -= count;
+      const i = state.recent.indexOf(consumed);
+      if (i >= 0) state.recent.splice(i, 1);
+      throw error;
+    }
     if (state.allocatedFromUpstream - state.grantedToDevices < this.chunk(state) * BigInt(this.options.lowWaterChunks)) {
       void this.refill(uid, state, undefined).catch(() => undefined); // background top-up below the low-water mark
     }
@@ -174,6 +189,8 @@ export class Ledger {
     const chunk = this.chunk(state);
     const attempts = needed === undefined ? [chunk] : chunk > needed ? [chunk, needed] : [needed];
     state.refill = (async () => {
+      const refusal = this.options.store.writeRefusal();
+      if (refusal) throw refusal; // units granted now could not be recorded: do not ask for them
       let granted: bigint | undefined;
       let failure: unknown;
       for (const wanted of attempts) {

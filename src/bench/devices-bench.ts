@@ -38,7 +38,7 @@ import { readFileSync } from 'node:fs';
 
 const MOSQUITTO = '/usr/sbin/mosquitto';
 
-interface Broker {
+export interface Broker {
   port: number;
   /** The broker's CPU time so far in µs (Linux /proc), or undefined where it cannot be read. */
   cpuUs: () => number | undefined;
@@ -55,7 +55,7 @@ function processCpuUs(pid: number): number | undefined {
   }
 }
 
-async function startBroker(dir: string, where: Placement): Promise<Broker> {
+export async function startBroker(dir: string, where: Placement): Promise<Broker> {
   if (!existsSync(MOSQUITTO)) throw new KmipEdgeError('BENCH_UNAVAILABLE', 'bench devices needs Mosquitto (sudo scripts/install-peers.sh)');
   const port = await freePort();
   writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_queued_messages 10000\n`);

@@ -11,13 +11,16 @@ import { runDeviceLoad, type LoadConfig } from '../bench/device-load.ts';
 import { readFileSync } from 'node:fs';
 import { benchLedger } from '../bench/ledger-bench.ts';
 import { benchUpstream } from '../bench/upstream-bench.ts';
+import { benchOutage } from '../bench/outage-bench.ts';
+import { runOutageLoad, stdinLines } from '../bench/outage-load.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
 export async function runBenchCommand(args: string[], out: (text: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
-    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' } },
+    options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' },
+      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -31,6 +34,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   const rounds = values.rounds === undefined ? undefined : Number(values.rounds);
   if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) throw new UsageError('--rounds must be a whole number in [1, 20]');
   if (values.placement !== undefined && values.placement !== 'split' && values.placement !== 'shared') throw new UsageError('--placement is split or shared');
+  const outage = outageOptions(positionals, values);
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
@@ -38,6 +42,11 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       // Internal: the load generator process of `bench devices` (configuration on stdin).
       const config = JSON.parse(readFileSync(0, 'utf8')) as LoadConfig;
       out(JSON.stringify(await runDeviceLoad(config)) + '\n');
+    } else if (name === 'outage-load') {
+      // Internal: the devices of `bench outage` (configuration and phases on stdin).
+      await runOutageLoad(stdinLines(), out);
+    } else if (name === 'outage') {
+      await benchOutage({ ...outage!, json: values.json, out });
     } else if (name === 'ttlv') {
       await benchTtlv({ inputs: values.input ?? [], seconds, json: values.json, out });
     } else if (name === 'devices') {
@@ -50,8 +59,30 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger or devices`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices or outage`);
     }
   }
   return status;
+}
+
+/**
+ * `bench outage` flags: --devices N (one count, default 1000), --seconds S for the phases with the
+ * upstream up (default 30), --outage-seconds S (default 60), --cut refuse|blackhole (default
+ * refuse), --rate R requests per second per device (default 1). Checked before anything starts.
+ */
+function outageOptions(positionals: string[], values: { devices?: string | undefined; seconds?: string | undefined; 'outage-seconds'?: string | undefined; cut?: string | undefined; rate?: string | undefined }): { devices: number; seconds: number; outageSeconds: number; cut: 'refuse' | 'blackhole'; rate: number } | undefined {
+  if (!positionals.includes('outage')) {
+    for (const flag of ['outage-seconds', 'cut', 'rate'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a flag of bench outage`);
+    return undefined;
+  }
+  const devices = values.devices === undefined ? 1000 : Number(values.devices);
+  if (!(Number.isInteger(devices) && devices >= 1 && devices <= 10_000)) throw new UsageError('bench outage: --devices takes one count from 1 to 10000');
+  const seconds = values.seconds === undefined ? 30 : Number(values.seconds);
+  const outageSeconds = values['outage-seconds'] === undefined ? 60 : Number(values['outage-seconds']);
+  if (!(outageSeconds > 0 && outageSeconds <= 86_400)) throw new UsageError('--outage-seconds must be a number in (0, 86400]');
+  const cut = values.cut ?? 'refuse';
+  if (cut !== 'refuse' && cut !== 'blackhole') throw new UsageError('--cut is refuse (connections refused) or blackhole (accepted, never answered)');
+  const rate = values.rate === undefined ? 1 : Number(values.rate);
+  if (!(rate > 0 && rate <= 100)) throw new UsageError('--rate (requests per second per device) must be a number in (0, 100]');
+  return { devices, seconds, outageSeconds, cut, rate };
 }

@@ -11,23 +11,27 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
 import { LevelObjectStore } from '../devserver/level-object-store.ts';
-import { ensureDevPki } from '../devserver/pki.ts';
+import { ensureDevPkiTracked, removeCreatedPki } from '../devserver/pki.ts';
+import { createServer } from 'node:net';
+import { listening } from '../config/listen-error.ts';
 import { ADMIN_SOCKET, DevKmipServer } from '../devserver/server.ts';
 import { parseHostPort } from '../net/tls-options.ts';
 import { UsageError } from './errors.ts';
+
+export const DEV_SERVER_OPTIONS = {
+  port: { type: 'string', default: '5696' },
+  host: { type: 'string', default: '127.0.0.1' },
+  dir: { type: 'string' },
+  store: { type: 'string', default: 'memory' },
+  'push-to': { type: 'string', multiple: true },
+  'lease-seconds': { type: 'string', default: '3600' },
+} as const;
 
 export async function runDevServerCommand(args: string[], out: (text: string) => void): Promise<number> {
   if (args[0] === 'push') return runPush(args.slice(1), out);
   const { values, positionals } = parseArgs({
     args,
-    options: {
-      port: { type: 'string', default: '5696' },
-      host: { type: 'string', default: '127.0.0.1' },
-      dir: { type: 'string' },
-      store: { type: 'string', default: 'memory' },
-      'push-to': { type: 'string', multiple: true },
-      'lease-seconds': { type: 'string', default: '3600' },
-    },
+    options: DEV_SERVER_OPTIONS,
     allowPositionals: true,
     strict: true,
   });
@@ -41,18 +45,40 @@ export async function runDevServerCommand(args: string[], out: (text: string) =>
   const pushTo = (values['push-to'] ?? []).map((endpoint) => parseHostPort(endpoint));
 
   const dir = resolve(values.dir);
-  const pki = ensureDevPki(dir);
-  const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
-  const server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
-  const bound = await server.listen(port, values.host);
-  await server.listenAdmin(dir);
-  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
-  await new Promise<void>((done) => {
-    const stop = (): void => void server.close().then(done);
+  // The port first: a port in use must not leave a new PKI behind (nor a half-written one: pki.ts stages it).
+  await listening('--port', `${values.host}:${port}`, () => portFree(port, values.host));
+  const { pki, created } = ensureDevPkiTracked(dir);
+  let server: DevKmipServer | undefined;
+  let bound: number;
+  try {
+    const store = values.store === 'leveldb' ? await LevelObjectStore.open(join(dir, 'objects.leveldb')) : undefined;
+    server = new DevKmipServer(pki, { leaseSeconds, pushTo, ...(store && { store }) });
+    bound = await listening('--port', `${values.host}:${port}`, () => server!.listen(port, values.host));
+    await server.listenAdmin(dir);
+  } catch (error) {
+    await server?.close().catch(() => undefined);
+    removeCreatedPki(created);
+    throw error;
+  }
+  // Listening for SIGTERM before saying ready: a test or supervisor may stop it the moment it reads the line.
+  const stopped = new Promise<void>((done) => {
+    const stop = (): void => void server!.close().then(done);
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  out(JSON.stringify({ ready: true, port: bound, ...pki }) + '\n');
+  await stopped;
   return 0;
+}
+
+/** Resolves once `port` could be bound (and is released again); rejects with the bind error. */
+function portFree(port: number, host: string): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 async function runPush(args: string[], out: (text: string) => void): Promise<number> {

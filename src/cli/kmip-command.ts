@@ -30,11 +30,14 @@ import { ItemType, itemTypeFromName, type TtlvItem } from '../ttlv/item.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { keyWrappingSpecification, unwrapKeyBlock, verifyMacKeyBlock } from '../upstream/key-wrapping.ts';
 import { UsageError } from './errors.ts';
+import { readInputLimited } from './input.ts';
+import { ConfigError } from '../config/config-error.ts';
+import { checkTlsFiles } from '../config/tls-files.ts';
 
 export const KMIP_USAGE = `usage: kmip-edge kmip --server HOST:PORT --ca F --cert F --key F [--version 1.0..1.4] [--https /PATH] OP [ARGS]
   query | discover-versions
   create --algorithm AES|HMAC-SHA256 --length BITS [--usage encrypt,decrypt,…] [--name N] [--usage-limits N --usage-unit byte|object]
-  register --secret-hex HEX [--name N]
+  register (--secret-file F | --secret-hex HEX) [--name N]   F: hex text, - = standard input (not visible in ps)
   get --uid U [--wrap-uid K --wrap-method encrypt|mac [--wrap-attribute NAME …]]
   locate [--name N] [--object-type T] [--max N]
   get-attributes --uid U [--attribute NAME …] | get-attribute-list --uid U
@@ -43,18 +46,21 @@ export const KMIP_USAGE = `usage: kmip-edge kmip --server HOST:PORT --ca F --cer
   activate --uid U | revoke --uid U --reason REASON | destroy --uid U
   obtain-lease --uid U | get-usage-allocation --uid U --count N | check --uid U [--count N]`;
 
-const OPTIONS = {
+export const KMIP_OPTIONS = {
   server: { type: 'string' }, ca: { type: 'string' }, cert: { type: 'string' }, key: { type: 'string' },
   'server-name': { type: 'string' }, ciphers: { type: 'string' }, version: { type: 'string' }, https: { type: 'string' },
   timeout: { type: 'string' },
   uid: { type: 'string' }, algorithm: { type: 'string' }, length: { type: 'string' }, usage: { type: 'string' }, name: { type: 'string' },
-  'usage-limits': { type: 'string' }, 'usage-unit': { type: 'string' }, 'secret-hex': { type: 'string' },
+  'usage-limits': { type: 'string' }, 'usage-unit': { type: 'string' }, 'secret-hex': { type: 'string' }, 'secret-file': { type: 'string' },
   'wrap-uid': { type: 'string' }, 'wrap-method': { type: 'string' }, 'wrap-attribute': { type: 'string', multiple: true },
   'object-type': { type: 'string' }, max: { type: 'string' }, attribute: { type: 'string', multiple: true },
   type: { type: 'string' }, value: { type: 'string' }, reason: { type: 'string' }, count: { type: 'string' },
 } as const;
 
-type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+/** A secret registered from the command line: 32 KiB of bytes as hex (with room for line breaks). */
+const MAX_SECRET_HEX_BYTES = 80 * 1024;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof KMIP_OPTIONS; allowPositionals: true }>>['values'];
 
 /** A table value by name, ignoring case and separators: "wrap-key", "WrapKey" and "wrap_key" alike. */
 function lookup(table: Readonly<Record<string, number>>, text: string, what: string): number {
@@ -76,6 +82,9 @@ function count(text: string, what: string): bigint {
 }
 
 function endpoint(values: Values): TlsEndpoint {
+  // Unreadable, non-PEM, swapped or mismatched files: one line each, exit 2 (not a TLS error later).
+  const problems = checkTlsFiles({ role: 'client', ca: required(values, 'ca'), cert: required(values, 'cert'), key: required(values, 'key') });
+  if (problems.length > 0) throw new ConfigError('CONFIG_TLS', problems);
   return {
     ...parseHostPort(required(values, 'server')),
     ca: readPem(required(values, 'ca'), 'CA certificate'),
@@ -146,6 +155,15 @@ async function getOperation(client: KmipClient, values: Values): Promise<Record<
   return { uniqueIdentifier: result.uniqueIdentifier, objectType: enumerationText(Tag.ObjectType, result.objectType), keyMaterial: toHex(material), wrapMethod: method, verified: true };
 }
 
+/** A secret's hex: read from --secret-file (or standard input for -), or --secret-hex, which ps shows to every user. */
+function registerSecret(values: Values): Uint8Array {
+  if ((values['secret-file'] === undefined) === (values['secret-hex'] === undefined)) throw new UsageError('register needs one of --secret-file F (- for standard input) or --secret-hex HEX');
+  if (values['secret-hex'] !== undefined) return fromHex(values['secret-hex']);
+  const text = readInputLimited(values['secret-file']!, MAX_SECRET_HEX_BYTES).toString('latin1').replace(/\s+/g, '');
+  if (text.length === 0) throw new UsageError(`--secret-file ${values['secret-file']}: empty; expected the secret as hex text`);
+  return fromHex(text.toLowerCase());
+}
+
 async function runOperation(client: KmipClient, op: string, values: Values): Promise<Record<string, unknown>> {
   switch (op) {
     case 'query': {
@@ -163,7 +181,7 @@ async function runOperation(client: KmipClient, op: string, values: Values): Pro
       return { uniqueIdentifier: await client.create(objectType, attributes), objectType: enumerationText(Tag.ObjectType, objectType) };
     }
     case 'register': {
-      const secret = fromHex(required(values, 'secret-hex'));
+      const secret = registerSecret(values);
       const object = structure(Tag.SecretData, [
         enumeration(Tag.SecretDataType, SecretDataType.Password),
         structure(Tag.KeyBlock, [enumeration(Tag.KeyFormatType, KeyFormatType.Opaque), structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, secret)])]),
@@ -227,7 +245,7 @@ async function runOperation(client: KmipClient, op: string, values: Values): Pro
 }
 
 export async function runKmipCommand(args: string[], out: (text: string) => void): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+  const { values, positionals } = parseArgs({ args, options: KMIP_OPTIONS, allowPositionals: true, strict: true });
   const [op, ...extra] = positionals;
   if (op === undefined) throw new UsageError(`kmip needs an operation\n${KMIP_USAGE}`);
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);

@@ -11,31 +11,20 @@ import { runDevServerCommand } from './dev-server-command.ts';
 import { runDeviceCommand } from './device-command.ts';
 import { runDeviceSimCommand } from './device-sim-command.ts';
 import { runAgentCommand } from './run-command.ts';
-import { KMIP_USAGE, runKmipCommand } from './kmip-command.ts';
+import { runKmipCommand } from './kmip-command.ts';
 import { runCacheCommand } from './cache-command.ts';
 import { runLedgerCommand } from './ledger-command.ts';
-import { runTtlvCommand, TTLV_USAGE } from './ttlv-command.ts';
-
-const USAGE = `kmip-edge — KMIP key agent for the edge
-
-commands:
-  kmip-edge demo                                  the all-in-one demo on embedded defaults
-  kmip-edge ttlv decode|encode …                  TTLV ⇄ KMIP XML / JSON
-  kmip-edge kmip --server … OP …                  one KMIP operation against a server
-  kmip-edge dev-server --port P --dir D           the development KMIP server
-  kmip-edge ledger --data DIR [--json]            usage allocations recorded by the agent
-  kmip-edge cache --data DIR [--json]             the agent's cached keys, never their material
-  kmip-edge device add|list|remove --data DIR …   provision devices (add prints the device key once)
-  kmip-edge run --data DIR --upstream … --mqtt URL  the agent: upstream client, cache, ledger, devices
-  kmip-edge device-sim --id ID --key HEX --mqtt URL get|allocate|lease --uid U   a simulated device
-  kmip-edge bench [ttlv|upstream|ledger|devices]  benchmarks with same-run baselines
-
-${TTLV_USAGE}
-
-${KMIP_USAGE}`;
+import { runStatusCommand } from './status-command.ts';
+import { runTtlvCommand } from './ttlv-command.ts';
+import { runConfigCommand } from './config-command.ts';
+import { COMMANDS_WITH_HELP, helpText } from './help.ts';
+import { packageRoot } from './package-root.ts';
+import { ConfigError } from '../config/config-error.ts';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CONFIG_|DEV_PKI_)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -43,6 +32,15 @@ export async function main(argv: string[]): Promise<number> {
   };
   const [command, ...rest] = argv;
   try {
+    if (command === '--version' || command === '-V') {
+      write(`${(JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version}\n`);
+      return 0;
+    }
+    // --help anywhere after a command answers before the command runs (demo, bench, run …).
+    if (command !== undefined && COMMANDS_WITH_HELP.includes(command) && (rest.includes('--help') || rest.includes('-h'))) {
+      write(helpText(command));
+      return 0;
+    }
     switch (command) {
       case 'ttlv':
         runTtlvCommand(rest, write);
@@ -61,27 +59,40 @@ export async function main(argv: string[]): Promise<number> {
         return await runCacheCommand(rest, write);
       case 'ledger':
         return await runLedgerCommand(rest, write);
+      case 'status':
+        return await runStatusCommand(rest, write);
       case 'bench':
         return await runBenchCommand(rest, write);
+      case 'config':
+        return runConfigCommand(rest, write);
       case 'demo':
+        if (rest.length > 0) throw new UsageError(`demo takes no arguments, not ${JSON.stringify(rest[0])}; try kmip-edge demo --help`);
         return await runDemo(rest, write);
-      case undefined:
       case 'help':
       case '--help':
       case '-h':
-        process.stderr.write(USAGE + '\n');
-        return command === undefined ? 2 : 0;
+        write(helpText(rest[0]));
+        return 0;
+      case undefined:
+        process.stderr.write(helpText(undefined));
+        return 2;
       default:
-        throw new UsageError(`unknown command ${JSON.stringify(command)}; try kmip-edge help`);
+        throw new UsageError(`unknown command ${JSON.stringify(command)}; try kmip-edge --help`);
     }
   } catch (error) {
+    if (error instanceof ConfigError) {
+      for (const line of error.lines) process.stderr.write(`kmip-edge: ${line}\n`);
+      return 2;
+    }
     if (isKmipEdgeError(error) && BAD_INPUT.test(error.code)) {
       process.stderr.write(`kmip-edge: ${error.message.split('\n')[0]}\n`);
       if (error instanceof UsageError && error.message.includes('\n')) process.stderr.write(error.message.split('\n').slice(1).join('\n') + '\n');
       return 2;
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`kmip-edge: ${error.message}\n`);
+      // Node's text goes on about positionals after '--': the first sentence and where to look.
+      const help = command !== undefined && COMMANDS_WITH_HELP.includes(command) ? `; try kmip-edge ${command} --help` : '';
+      process.stderr.write(`kmip-edge: ${error.message.split(/\. (?=To specify)/)[0]!.replace(/\.$/, '')}${help}\n`);
       return 2;
     }
     throw error;

@@ -1,114 +1,231 @@
 /**
- * `kmip-edge run` (CLI.md): the agent process — the composition root. Wires the upstream client
- * (mutual TLS), the store, key cache and ledger (agent core), the device registry and service,
- * the MQTT and serial transports, and the Put/Notify listener whose pushes are applied, then
- * acknowledged, then relayed to the devices concerned; prints {"ready":true,…} on stdout when serving; renews
- * leases before they end; on SIGTERM stops taking frames, lets the store drain, and exits 0.
- * Logs are JSON lines on stderr.
+ * `kmip-edge run` (CLI.md): the agent process — the composition root, in four steps:
+ *   1. parse the flags (../config/flags.ts);
+ *   2. merge them over the configuration file into one typed effective configuration
+ *      (../config/loader.ts, ../config/schema.ts);
+ *   3. startup checks: the data folder, every certificate and key (../config/tls-files.ts) —
+ *      an operator error is one line per problem and exit 2, before anything starts;
+ *   4. wire the parts: the upstream client (mutual TLS), the store, key cache and ledger (agent
+ *      core), the device registry and service, the MQTT and serial transports, the Put/Notify
+ *      listener whose pushes are applied, then acknowledged, then relayed to the devices.
+ * Prints {"ready":true,…,"upstream":"online"|"offline"} on stdout when serving (an unreachable
+ * upstream is allowed: devices are served from the cache, and the reason is logged); renews leases
+ * before they end; SIGHUP reloads what can change without a restart (../config/reload.ts); on
+ * SIGTERM stops taking frames, lets the store drain, and exits 0. Logs are JSON lines on stderr.
  */
-import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { AgentCore } from '../agent/agent-core.ts';
+import { ConfigError } from '../config/config-error.ts';
+import { prepareDataFolder } from '../config/data-folder.ts';
+import { parseRunFlags } from '../config/flags.ts';
+import { listening } from '../config/listen-error.ts';
+import { fieldName, loadAgentConfig, type ConfigSources } from '../config/loader.ts';
+import { planReload } from '../config/reload.ts';
+import type { AgentConfig } from '../config/schema.ts';
+import { checkPinnedCertificate, checkTlsFiles } from '../config/tls-files.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDeviceTransport } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
-import { PushListener } from '../inbound/push-listener.ts';
-import { createLogger, pino } from '../log.ts';
+import { UpstreamPeers } from '../agent/upstream-peers.ts';
+import { PushListener, type LearnedUpstream } from '../inbound/push-listener.ts';
+import { createLogger, logDestination, type Logger } from '../log.ts';
+import { AgentWatch } from '../metrics/agent-watch.ts';
 import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { guardProcess } from '../process-guard.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
-import { UsageError } from './errors.ts';
+import { helpText } from './help.ts';
 
 /** Renew a lease this long before it ends, checking this often. */
 const RENEW_MARGIN_SECONDS = 120n;
 const RENEW_EVERY_MS = 30_000;
+/** How long the ready line waits for the first answer of the upstream before saying "offline". */
+const UPSTREAM_PROBE_MS = 5_000;
+
+/** The Put/Notify listener's default peer: the keys the upstream presented on our verified connections, kept in the store. */
+async function learnedUpstream(agent: AgentCore, pool: TlsPool, log: Logger): Promise<LearnedUpstream> {
+  const peers = await UpstreamPeers.load(agent.store, log);
+  pool.onVerifiedPeer = (spki) => peers.record(spki);
+  return { get size() { return peers.size; }, has: (spki) => peers.has(spki), learn: () => pool.probe(10_000) };
+}
 
 export async function runAgentCommand(args: string[], out: (text: string) => void): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      config: { type: 'string' }, data: { type: 'string' },
-      upstream: { type: 'string' }, 'upstream-ca': { type: 'string' }, 'upstream-cert': { type: 'string' }, 'upstream-key': { type: 'string' },
-      'upstream-server-name': { type: 'string' },
-      mqtt: { type: 'string' }, 'embedded-broker': { type: 'string' }, 'mqtt-prefix': { type: 'string', default: 'kmip-edge' }, serial: { type: 'string', multiple: true },
-      'push-listen': { type: 'string' }, 'push-cert': { type: 'string' }, 'push-key': { type: 'string' }, 'push-ca': { type: 'string' },
-      'push-peer-cert': { type: 'string' }, 'push-peer-name': { type: 'string' },
-      'nonce-mac-key': { type: 'string' }, 'nonce-mac-for': { type: 'string', multiple: true },
-      metrics: { type: 'string' }, 'log-level': { type: 'string', default: 'info' },
-    },
-    strict: true,
-  });
-  if (values.config !== undefined) throw new UsageError('--config: configuration files are not built yet; use the flags');
-  if (values.metrics !== undefined) throw new UsageError('--metrics: metrics are not built yet');
-  if (values.data === undefined) throw new UsageError('run needs --data DIR');
-  for (const flag of ['upstream', 'upstream-ca', 'upstream-cert', 'upstream-key'] as const) {
-    if (values[flag] === undefined) throw new UsageError(`run needs --${flag}`);
+  // 1. flags
+  const flags = parseRunFlags(args);
+  if (flags.help) {
+    out(helpText('run'));
+    return 0;
   }
-  if (values.mqtt === undefined && values['embedded-broker'] === undefined && (values.serial ?? []).length === 0) throw new UsageError('run needs --mqtt URL, --embedded-broker HOST:PORT or --serial PATH for its devices');
-  if (values.mqtt !== undefined && values['embedded-broker'] !== undefined) throw new UsageError('--mqtt names an external broker, --embedded-broker starts one: not both');
-  if (values['push-listen'] !== undefined) {
-    for (const flag of ['push-cert', 'push-key', 'push-ca'] as const) if (values[flag] === undefined) throw new UsageError(`--push-listen needs --${flag}`);
+  // A SIGHUP during startup must not kill the agent (Node's default); it is handled once serving.
+  let onHangup: () => void = () => undefined;
+  const hangup = (): void => onHangup();
+  process.on('SIGHUP', hangup);
+  try {
+    // 2. the effective configuration
+    const sources: ConfigSources = { ...(flags.configFile !== undefined && { file: flags.configFile }), flags };
+    const config = loadAgentConfig(sources);
+    // 3. startup checks
+    checkStartup(config, sources);
+    await checkListenAddresses(config, sources);
+    // 4. the parts
+    return await serve(config, sources, out, (reload) => (onHangup = reload));
+  } finally {
+    process.off('SIGHUP', hangup);
   }
-  const mqttUrl = values.mqtt === undefined ? undefined : new URL(values.mqtt);
-  if (mqttUrl && mqttUrl.protocol !== 'mqtt:') throw new UsageError('--mqtt takes mqtt://HOST:PORT');
-  const embedded = values['embedded-broker'] === undefined ? undefined : parseHostPort(values['embedded-broker'], 1883);
+}
 
-  const log = createLogger({ level: values['log-level'] }, pino.destination(2));
-  guardProcess(log);
-  const client = new KmipClient({
-    transport: new TlsPool({
-      ...parseHostPort(values.upstream!),
-      ca: readPem(values['upstream-ca']!, 'upstream CA'),
-      cert: readPem(values['upstream-cert']!, 'client certificate'),
-      key: readPem(values['upstream-key']!, 'client key'),
-      ...(values['upstream-server-name'] !== undefined && { serverName: values['upstream-server-name'] }),
-    }),
-  });
-  const perKey: Record<string, string> = {};
-  for (const pair of values['nonce-mac-for'] ?? []) {
-    const [key, mac] = pair.split('=');
-    if (!key || !mac) throw new UsageError(`--nonce-mac-for takes KEY_UID=MAC_KEY_UID, not ${JSON.stringify(pair)}`);
-    perKey[key] = mac;
+/** Everything that can be checked before starting, each problem one line (exit 2). */
+function checkStartup(config: AgentConfig, sources: ConfigSources): void {
+  const problems: string[] = [];
+  try {
+    prepareDataFolder(config.data, fieldName('data', sources));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    problems.push(...error.lines);
   }
-  const nonceMac = values['nonce-mac-key'] !== undefined || Object.keys(perKey).length > 0 ? { ...(values['nonce-mac-key'] !== undefined && { defaultMacKey: values['nonce-mac-key'] }), perKey } : undefined;
-  const agent = await AgentCore.open({ data: values.data, client, log, ...(nonceMac && { nonceMac }) });
+  problems.push(...checkTlsFiles({ role: 'upstream', ...config.upstream }));
+  if (config.pushListener) {
+    problems.push(...checkTlsFiles({ role: 'push listener', ...config.pushListener }));
+    if (config.pushListener.peerCert !== undefined) problems.push(...checkPinnedCertificate(config.pushListener.peerCert, config.pushListener.ca, 'upstream'));
+  }
+  if (config.mqtt && (config.mqtt.ca !== undefined || config.mqtt.cert !== undefined)) {
+    problems.push(...checkTlsFiles({ role: 'MQTT broker', ...(config.mqtt.ca !== undefined && { ca: config.mqtt.ca }), ...(config.mqtt.cert !== undefined && { cert: config.mqtt.cert }), ...(config.mqtt.key !== undefined && { key: config.mqtt.key }) }));
+  }
+  if (config.mqtt?.passwordFile !== undefined) {
+    try {
+      if (readFileSync(config.mqtt.passwordFile, 'utf8').split('\n')[0]!.length === 0) problems.push(`${config.mqtt.passwordFile}: the MQTT password file is empty (the password is its first line)`);
+    } catch (error) {
+      problems.push(`${config.mqtt.passwordFile}: cannot read the MQTT password file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError('CONFIG_INVALID', problems);
+}
+
+/**
+ * Every address the agent will listen on is bound once and released before anything starts, so
+ * that a port in use is one line before the store is opened or a log line written (the binds
+ * themselves say the same, should another process take the port in between).
+ */
+async function checkListenAddresses(config: AgentConfig, sources: ConfigSources): Promise<void> {
+  const addresses: [string, string | undefined][] = [['embeddedBroker', config.embeddedBroker], ['pushListener.listen', config.pushListener?.listen], ['metrics.listen', config.metrics?.listen]];
+  for (const [path, address] of addresses) {
+    if (address === undefined) continue;
+    const { host, port } = parseHostPort(address, 0, { listen: true });
+    if (port === 0) continue;
+    await listening(fieldName(path, sources), address, () => new Promise<void>((resolve, reject) => {
+      const probe = createServer();
+      probe.once('error', reject);
+      probe.listen(port, host, () => probe.close(() => resolve()));
+    }));
+  }
+}
+
+/** The nonce-MAC mapping the agent core reads at each cache fill: one object, updated in place by a reload. */
+function applyNonceMac(target: { defaultMacKey?: string; perKey: Record<string, string> }, config: AgentConfig['nonceMac']): void {
+  delete target.defaultMacKey;
+  if (config?.defaultKey !== undefined) target.defaultMacKey = config.defaultKey;
+  target.perKey = { ...config?.perKey };
+}
+
+/** The upstream's first answer (Discover Versions), bounded: "offline" with the reason logged is allowed. */
+async function probeUpstream(client: KmipClient, log: Logger, address: string): Promise<'online' | 'offline'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from ${address} within ${UPSTREAM_PROBE_MS} ms`)), UPSTREAM_PROBE_MS)));
+  try {
+    await Promise.race([client.discoverVersions(), timeout]);
+    log.info({ event: 'upstream_online', upstream: address }, 'upstream reachable');
+    return 'online';
+  } catch (error) {
+    log.warn({ event: 'upstream_offline', upstream: address, reason: (error as Error).message }, `upstream unreachable at start, serving devices from the cache: ${(error as Error).message}`);
+    return 'offline';
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The configuration's broker section as the MQTT transport's settings (files are read there). */
+function mqttSettings(section: NonNullable<AgentConfig['mqtt']>, url: string): MqttSettings {
+  const settings: MqttSettings = { url };
+  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
+    const value = section[field];
+    if (value !== undefined) settings[field] = value;
+  }
+  return settings;
+}
+
+async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
+  const log = createLogger({ level: config.logLevel }, logDestination(2));
+  guardProcess(log);
+  const upstream = parseHostPort(config.upstream.address);
+  const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)
+  const pool = new TlsPool({
+    ...upstream,
+    ca: readPem(config.upstream.ca, 'upstream CA'),
+    cert: readPem(config.upstream.cert, 'client certificate'),
+    key: readPem(config.upstream.key, 'client key'),
+    ...(config.upstream.serverName !== undefined && { serverName: config.upstream.serverName }),
+  });
+  const client = new KmipClient({ transport: watch.transport(pool) });
+  const nonceMac: { defaultMacKey?: string; perKey: Record<string, string> } = { perKey: {} };
+  applyNonceMac(nonceMac, config.nonceMac);
+  const agent = await AgentCore.open({ data: config.data, client, log, nonceMac, breaker: watch.breaker });
+  const upstreamState = probeUpstream(client, log, config.upstream.address);
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
   const service = new DeviceService(agent, registry, agent.store, log);
+  watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
-  let mqtt = mqttUrl && { host: mqttUrl.hostname, port: Number(mqttUrl.port || 1883) };
+  // A client id that stays the same across restarts, with a persistent session: the broker keeps
+  // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
+  const session = { clientId: agentClientId(config.data), persistentSession: true };
+  let mqtt: MqttConnectOptions | undefined = config.mqtt?.url === undefined ? undefined : resolveMqttSettings(mqttSettings(config.mqtt, config.mqtt.url), session);
+  let transport: MqttDeviceTransport | undefined;
   try {
-    if (embedded) {
-      const broker = await startEmbeddedBroker(embedded.host, embedded.port);
+    if (config.embeddedBroker !== undefined) {
+      const at = parseHostPort(config.embeddedBroker, 1883, { listen: true });
+      const broker = await listening(fieldName('embeddedBroker', sources), config.embeddedBroker, () => startEmbeddedBroker(at.host, at.port));
       closers.push(() => broker.close());
-      mqtt = { host: broker.host, port: broker.port };
+      mqtt = { host: broker.host, port: broker.port, ...session };
     }
     if (mqtt) {
-      const transport = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), values['mqtt-prefix']);
-      service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-      closers.push(() => transport.close());
+      // A broker down at start is retried in the background (logged); the ready line says which.
+      const started = await MqttDeviceTransport.start(mqtt, (frame, id, send) => service.handle(frame, id, send), config.mqtt?.prefix ?? 'kmip-edge', { log, wait: config.embeddedBroker !== undefined ? 'connected' : 'first-attempt' });
+      transport = started;
+      service.relay.defaultRoute = (id) => (frame) => started.sendTo(id, frame);
+      watch.attachMqtt(() => started.connected);
+      closers.push(() => started.close());
     }
-    for (const path of values.serial ?? []) {
+    for (const path of config.serial) {
       const line = await startSerialTransport(path, (frame, send) => service.handle(frame, undefined, send));
       closers.push(() => line.close());
     }
-    // `kmip-edge device add|list|remove` while this process holds the store.
-    const admin = await serveDeviceAdmin(values.data, registry, (id) => service.forget(id));
+    // `kmip-edge device add|list|remove|update` while this process holds the store.
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log);
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
-    if (values['push-listen'] !== undefined) {
-      const upstream = parseHostPort(values.upstream!);
-      pushListener = await PushListener.start({
-        ...parseHostPort(values['push-listen'], 0),
-        ca: readPem(values['push-ca']!, 'push CA'), cert: readPem(values['push-cert']!, 'push listener certificate'), key: readPem(values['push-key']!, 'push listener key'),
-        // The registered upstream: a pinned certificate, or else a certificate valid for the upstream's name.
-        upstream: values['push-peer-cert'] !== undefined ? { certificate: readPem(values['push-peer-cert'], 'pinned upstream certificate') } : { hostName: values['push-peer-name'] ?? values['upstream-server-name'] ?? upstream.host },
-        apply: (push) => service.applyAndRelay(push),
+    const push = config.pushListener;
+    if (push) {
+      const at = parseHostPort(push.listen, 0, { listen: true });
+      // The registered upstream: a pinned certificate, a name, or by default the key the upstream presents to us (issue #12 §6).
+      const registered = push.peerCert !== undefined ? { certificate: readPem(push.peerCert, 'pinned upstream certificate') }
+        : push.peerName !== undefined ? { hostName: push.peerName }
+        : { learned: await learnedUpstream(agent, pool, log) };
+      pushListener = await listening(fieldName('pushListener.listen', sources), push.listen, () => PushListener.start({
+        ...at,
+        ca: readPem(push.ca, 'push CA'), cert: readPem(push.cert, 'push listener certificate'), key: readPem(push.key, 'push listener key'),
+        upstream: registered,
+        ...(push.ciphers !== undefined && { ciphers: push.ciphers }),
+        apply: watch.pushes((pushed) => service.applyAndRelay(pushed)),
         log,
-      });
+      }));
       closers.push(() => pushListener!.close());
+    }
+    if (config.metrics) {
+      const metrics = await listening(fieldName('metrics.listen', sources), config.metrics.listen, () => watch.serve(config.metrics!.listen));
+      closers.push(() => metrics.close());
     }
   } catch (error) {
     for (const close of closers.reverse()) await close();
@@ -119,13 +236,45 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   await agent.prunePushRecords();
   const resumed = await service.relay.resume();
   const renewal = setInterval(() => void agent.renewLeases(RENEW_MARGIN_SECONDS).then((renewed) => renewed.length > 0 && log.info({ renewed }, 'leases renewed')), RENEW_EVERY_MS);
-  out(JSON.stringify({ ready: true, data: values.data, mqtt: mqtt ? `mqtt://${mqtt.host}:${mqtt.port}` : null, serial: values.serial ?? [], pushListen: pushListener ? pushListener.port : null }) + '\n');
-  log.info({ mqtt, embeddedBroker: embedded !== undefined, serial: values.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
-  await new Promise<void>((resolve) => {
+
+  // SIGHUP: reload what can change without a restart, one reload at a time.
+  let running = config;
+  let reloads = Promise.resolve();
+  onReload(() => {
+    reloads = reloads.then(async () => {
+      let next: AgentConfig;
+      try {
+        next = loadAgentConfig(sources);
+      } catch (error) {
+        if (!(error instanceof ConfigError)) throw error;
+        log.error({ event: 'config_reload_failed', problems: error.lines }, `configuration not reloaded, the running one is kept: ${error.lines.join('; ')}`);
+        return;
+      }
+      const plan = planReload(running, next);
+      if (plan.restart.length > 0) log.warn({ event: 'config_restart_needed', fields: plan.restart.map((path) => fieldName(path, sources)) }, 'these settings change only with a restart; the running values are kept');
+      log.level = next.logLevel;
+      applyNonceMac(nonceMac, next.nonceMac);
+      running = { ...running, logLevel: next.logLevel, ...(next.nonceMac !== undefined ? { nonceMac: next.nonceMac } : { nonceMac: undefined }) };
+      const devices = await registry.list();
+      for (const device of devices) service.forget(device.id);
+      log.info({ event: 'config_reloaded', applied: plan.apply, devices: devices.length }, 'configuration and device registry reloaded');
+    }).catch((error: unknown) => log.error({ event: 'config_reload_failed', err: error }, 'configuration reload failed'));
+  });
+
+  const upstreamNow = await upstreamState;
+  if (upstreamNow === 'offline') watch.breaker.assumeOffline(); // status and metrics say offline until a call gets through
+  // Listening for SIGTERM before saying ready: a supervisor may stop the agent the moment it reads the line.
+  const stopped = new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  watch.serving();
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  await stopped;
+  watch.stopping();
   clearInterval(renewal);
+  await reloads;
   service.relay.close();
   for (const close of closers.reverse()) await close(); // no more frames in
   await service.close(); // writes the counters still held back

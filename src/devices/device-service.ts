@@ -35,6 +35,7 @@ import { counterKey, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './rep
 import { DropLog } from './drop-log.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
+import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
@@ -156,6 +157,10 @@ export class DeviceService {
     try {
       return await this.handleFrame(frame, topicDeviceId, route);
     } catch (error) {
+      // The store cannot be written (disk full): no reply could be made durable (a down counter
+      // block). Nothing was debited without its record, and a resend of the frame is worked out
+      // again — a grant is then answered from the ledger's record (issue #13.2).
+      if (isKmipEdgeError(error) && error.code.startsWith('STORE_')) return this.drop(error.code, topicDeviceId);
       this.log.error({ event: 'device_frame_failed', device: topicDeviceId, code: (error as { code?: string }).code, reason: (error as Error).message }, 'handling a device frame failed: not answered');
       return this.drop('DEVICE_INTERNAL_ERROR', topicDeviceId);
     }
@@ -213,6 +218,7 @@ export class DeviceService {
       resend = true;
     }
     this.relay.heard(device.id, route);
+    observer.deviceSeen(device.id);
     if (header.replyTo !== undefined) {
       if (counterWrite === undefined) return undefined; // an acknowledgement is never a read
       if (this.withinRate(device)) return this.acknowledgement(device, header.replyTo, body, counterWrite);
@@ -250,9 +256,17 @@ export class DeviceService {
       const highest = this.replay.highest(device.id, 'up');
       const expired = [...index].filter(([c]) => c + REPLAY_WINDOW <= highest);
       for (const [, old] of expired) writes.push({ type: 'del', key: old });
-      await this.store.commit(writes);
-      for (const [c] of expired) index.delete(c);
-      index.set(counter, key);
+      try {
+        await this.store.commit(writes);
+        for (const [c] of expired) index.delete(c);
+        index.set(counter, key);
+      } catch (error) {
+        // The grant is on disk (the ledger's own write) but its reply cannot be kept (disk full):
+        // send it anyway; a resend finds no kept reply and is worked out again — the ledger
+        // answers it from the grant's record, debiting nothing twice (issue #13.2).
+        if (!isKmipEdgeError(error) || !error.code.startsWith('STORE_')) throw error;
+        if (counterWrite) this.replay.defer(counterWrite);
+      }
     } else if (counterWrite) {
       this.replay.defer(counterWrite);
     }
@@ -355,6 +369,7 @@ export class DeviceService {
     const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.getFromMemory(device, only!.payload) : undefined;
     if (fromMemory) {
       const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
+      observer.deviceRequest(Operation.Get, SUCCESS);
       return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false };
     }
     const through = this.respondThroughAgent(device, counter, request);
@@ -400,11 +415,13 @@ export class DeviceService {
       for (const [index, item] of request.batchItems.entries()) {
         const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
         try {
-          if (item.operation === Operation.GetUsageAllocation) effect = true;
           items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
+          observer.deviceRequest(item.operation, SUCCESS);
+          if (item.operation === Operation.GetUsageAllocation) effect = true; // a refused grant debited nothing
         } catch (error) {
           const refusal = error instanceof Refusal ? error : this.refusalFor(error);
-          this.log.info({ device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          this.log.info({ event: 'device_request_refused', device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
+          observer.deviceRequest(item.operation, refusal.reason);
           items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message });
         }
       }
@@ -443,6 +460,7 @@ export class DeviceService {
     const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
     if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
     if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
+    if (code === 'STORE_FULL' || code === 'STORE_WRITE_FAILED') return new Refusal(ResultReason.GeneralFailure, `${code}: the agent cannot store anything now; try again later`);
     // The upstream could not be reached for what the cache does not hold: the device may retry later.
     if (code.startsWith('NET_')) return new Refusal(ResultReason.PermissionDenied, 'AGENT_OFFLINE');
     return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');

@@ -56,6 +56,11 @@ export class DownCounters {
       block.reservingUpTo = upTo;
       block.reserving = this.store.commit([{ type: 'put', key: PREFIX + deviceId, value }]).then(() => {
         if (upTo > block.limit) block.limit = upTo;
+      }, (error: unknown) => {
+        // Not reserved (disk full): the next counter asks again, instead of this failure for ever.
+        block.reserving = undefined;
+        block.reservingUpTo = block.limit;
+        throw error;
       });
     }
     await block.reserving;

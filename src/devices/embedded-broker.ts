@@ -3,11 +3,15 @@
  * no Mosquitto: `kmip-edge run --embedded-broker HOST:PORT` and the demo. Frames are authenticated
  * and encrypted end to end, so the broker only moves bytes; a deployment with many devices should
  * still use Mosquitto with the per-device ACLs in deploy/. TCP no-delay on every connection, or
- * each request/response waits for Nagle (TOOLCHAIN.md).
+ * each request/response waits for Nagle (TOOLCHAIN.md). aedes buffers a packet whole, whatever
+ * its size: each connection is read through the packet-size guard, which disconnects a client
+ * announcing a packet over the limit (as Mosquitto's `max_packet_size` does) before it is read.
  */
 import { createServer, type Socket } from 'node:net';
 import { Aedes } from 'aedes';
 import { KmipEdgeError } from '../errors.ts';
+import { guardConnection } from './mqtt-packet-guard.ts';
+import { MQTT_MAX_PACKET_BYTES } from './mqtt-transport.ts';
 
 export interface EmbeddedBroker {
   host: string;
@@ -21,10 +25,10 @@ export async function startEmbeddedBroker(host = '127.0.0.1', port = 0): Promise
   const server = createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    broker.handle(socket);
+    broker.handle(guardConnection(socket, { maxPacketBytes: MQTT_MAX_PACKET_BYTES, protocolVersion: 4, truncatePublish: false }));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error) => reject(new KmipEdgeError('MQTT_BROKER_FAILED', `the embedded broker cannot listen on ${host}:${port}: ${error.message}`, { cause: error })));
+    server.once('error', (error) => broker.close(() => reject(new KmipEdgeError('MQTT_BROKER_FAILED', `the embedded broker cannot listen on ${host}:${port}: ${error.message}`, { cause: error }))));
     server.listen(port, host, () => resolve());
   });
   return {

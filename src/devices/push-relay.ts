@@ -25,7 +25,7 @@ import type { DownCounters } from './down-counters.ts';
 import { MAX_FRAME_BYTES, sealFrame, TAG_BYTES } from './frame.ts';
 import { keyAllowed, type Device, type DeviceRegistry } from './registry.ts';
 
-const OUTBOX = 'outbox/';
+export const OUTBOX = 'outbox/';
 /** Bytes of a down frame besides the body and the device id: fixed header and tag. */
 const FRAME_OVERHEAD = 4 + 8 + TAG_BYTES;
 
@@ -87,7 +87,7 @@ export class PushRelay {
       for (const device of concerned) {
         if (message.length + FRAME_OVERHEAD + device.id.length > Math.min(MAX_FRAME_BYTES, device.limits.maxFrameBytes)) {
           this.counts.undeliverable++;
-          this.log.warn({ device: device.id, uid: push.uniqueIdentifier, bytes: message.length }, 'push too large for a device frame: not relayed');
+          this.log.warn({ event: 'push_undeliverable', device: device.id, uid: push.uniqueIdentifier, bytes: message.length }, 'push too large for a device frame: not relayed');
           continue;
         }
         const entryKey = `${OUTBOX}${device.id}/${this.nextSequence()}`;
@@ -141,7 +141,7 @@ export class PushRelay {
     if (!lane) return;
     clearTimeout(lane.timer);
     this.counts.acknowledged++;
-    this.log.info({ device: deviceId, entry: lane.entryKey, attempts: lane.attempts }, 'relayed push acknowledged by the device');
+    this.log.info({ event: 'push_relay_acknowledged', device: deviceId, entry: lane.entryKey, attempts: lane.attempts }, 'relayed push acknowledged by the device');
     lane.entryKey = undefined;
     lane.counters.clear();
     lane.attempts = 0;
@@ -190,6 +190,7 @@ export class PushRelay {
         lane.counters.add(counter); // before sending: the answer may come back within the call
         route(frame);
         this.counts.sent++;
+        this.log.info({ event: 'push_relayed', device: deviceId, entry: lane.entryKey, attempt: lane.attempts + 1 }, 'push relayed to the device');
       }
       lane.sentAt = Date.now();
       lane.attempts++;
@@ -197,7 +198,7 @@ export class PushRelay {
       clearTimeout(lane.timer);
       lane.timer = setTimeout(() => void this.deliver(deviceId, true), delay);
     } catch (error) {
-      this.log.warn({ device: deviceId, reason: (error as Error).message }, 'relaying a push failed: retried');
+      this.log.warn({ event: 'push_relay_failed', device: deviceId, reason: (error as Error).message }, 'relaying a push failed: retried');
     } finally {
       lane.busy = false;
       if (lane.again && lane.entryKey === undefined) void this.deliver(deviceId);

@@ -49,6 +49,12 @@ interface StoredDevice {
   limits?: DeviceLimits;
 }
 
+function checkLimits(limits: DeviceLimits): void {
+  if (!(limits.requestsPerSecond > 0) || !(limits.maxFrameBytes >= 64 && limits.maxFrameBytes <= 4096)) {
+    throw new KmipEdgeError('DEVICE_INVALID', 'limits: requests per second > 0, frames of 64 to 4096 bytes');
+  }
+}
+
 export class DeviceRegistry {
   constructor(
     /** Where devices are kept (their counters too: the counter recovery, PROTOCOL.md §3.2). */
@@ -69,12 +75,27 @@ export class DeviceRegistry {
       operations: options.operations ?? ['Get', 'GetAttributes', 'GetUsageAllocation', 'ObtainLease', 'Check', 'Query', 'DiscoverVersions', 'AddAttribute', 'ModifyAttribute'],
       limits: { ...DEFAULT_DEVICE_LIMITS, ...options.limits },
     };
-    if (!(device.limits.requestsPerSecond > 0) || !(device.limits.maxFrameBytes >= 64 && device.limits.maxFrameBytes <= 4096)) {
-      throw new KmipEdgeError('DEVICE_INVALID', 'limits: requests per second > 0, frames of 64 to 4096 bytes');
-    }
+    checkLimits(device.limits);
     const stored: StoredDevice = { id, suite: device.suite, sealedKey: Buffer.from(this.masterKey.seal(device.key, PREFIX + id)).toString('base64'), keys: device.keys, operations: device.operations, limits: device.limits };
     await this.store.commit([{ type: 'put', key: PREFIX + id, value: new Uint8Array(Buffer.from(JSON.stringify(stored))) }]);
     return device;
+  }
+
+  /**
+   * Replaces a device's allow-lists and limits — the lists given replace the stored ones, what is
+   * not given stays — keeping its key and counters (issue #12 §5: a Put Replace gives a key a new
+   * Unique Identifier; the device is re-allowed without being re-keyed). False if there is no such device.
+   */
+  async update(id: string, change: { keys?: KeyRule[]; operations?: DeviceOperation[]; limits?: Partial<DeviceLimits> }): Promise<Omit<Device, 'key'> | undefined> {
+    const raw = await this.store.get(PREFIX + id);
+    if (!raw) return undefined;
+    const stored = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
+    const limits = { ...(stored.limits ?? DEFAULT_DEVICE_LIMITS), ...change.limits };
+    checkLimits(limits);
+    const next: StoredDevice = { ...stored, keys: change.keys ?? stored.keys, operations: change.operations ?? stored.operations, limits };
+    await this.store.commit([{ type: 'put', key: PREFIX + id, value: new Uint8Array(Buffer.from(JSON.stringify(next))) }]);
+    const { sealedKey: _sealed, ...device } = next;
+    return { ...device, limits };
   }
 
   async get(id: string): Promise<Device | undefined> {

@@ -18,7 +18,7 @@ export type VerifiedGet =
   | { ok: true; material: Uint8Array }
   | { ok: false; error: string; detail: string | undefined };
 
-export async function verifiedGet(device: DeviceRequester, uid: string, macUid: string, macKey: Uint8Array, options: { resendMs?: number } = {}): Promise<VerifiedGet> {
+export async function verifiedGet(device: DeviceRequester, uid: string, macUid: string, macKey: Uint8Array, options: { resendMs?: number; deadlineMs?: number } = {}): Promise<VerifiedGet> {
   const nonce = new Uint8Array(randomBytes(NONCE_BYTES));
   const ask = async (setter: NonceSetter) => (await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, nonceMacItems(uid, macUid, nonce, setter), { batchOrderOption: true })), options)).batchItems;
   let items = await ask('modify');

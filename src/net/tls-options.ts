@@ -51,10 +51,10 @@ export function readPem(path: string, what: string): Buffer {
   }
 }
 
-/** "host:port" → parts; IPv6 as "[::1]:5696". */
-export function parseHostPort(text: string, defaultPort = KMIP_PORT): { host: string; port: number } {
+/** "host:port" → parts; IPv6 as "[::1]:5696". A listen address may take port 0 (`{ listen: true }`: any free port). */
+export function parseHostPort(text: string, defaultPort = KMIP_PORT, options: { listen?: boolean } = {}): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+))(?::(\d+))?$/.exec(text);
   const port = match?.[3] === undefined ? defaultPort : Number(match[3]);
-  if (!match || !(port > 0 && port < 65536)) throw new KmipEdgeError('CLI_USAGE', `not a HOST:PORT: ${JSON.stringify(text)}`);
+  if (!match || !(port >= (options.listen ? 0 : 1) && port < 65536)) throw new KmipEdgeError('CLI_USAGE', `not a HOST:PORT: ${JSON.stringify(text)}`);
   return { host: (match[1] ?? match[2])!, port };
 }

@@ -15,6 +15,11 @@ export interface TlsPoolOptions {
   /** Back-off after a failed connect: doubles from `minBackoffMs` up to `maxBackoffMs`. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * Called with the SPKI digest of the server's certificate on each new verified connection
+   * (what the Put/Notify listener expects its upstream to present by default, issue #12 §6).
+   */
+  onVerifiedPeer?: (spkiSha256: string) => void;
 }
 
 export class TlsPool implements KmipTransport {
@@ -29,6 +34,8 @@ export class TlsPool implements KmipTransport {
   private readonly maxResponseBytes: number;
   private readonly minBackoffMs: number;
   private readonly maxBackoffMs: number;
+  /** See TlsPoolOptions; may be set after construction (the composition root wires it later). */
+  onVerifiedPeer: ((spkiSha256: string) => void) | undefined;
 
   constructor(endpoint: TlsEndpoint, options: TlsPoolOptions = {}) {
     this.options = tlsConnectionOptions(endpoint);
@@ -36,6 +43,18 @@ export class TlsPool implements KmipTransport {
     this.maxResponseBytes = options.maxResponseBytes ?? DEFAULT_TTLV_LIMITS.maxMessageBytes;
     this.minBackoffMs = options.minBackoffMs ?? 100;
     this.maxBackoffMs = options.maxBackoffMs ?? 5000;
+    this.onVerifiedPeer = options.onVerifiedPeer;
+  }
+
+  /** Opens one fresh connection and closes it: learns the server's certificate now. */
+  async probe(timeoutMs: number): Promise<void> {
+    const connection = await TtlvConnection.open(this.options, timeoutMs, this.maxResponseBytes);
+    this.verified(connection);
+    connection.close();
+  }
+
+  private verified(connection: TtlvConnection): void {
+    if (connection.peerSpkiSha256 !== undefined) this.onVerifiedPeer?.(connection.peerSpkiSha256);
   }
 
   async acquire(timeoutMs: number): Promise<KmipChannel> {
@@ -51,6 +70,7 @@ export class TlsPool implements KmipTransport {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(wait, timeoutMs)));
         const connection = await TtlvConnection.open(this.options, timeoutMs, this.maxResponseBytes);
         this.failures = 0;
+        this.verified(connection);
         return connection;
       } catch (error) {
         this.open--;

@@ -3,6 +3,7 @@
  * whole, the response is read by the framer (8-byte header, then exactly `length` bytes, refused
  * from the header when over the limit). One request in flight at a time, as KMIP servers expect.
  */
+import { createHash, X509Certificate } from 'node:crypto';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { KmipEdgeError } from '../errors.ts';
 import type { ProtocolVersion } from '../kmip/message.ts';
@@ -30,8 +31,22 @@ function describeTlsFailure(error: NodeJS.ErrnoException, where: string): KmipEd
   return netError('NET_TLS_FAILED', `TLS with ${where} failed: ${reason}`, error);
 }
 
+/**
+ * SHA-256 (hex) of a certificate's SubjectPublicKeyInfo (RFC 7469 §2.4 pins keys this way): the
+ * same for a certificate renewed with the same key, different for any other key.
+ */
+export function spkiSha256(certificateDer: Buffer): string {
+  const spki = new X509Certificate(certificateDer).publicKey.export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(spki).digest('hex');
+}
+
 export class TtlvConnection implements KmipChannel {
   negotiatedVersion: ProtocolVersion | undefined;
+  /**
+   * The SPKI digest of the certificate the server presented — verified against the CA and the
+   * server's name by the handshake (the Put/Notify listener's default check compares with it).
+   */
+  readonly peerSpkiSha256: string | undefined;
   private readonly framer: TtlvFramer;
   private pending: { resolve: (m: Uint8Array) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
@@ -42,6 +57,8 @@ export class TtlvConnection implements KmipChannel {
     maxResponseBytes: number,
   ) {
     this.framer = new TtlvFramer(maxResponseBytes);
+    const peer = socket.getPeerCertificate();
+    this.peerSpkiSha256 = peer?.raw ? spkiSha256(peer.raw) : undefined;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.fail(describeTlsFailure(error, where)));

@@ -20,8 +20,28 @@ export class TtlvFramer {
 
   /** Feeds received bytes; returns the messages they complete, in order. */
   push(chunk: Uint8Array): Uint8Array[] {
-    if (this.failed) throw this.failed;
+    const { messages, error } = this.pushSome(chunk);
+    if (error) throw error;
+    return messages;
+  }
+
+  /**
+   * As `push`, but framing lost part-way through `chunk` does not lose the whole messages before
+   * it: they are returned with the error (a listener answers them, then says Invalid Message).
+   */
+  pushSome(chunk: Uint8Array): { messages: Uint8Array[]; error: TtlvError | undefined } {
     const messages: Uint8Array[] = [];
+    try {
+      this.collect(chunk, messages);
+    } catch (error) {
+      if (!(error instanceof TtlvError)) throw error;
+      return { messages, error };
+    }
+    return { messages, error: undefined };
+  }
+
+  private collect(chunk: Uint8Array, messages: Uint8Array[]): void {
+    if (this.failed) throw this.failed;
     let offset = 0;
     while (offset < chunk.length) {
       if (this.expected < 0) {
@@ -44,7 +64,6 @@ export class TtlvFramer {
         this.expected = -1;
       }
     }
-    return messages;
   }
 
   /** Bytes held for a message not yet complete. */

@@ -21,10 +21,12 @@ export class TestCa {
   }
 
   /** A certificate for `cn`; `days` of -1 gives one that has already expired. */
-  issue(cn: string, usage: 'server' | 'client', days = 30): Issued {
+  issue(cn: string, usage: 'server' | 'client' | 'server+client', days = 30): Issued {
     const base = `${usage}-${cn}-${days}`.replace(/[^\w.-]/g, '_');
     this.openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${cn}`, '-keyout', `${base}.key`, '-out', `${base}.csr`]);
-    const extensions = usage === 'server'
+    const extensions = usage === 'server+client'
+      ? 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n'
+      : usage === 'server'
       ? 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n'
       : 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
     writeFileSync(join(this.dir, `${base}.ext`), extensions);

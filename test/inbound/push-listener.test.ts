@@ -202,22 +202,26 @@ describe('a pinned upstream certificate', () => {
 
 describe('OASIS TC_NP_1 and TC_NP_2: the server-to-client requests answered as the cases expect', () => {
   const files = readdirSync(CORPUS_DIR).filter((v) => /^v1\.\d$/.test(v)).flatMap((v) => readdirSync(CORPUS_DIR + v).filter((f) => /^TC[_-]NP[_-][12][_-]/.test(f)).map((f) => `${v}/${f}`));
-  let g: Awaited<ReturnType<typeof startPushedAgent>>;
-  before(async () => (g = await startPushedAgent()));
-  after(() => g.stop());
-
   it('finds the cases', () => assert.ok(files.length >= 6, `${files}`));
   for (const file of files) {
     it(file, async () => {
-      const exchanges = serverToClientExchanges(CORPUS_DIR + file);
-      assert.ok(exchanges.length >= 1);
-      for (const { request, response } of exchanges) {
-        const answer = await g.send(encodeTtlv(parseKmipXml(substitutePlaceholders(request))));
-        const mismatch = messageMismatch(substitutePlaceholders(response), answer);
-        assert.equal(mismatch, undefined, `${file}: ${mismatch}`);
+      // A fresh agent per case: each case is its own session, and its $UNIQUE_IDENTIFIER_0 its own
+      // object — one agent would see one identifier carry other key material in the next case
+      // (refused since issue #13.4).
+      const g = await startPushedAgent();
+      try {
+        const exchanges = serverToClientExchanges(CORPUS_DIR + file);
+        assert.ok(exchanges.length >= 1);
+        for (const { request, response } of exchanges) {
+          const answer = await g.send(encodeTtlv(parseKmipXml(substitutePlaceholders(request))));
+          const mismatch = messageMismatch(substitutePlaceholders(response), answer);
+          assert.equal(mismatch, undefined, `${file}: ${mismatch}`);
+        }
+        const put = exchanges.find((e) => /value="Put"/.test(e.request));
+        if (put) assert.ok((await g.agent.listKeys()).some((k) => k.uniqueIdentifier === 'uid-0'), 'the Put key is cached');
+      } finally {
+        await g.stop();
       }
-      const put = exchanges.find((e) => /value="Put"/.test(e.request));
-      if (put) assert.ok((await g.agent.listKeys()).some((k) => k.uniqueIdentifier === 'uid-0'), 'the Put key is cached');
     });
   }
 });

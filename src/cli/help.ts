@@ -1,0 +1,175 @@
+/**
+ * `kmip-edge <command> --help` (CLI.md wave 2): every subcommand's flags, in one place. main.ts
+ * answers --help before a command runs, so asking for help never starts anything. `run`'s flags
+ * come from the same table as its parser and configuration fields (../config/flags.ts).
+ */
+import { RUN_FLAGS, type RunFlag } from '../config/flags.ts';
+import { KMIP_USAGE } from './kmip-command.ts';
+import { TTLV_USAGE } from './ttlv-command.ts';
+
+export const OVERVIEW = `kmip-edge — KMIP key agent for the edge
+
+usage: kmip-edge <command> [flags]      kmip-edge <command> --help      kmip-edge --version
+
+commands:
+  run --config FILE | --data DIR …        the agent: upstream client, cache, ledger, devices
+  config check FILE [run flags]           validate a configuration; print the effective one
+  device add|list|remove|update --data …  provision devices (add prints the device key once)
+  ledger --data DIR [--json]              usage allocations recorded by the agent
+  cache --data DIR [--json]               the agent's cached keys, never their material
+  status --data DIR [--json]              a running agent: upstream, keys, devices, pushes
+  device-sim --id ID --key HEX … ACTION   a simulated device (MQTT or serial)
+  kmip --server … OP …                    one KMIP operation against a server
+  dev-server --port P --dir D             the development KMIP server (and its push command)
+  ttlv decode|encode …                    TTLV ⇄ KMIP XML / JSON
+  bench [ttlv|upstream|ledger|devices]    benchmarks with same-run baselines
+  demo                                    the all-in-one demo on embedded defaults
+`;
+
+function runHelp(): string {
+  const rows = (Object.entries(RUN_FLAGS) as [string, RunFlag][]).map(([name, flag]) => {
+    const left = `  --${name} ${flag.value}${flag.multiple ? ' …' : ''}`;
+    return `${left.padEnd(40)} ${flag.help}  [${flag.path}]`;
+  });
+  return `usage: kmip-edge run [--config FILE] [flags]
+
+The agent. Settings come from the YAML file given with --config (see deploy/*.yaml) and from
+flags, which override the file; the [field] after each flag is its place in the file. Relative
+paths in the file are resolved against the file's folder. Secrets are only ever given as files.
+Prints {"ready":true,…,"upstream":"online"|"offline",…} on stdout when serving; logs are JSON
+lines on stderr. SIGHUP reloads the log level, the nonce-MAC mapping and the device registry;
+SIGTERM drains and exits 0. Exit 2 with one line per problem for a bad configuration, a bad
+certificate or key, a port in use or an unusable data folder.
+
+  --config FILE                            the YAML configuration file
+${rows.join('\n')}
+  --help                                   this text
+`;
+}
+
+const HELP: Record<string, () => string> = {
+  run: runHelp,
+  config: () => `usage: kmip-edge config check FILE [run flags]
+
+Validates FILE (YAML) as kmip-edge run would read it, with any run flags over it, and prints the
+effective configuration as one JSON object (defaults filled in, relative paths resolved; there
+are no secrets in it: they are only ever paths of files). Exit 0 when valid; exit 2 and one line
+per problem (field, value given, what is allowed) otherwise. Files named in it are not opened:
+run checks certificates and keys when it starts.
+`,
+  device: () => `usage:
+  kmip-edge device add --data DIR --id ID [--suite aes-256-gcm|chacha20-poly1305]
+        [--key-uid U …] [--key-name N …] [--key-group G …] [--operation OP …] [--rate N] [--max-frame BYTES]
+        prints {"id","suite","key"} once: the device key, for installing on the device
+  kmip-edge device update --data DIR --id ID [--key-uid U …] [--key-name N …] [--key-group G …]
+        [--operation OP …] [--rate N] [--max-frame BYTES]
+        replaces the lists given (keys: any of --key-uid/--key-name/--key-group given replaces all
+        key rules; --operation replaces the operations); the device key stays; effective at once
+  kmip-edge device list --data DIR
+  kmip-edge device remove --data DIR --id ID
+
+  --data DIR          the agent's data folder; while the agent runs, through its admin socket
+  --id ID             1-64 of [A-Za-z0-9._-]
+  --suite S           aes-256-gcm (default) or chacha20-poly1305
+  --key-uid U         allow the key with this Unique Identifier (repeatable)
+  --key-name N        allow keys with this Name (repeatable)
+  --key-group G       allow keys of this Object Group (repeatable)
+  --operation OP      allow this operation (repeatable): Get, GetAttributes, GetUsageAllocation,
+                      ObtainLease, Check, Query, DiscoverVersions, AddAttribute, ModifyAttribute
+  --rate N            requests per second (default 50, bursts of twice that)
+  --max-frame BYTES   largest frame accepted, 64-4096 (default 4096)
+`,
+  'device-sim': () => `usage: kmip-edge device-sim --id ID --key HEX (--mqtt URL | --serial PATH) [flags] ACTION
+
+A simulated device; prints one JSON line per completed request {"op","ok","uid","count","ms"}.
+ACTION: get --uid U | allocate --uid U --count N | lease --uid U      [--repeat N --concurrency C]
+      | get-verified --uid U --mac-uid M --mac-key HEX   (end-to-end nonce-MAC, verified here)
+      | listen [--pushes N] [--seconds S]                (relayed Put/Notify, acknowledged)
+
+  --id ID             the device id            --key HEX        the device key (64 hex)
+  --suite S           aes-256-gcm (default) or chacha20-poly1305
+  --mqtt URL          mqtt://HOST:PORT         --serial PATH    a serial line (SLIP)
+  --prefix P          topic prefix (default kmip-edge)
+  --state FILE        the counter file (default: a temporary one)
+  --uid U  --count N  --repeat N (default 1)  --concurrency C (default 1)
+  --resend-ms MS      resend an unanswered frame after MS (default 1000)
+  --pushes N          listen: stop after N pushes (default 1)   --seconds S  listen: at most S (default 30)
+  --mac-uid M  --mac-key HEX   get-verified: the HMAC-SHA256 key
+`,
+  kmip: () => `${KMIP_USAGE}
+
+  --server HOST:PORT  --ca F  --cert F  --key F     mutual TLS (PEM files)
+  --server-name NAME  the name to verify in the server certificate
+  --ciphers LIST      OpenSSL cipher list for TLS 1.2 servers
+  --version 1.0..1.4  --https /PATH (the HTTPS profile)  --timeout SECONDS (default 10)
+  --secret-file F     register: the secret as hex text in a file, - for standard input
+                      (--secret-hex puts it on the command line, visible to other users in ps)
+  other flags: --uid --algorithm --length --usage --name --usage-limits --usage-unit --secret-hex
+               --wrap-uid --wrap-method --wrap-attribute --object-type --max --attribute --type
+               --value --reason --count (see the operations above)
+`,
+  'dev-server': () => `usage:
+  kmip-edge dev-server --port P --dir D [--host H] [--store memory|leveldb] [--push-to HOST:PORT …] [--lease-seconds S]
+  kmip-edge dev-server push --dir D (--put UID [--replaces OLD_UID] | --notify UID | --list)
+
+The development KMIP server: certificates are made in D on first start; prints one JSON ready line.
+  --port P            default 5696; 0 = any free port
+  --host H            default 127.0.0.1
+  --dir D             its certificates (and LevelDB objects) live here
+  --store S           memory (default) or leveldb
+  --push-to HOST:PORT send Notify/Put to this Put/Notify listener (repeatable)
+  --lease-seconds S   Obtain Lease answer (default 3600)
+push: --put UID [--replaces OLD_UID], --notify UID, --list (pushes not yet acknowledged)
+`,
+  ttlv: () => `${TTLV_USAGE}\n`,
+  ledger: () => `usage: kmip-edge ledger --data DIR [--json]
+
+Usage allocations per key and device, from a stopped agent's store.
+  --data DIR   the agent's data folder        --json   one JSON object
+`,
+  status: () => `usage: kmip-edge status --data DIR [--json]
+
+A running agent's state, asked through its owner-only admin socket in DIR: the upstream (online or
+offline, since when, the last failure), MQTT, each key with its state, lease expiry and remaining
+allocation, each device with when it was last heard from and its pushes awaiting acknowledgement.
+Never key material. Exit 1 when no agent is running on DIR.
+  --data DIR     the agent's data folder
+  --json         one JSON object instead of the table
+`,
+  cache: () => `usage: kmip-edge cache --data DIR [--json]
+
+The agent's cached keys (names, state, lease), never their material, from a stopped agent's store.
+  --data DIR   the agent's data folder        --json   one JSON object
+`,
+  bench: () => `usage: kmip-edge bench [ttlv|upstream|ledger|devices …] [--json] [flags]
+
+Benchmarks, each next to a baseline measured in the same run.
+  --json              one JSON line per measurement
+  --seconds S         per measurement, (0, 600] (default 1)
+  --input FILE.hex    ttlv: a message as hex text (repeatable)
+  --keys N            upstream: keys to fetch (default 1000)
+  --devices 1,100,…   devices: device counts
+  --rounds N          devices: alternated rounds, best of each (1-20)
+  --placement P       devices: split (default) or shared
+  outage (not run by default): N devices doing cached Gets and allocations while the upstream
+  is cut and comes back — a real agent, dev server and Mosquitto; baseline: the upstream up
+  --devices N         outage: one count (default 1000)
+  --seconds S         outage: each phase with the upstream up, before and after (default 30)
+  --outage-seconds S  outage: how long the upstream is cut (default 60)
+  --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
+  --rate R            outage: requests per second per device (default 1)
+`,
+  demo: () => `usage: kmip-edge demo
+
+Runs the whole gateway on one machine with a live view: the development KMIP server, the agent
+with the embedded MQTT broker and two simulated devices. No flags.
+`,
+};
+
+/** The help of `command`, or the overview for an unknown or missing one. */
+export function helpText(command: string | undefined): string {
+  const help = command === undefined ? undefined : HELP[command];
+  return help ? help() : OVERVIEW;
+}
+
+export const COMMANDS_WITH_HELP: readonly string[] = Object.keys(HELP);

@@ -1,0 +1,111 @@
+/**
+ * The agent's configuration (`kmip-edge run --config FILE`, CLI.md wave 2): one typed object that
+ * the YAML file and the command-line flags both fill (flags win, ./flags.ts), validated here.
+ *
+ * Every leaf says what it allows in its error text, so that a message can name the field path,
+ * the value given and what is allowed (./loader.ts composes them). Objects are strict: an unknown
+ * field is an error, not silently ignored (a misspelt `pushListner:` would otherwise turn a
+ * feature off). Secrets are never inline: only paths of files holding them (`passwordFile`,
+ * key files), so the file can be shared, logged and diffed (STYLE.md: key material never in logs).
+ *
+ * Later sections (e.g. `kmipListener: {listen, cert, key, ca}` for the local KMIP endpoint) are
+ * added as one more optional strict object here and one row per flag in ./flags.ts.
+ */
+import { z } from 'zod';
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** HOST:PORT, IPv6 in brackets; a listen address may use port 0 (any free port, shown in the ready line). */
+const HOST_PORT = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/;
+const MQTT_URL = /^mqtts?:\/\/(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?\/?$/;
+
+function portOf(text: string): number {
+  return Number(text.slice(text.lastIndexOf(':') + 1));
+}
+
+/** A non-empty string; `expected` is the "what is allowed" of every message about it. */
+const text = (expected: string) => z.string({ error: expected }).min(1, { error: expected });
+const filePath = (what: string) => text(`the path of ${what}`);
+const address = (expected: string, minPort: number) =>
+  text(expected).refine((value) => HOST_PORT.test(value) && portOf(value) >= minPort && portOf(value) <= 65535, { error: expected });
+/** Where the agent connects: port 1..65535. */
+const remote = (example: string) => address(`HOST:PORT with a port 1-65535, e.g. ${example}`, 1);
+/** Where the agent listens: port 0..65535 (0 = any free port). */
+const listen = (example: string) => address(`HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. ${example}`, 0);
+
+/** A strict mapping whose messages list its fields. */
+function section<Shape extends z.ZodRawShape>(shape: Shape, what: string) {
+  const fields = Object.keys(shape).join(', ');
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `allowed fields: ${fields}` : `a mapping (${what}) with the fields ${fields}`) });
+}
+
+const upstream = section({
+  address: remote('kms.example.com:5696'),
+  ca: filePath('the PEM file of the CA(s) that sign the KMIP server certificate'),
+  cert: filePath("the PEM file of the agent's client certificate"),
+  key: filePath("the PEM file of the client certificate's private key"),
+  serverName: text('the host name to verify in the server certificate').optional(),
+}, 'the upstream KMIP server');
+
+const mqtt = section({
+  url: text('mqtt://HOST[:PORT] or mqtts://HOST[:PORT]').refine((value) => MQTT_URL.test(value), { error: 'mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtts://broker.local:8883)' }).optional(),
+  prefix: text('a topic prefix without wildcards, e.g. kmip-edge').refine((value) => !/[#+]/.test(value), { error: 'a topic prefix without wildcards (+, #)' }).default('kmip-edge'),
+  username: text('the MQTT user name of the agent').optional(),
+  passwordFile: filePath('a file holding the MQTT password (its first line)').optional(),
+  ca: filePath('the PEM file of the CA that signs the broker certificate').optional(),
+  cert: filePath('the PEM file of a client certificate for the broker').optional(),
+  key: filePath("the PEM file of that client certificate's private key").optional(),
+  clientId: text('an MQTT client id').optional(),
+}, 'the MQTT broker of the devices');
+
+const pushListener = section({
+  listen: listen('0.0.0.0:5697'),
+  cert: filePath("the PEM file of the listener's certificate"),
+  key: filePath("the PEM file of the listener certificate's private key"),
+  ca: filePath("the PEM file of the CA the upstream's certificate chains to"),
+  peerCert: filePath("the PEM file of the upstream's certificate, pinned").optional(),
+  peerName: text("the host name the upstream's certificate must be valid for").optional(),
+  ciphers: text('an OpenSSL TLS 1.2 cipher list, for old key servers (default: ECDHE with AES-GCM or ChaCha20-Poly1305)').optional(),
+}, 'the Put/Notify listener');
+
+const nonceMac = section({
+  defaultKey: text('the Unique Identifier of the upstream HMAC-SHA256 key used for every key').optional(),
+  perKey: z.record(text('a key Unique Identifier'), text('the Unique Identifier of an HMAC-SHA256 key'), { error: 'a mapping of key Unique Identifier to MAC key Unique Identifier' }).default({}),
+}, 'nonce-MAC cache fills');
+
+const metrics = section({
+  listen: listen('127.0.0.1:9464'),
+}, 'the Prometheus endpoint');
+
+export const agentConfigSchema = section({
+  data: filePath("the agent's data folder (created if missing)"),
+  logLevel: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  upstream,
+  mqtt: mqtt.optional(),
+  embeddedBroker: listen('127.0.0.1:1883').optional(),
+  serial: z.array(filePath('a serial device, e.g. /dev/ttyUSB0'), { error: 'a list of serial device paths' }).default([]),
+  pushListener: pushListener.optional(),
+  nonceMac: nonceMac.optional(),
+  metrics: metrics.optional(),
+}, 'the agent configuration').superRefine((config, context) => {
+  // Rules across fields: each issue names the field the operator has to change.
+  const problem = (path: (string | number)[], message: string): void => void context.addIssue({ code: 'custom', path, message });
+  const url = config.mqtt?.url;
+  if (url === undefined && config.embeddedBroker === undefined && config.serial.length === 0) {
+    problem(['mqtt', 'url'], 'a device transport: mqtt.url (--mqtt), embeddedBroker (--embedded-broker) or serial (--serial)');
+  }
+  if (url !== undefined && config.embeddedBroker !== undefined) problem(['embeddedBroker'], 'not both: mqtt.url names an external broker, embeddedBroker starts one');
+  for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {
+    if (config.mqtt?.[field] !== undefined && url === undefined) problem(['mqtt', field], 'only with mqtt.url (the embedded broker has no login or TLS)');
+  }
+  if (url?.startsWith('mqtt://')) {
+    for (const field of ['ca', 'cert', 'key'] as const) if (config.mqtt?.[field] !== undefined) problem(['mqtt', field], 'only with an mqtts:// URL');
+  }
+  if ((config.mqtt?.cert === undefined) !== (config.mqtt?.key === undefined)) problem(['mqtt', config.mqtt?.cert === undefined ? 'cert' : 'key'], 'mqtt.cert and mqtt.key together');
+  if (config.mqtt?.passwordFile !== undefined && config.mqtt.username === undefined) problem(['mqtt', 'username'], 'a user name with mqtt.passwordFile');
+  if (config.pushListener?.peerCert !== undefined && config.pushListener.peerName !== undefined) problem(['pushListener', 'peerName'], 'not both pushListener.peerCert and pushListener.peerName: one way to recognise the upstream');
+});
+
+/** The effective configuration: what `run` wires and `config check` prints. */
+export type AgentConfig = z.output<typeof agentConfigSchema>;

@@ -1,0 +1,152 @@
+/**
+ * Startup checks of certificate and key files (issue #12 §3): before the agent says it is ready,
+ * every file is read and parsed, a key must belong to its certificate, certificates must be within
+ * their validity dates and chain to the CA configured next to them. Without this a non-PEM file,
+ * a swapped certificate and key or the wrong CA gives a ready agent whose every request fails.
+ * Each problem is one line naming the file and what is wrong with it.
+ */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+
+/** A certificate file may carry the leaf and its intermediates; more than this is not a chain but a mistake. */
+const MAX_CHAIN = 8;
+/** A PEM file of certificates or a key is a few KiB; CA bundles (e.g. the system's) stay under 1 MiB. */
+export const MAX_PEM_BYTES = 1024 * 1024;
+
+const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----[\s\S]*?-----END \1-----/g;
+
+export interface TlsFiles {
+  /** What the files are for, for messages: "upstream", "push listener", "MQTT broker". */
+  role: string;
+  /** Absent: the system's CAs verify the peer (e.g. a public broker); the chain is then not checked here. */
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+type Read = { ok: true; text: string } | { ok: false; problem: string };
+
+function read(path: string): Read {
+  try {
+    const text = readFileSync(path, 'latin1');
+    if (text.length > MAX_PEM_BYTES) return { ok: false, problem: `${path}: ${text.length} bytes, more than the ${MAX_PEM_BYTES} a PEM file may have` };
+    return { ok: true, text };
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'a folder, not a file' : (code ?? (error as Error).message);
+    return { ok: false, problem: `${path}: cannot read it (${why})` };
+  }
+}
+
+function blocks(text: string): { label: string; pem: string }[] {
+  return [...text.matchAll(PEM_BLOCK)].map((match) => ({ label: match[1]!, pem: match[0] }));
+}
+
+/** Parses every CERTIFICATE block; a file with none (or a key where a certificate should be) is a problem. */
+function certificates(path: string, text: string, what: string, problems: string[]): X509Certificate[] {
+  const found = blocks(text);
+  const certs = found.filter((block) => block.label === 'CERTIFICATE');
+  if (certs.length === 0) {
+    problems.push(found.some((block) => block.label.endsWith('PRIVATE KEY'))
+      ? `${path}: holds a private key, not ${what} (certificate and key swapped?)`
+      : `${path}: not a PEM certificate (no -----BEGIN CERTIFICATE----- block); expected ${what}`);
+    return [];
+  }
+  const parsed: X509Certificate[] = [];
+  for (const [index, block] of certs.entries()) {
+    try {
+      parsed.push(new X509Certificate(block.pem));
+    } catch (error) {
+      problems.push(`${path}: certificate ${index + 1} does not parse (${(error as Error).message})`);
+    }
+  }
+  return parsed;
+}
+
+function privateKey(path: string, text: string, problems: string[]): KeyObject | undefined {
+  const found = blocks(text);
+  const key = found.find((block) => block.label.endsWith('PRIVATE KEY'));
+  if (!key) {
+    problems.push(found.some((block) => block.label === 'CERTIFICATE')
+      ? `${path}: holds a certificate, not a private key (certificate and key swapped?)`
+      : `${path}: not a PEM private key (no -----BEGIN … PRIVATE KEY----- block)`);
+    return undefined;
+  }
+  try {
+    return createPrivateKey(key.pem);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    problems.push(code === 'ERR_MISSING_PASSPHRASE' || key.label === 'ENCRYPTED PRIVATE KEY'
+      ? `${path}: the private key is encrypted; give an unencrypted key file readable by the agent only`
+      : `${path}: the private key does not parse (${(error as Error).message})`);
+    return undefined;
+  }
+}
+
+const subject = (cert: X509Certificate): string => cert.subject.replace(/\n/g, ', ');
+
+function dates(path: string, cert: X509Certificate, now: Date, problems: string[]): void {
+  const from = new Date(cert.validFrom);
+  const to = new Date(cert.validTo);
+  if (now < from) problems.push(`${path}: the certificate for ${subject(cert)} is not valid before ${from.toISOString()} (check the clock)`);
+  else if (now > to) problems.push(`${path}: the certificate for ${subject(cert)} expired on ${to.toISOString()}`);
+}
+
+/** Whether `leaf` (with `intermediates` from its own file) chains to one of `roots`, each signature verified. */
+function chainsTo(leaf: X509Certificate, intermediates: X509Certificate[], roots: X509Certificate[]): boolean {
+  let current = leaf;
+  for (let depth = 0; depth < MAX_CHAIN; depth++) {
+    const signedBy = (issuer: X509Certificate): boolean => current.checkIssued(issuer) && current.verify(issuer.publicKey);
+    if (roots.some(signedBy)) return true;
+    const next = intermediates.find((cert) => cert !== current && cert.ca && signedBy(cert));
+    if (!next) return false;
+    current = next;
+  }
+  return false;
+}
+
+/** Checks one role's CA, certificate and key files; returns one line per problem (none: all good). */
+export function checkTlsFiles(files: TlsFiles, now = new Date()): string[] {
+  const problems: string[] = [];
+  let roots: X509Certificate[] = [];
+  if (files.ca !== undefined) {
+    const caFile = read(files.ca);
+    if (!caFile.ok) problems.push(caFile.problem);
+    else {
+      roots = certificates(files.ca, caFile.text, `the ${files.role} CA certificate`, problems);
+      if (roots.length > 0 && !roots.some((cert) => cert.ca)) problems.push(`${files.ca}: no CA certificate in it (the ${files.role} CA must have basicConstraints CA:TRUE)`);
+      for (const cert of roots) dates(files.ca, cert, now, problems);
+    }
+  }
+  if (files.cert === undefined || files.key === undefined) return problems;
+  const certFile = read(files.cert);
+  const keyFile = read(files.key);
+  if (!certFile.ok) problems.push(certFile.problem);
+  if (!keyFile.ok) problems.push(keyFile.problem);
+  const chain = certFile.ok ? certificates(files.cert, certFile.text, `the ${files.role} certificate`, problems) : [];
+  const key = keyFile.ok ? privateKey(files.key, keyFile.text, problems) : undefined;
+  const leaf = chain[0];
+  if (!leaf) return problems;
+  dates(files.cert, leaf, now, problems);
+  if (key && !leaf.checkPrivateKey(key)) problems.push(`${files.key}: this private key does not belong to the certificate in ${files.cert}`);
+  if (roots.length > 0 && !chainsTo(leaf, chain.slice(1), roots)) {
+    problems.push(`${files.cert}: the certificate for ${subject(leaf)} (issuer ${leaf.issuer.replace(/\n/g, ', ')}) is not signed by the CA in ${files.ca}`);
+  }
+  return problems;
+}
+
+/** A pinned peer certificate must parse, be in date and chain to the CA that verifies that peer. */
+export function checkPinnedCertificate(path: string, ca: string, role: string, now = new Date()): string[] {
+  const problems: string[] = [];
+  const file = read(path);
+  const caFile = read(ca);
+  if (!file.ok) return [file.problem];
+  const [pinned] = certificates(path, file.text, `the pinned ${role} certificate`, problems);
+  if (!pinned) return problems;
+  dates(path, pinned, now, problems);
+  if (caFile.ok) {
+    const roots = certificates(ca, caFile.text, 'a CA certificate', []);
+    if (roots.length > 0 && !chainsTo(pinned, [], roots)) problems.push(`${path}: the pinned ${role} certificate (${subject(pinned)}) is not signed by the CA in ${ca}, so it would never be accepted`);
+  }
+  return problems;
+}
