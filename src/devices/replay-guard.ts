@@ -140,22 +140,6 @@ export class ReplayGuard {
     return this.windows.get(storeKey(deviceId, direction))?.highest ?? 0n;
   }
 
-  /**
-   * Raises the device's accepted counter floor (PROTOCOL.md §3.2, a device that lost its
-   * counter): every counter up to `floor` counts as used. Returns the write to commit; the window
-   * in memory changes at once. A floor at or below the highest changes nothing.
-   */
-  async raiseFloor(deviceId: string, direction: Direction, floor: bigint): Promise<CounterWrite> {
-    const key = storeKey(deviceId, direction);
-    const window = this.windows.get(key) ?? (await this.load(key));
-    if (floor > window.highest) {
-      window.highest = floor;
-      window.seen = WINDOW_MASK;
-    }
-    this.pending.delete(key);
-    return this.current(key);
-  }
-
   /** Forgets the in-memory window (the device was changed in the store by someone else). */
   forget(deviceId: string): void {
     for (const direction of ['up', 'down'] as const) {
