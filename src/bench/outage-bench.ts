@@ -172,6 +172,15 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     children.push(agent);
     const agentLog = tail(agent);
     await firstLine(agent, 'the agent', agentLog);
+    // An agent that ends before it is told to is a finding: when, how, and its last words.
+    let agentEnded: { afterCutMs: number | null; code: number | null; signal: string | null } | undefined;
+    let cutAt: number | undefined;
+    let stopping = false;
+    agent.once('exit', (code, signal) => {
+      if (stopping) return;
+      agentEnded = { afterCutMs: cutAt === undefined ? null : Math.round(performance.now() - cutAt), code, signal };
+      progress(`the agent exited (${signal ?? code}) ${cutAt === undefined ? 'before the cut' : `${agentEnded.afterCutMs} ms after the cut`}; its last log lines:\n${agentLog()}`);
+    });
 
     const load = cli(['bench', 'outage-load'], ['--max-semi-space-size=64']);
     children.push(load);
@@ -195,6 +204,7 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     await sleep(options.seconds * 1000);
     progress(`upstream cut (${options.cut}) for ${options.outageSeconds} s`);
     await proxy.cutOff(options.cut);
+    cutAt = performance.now();
     phase('outage');
     await sleep(options.outageSeconds * 1000);
     await proxy.restore();
@@ -208,13 +218,15 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     const result = JSON.parse(resultLine.value) as OutageLoadResult;
     const firstRelayedMs = proxy.firstRelayedAfterRestore === undefined ? null : Math.round(proxy.firstRelayedAfterRestore - restoredAt);
 
-    const agentExit = await stop(agent);
+    stopping = true;
+    const agentExit = agentEnded ? null : await stop(agent);
+    if (agentExit !== 0 && !agentEnded) progress(`the agent exited ${agentExit} on SIGTERM; its last log lines:\n${agentLog()}`);
     const ledgerStore = await LevelStore.open(paths.store);
     const totals = await new Ledger({ store: ledgerStore, allocate: () => Promise.reject(new Error('read only')) }).totals(allocationKey);
     await ledgerStore.close();
 
     report(options, result, {
-      firstRelayedMs, bound: backoffBound(pki), agentExit,
+      firstRelayedMs, bound: backoffBound(pki), agentExit, agentEnded: agentEnded ?? null,
       unitsDebited: Number(totals.grantedToDevices), unitsAllocatedFromUpstream: Number(totals.allocatedFromUpstream),
       unitsDelivered: Object.values(result.phases).reduce((sum, p) => sum + p.unitsReceived, 0),
     });
@@ -232,6 +244,8 @@ interface Extra {
   firstRelayedMs: number | null;
   bound: ReturnType<typeof backoffBound>;
   agentExit: number | null;
+  /** Set when the agent ended by itself during the run. */
+  agentEnded: { afterCutMs: number | null; code: number | null; signal: string | null } | null;
   unitsDebited: number;
   unitsAllocatedFromUpstream: number;
   unitsDelivered: number;
@@ -285,7 +299,8 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
     firstUpstreamConnectionMs: extra.firstRelayedMs,
     backoffBoundMs: extra.bound.boundMs, breakerCooldownMs: extra.bound.cooldownMs, maxReconnectBackoffMs: extra.bound.maxReconnectBackoffMs,
     unitsDebited: extra.unitsDebited, unitsDelivered: extra.unitsDelivered, unitsAllocatedFromUpstream: extra.unitsAllocatedFromUpstream,
-    agentExitCode: extra.agentExit,
+    // the agent's exit code on SIGTERM at the end (0: drained), or how it ended by itself during the run
+    agentExitCode: extra.agentExit, agentEndedDuringRun: extra.agentEnded,
     phaseSeconds: { before: Number(before.seconds.toFixed(1)), outage: Number(outage.seconds.toFixed(1)), after: Number(after.seconds.toFixed(1)) },
   });
   if (options.json) {
@@ -301,4 +316,5 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
   options.out(`  never-cached Gets:  ${u!.refused} refused ${JSON.stringify(u!.refusedReasons)}, ${u!.errors} errors; p50 ${ms(u!.refusedP50Ms)} p99 ${ms(u!.refusedP99Ms)}  |  cached Gets meanwhile p50 ${ms(u!.cachedGetSamePhaseP50Ms)} p99 ${ms(u!.cachedGetSamePhaseP99Ms)}; before (fetched): p50 ${ms(u!.baselineP50Ms)} p99 ${ms(u!.baselineP99Ms)}\n`);
   options.out(`  after the return:   refills resumed in ${ms(r!.refillResumedMs)}, cache fills in ${ms(r!.cacheFillResumedMs)}, first upstream connection ${ms(r!.firstUpstreamConnectionMs)}  |  back-off bound ${ms(r!.backoffBoundMs)} (breaker ${r!.breakerCooldownMs} + reconnect ${r!.maxReconnectBackoffMs})\n`);
   options.out(`  units:              ${r!.unitsDebited} debited by the ledger, ${r!.unitsDelivered} received by devices (${r!.unitsAllocatedFromUpstream} allocated from the upstream)\n`);
+  options.out(`  the agent:          ${r!.agentEndedDuringRun ? `ended by itself during the run: ${JSON.stringify(r!.agentEndedDuringRun)}` : `exit code ${r!.agentExitCode} on SIGTERM at the end`}\n`);
 }
