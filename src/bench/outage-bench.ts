@@ -54,6 +54,12 @@ export interface OutageOptions {
   cut: CutMode;
   /** Requests per second per device. */
   rate: number;
+  /**
+   * A device's resend interval while unanswered. device-sim resends every second; on a loaded
+   * machine, once answers take longer than that, every resend adds work and the load snowballs —
+   * so the default here is 5 s, as in `bench devices`, and 1000 shows the snowball.
+   */
+  resendMs: number;
   json: boolean;
   out: (text: string) => void;
 }
@@ -61,8 +67,7 @@ export interface OutageOptions {
 /** Keys never cached before the phase that asks for them (a device cycles through them). */
 const UNCOVERED_KEYS_PER_PHASE = 50;
 const WARM_UP_SECONDS = 3;
-/** A device's resend interval and its deadline for one request (device-sim's defaults are 1 s and 30 s). */
-const RESEND_MS = 1000;
+/** A device's deadline for one request (device-sim's and DeviceRequester's default). */
 const DEADLINE_MS = 30_000;
 
 /** This CLI, as a child process (the bundle, or src/cli/main.ts under tsx). */
@@ -189,7 +194,7 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
       port: broker.port, devices, rate: options.rate, cachedKey, allocationKey,
       // after the outage, the keys refused during it: their first answers are the cache fills resuming
       uncoveredKeys: { warmup: [], before: uncoveredKeys.before, outage: uncoveredKeys.outage, after: uncoveredKeys.outage },
-      resendMs: RESEND_MS, deadlineMs: DEADLINE_MS,
+      resendMs: options.resendMs, deadlineMs: DEADLINE_MS,
     };
     load.stdin!.write(JSON.stringify(config) + '\n');
     const loadLines = createInterface({ input: load.stdout! })[Symbol.asyncIterator]();
@@ -260,7 +265,7 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
   const before = result.phases.before ?? empty;
   const outage = result.phases.outage ?? empty;
   const after = result.phases.after ?? empty;
-  const common = { bench: 'outage', cut: options.cut, devices: options.devices, outageSeconds: options.outageSeconds, ratePerDevice: options.rate };
+  const common = { bench: 'outage', cut: options.cut, devices: options.devices, outageSeconds: options.outageSeconds, ratePerDevice: options.rate, resendMs: options.resendMs };
   const lines: Record<string, unknown>[] = [];
   const cached = (p: PhaseSummary) => p.kinds.cachedGet;
   lines.push({
