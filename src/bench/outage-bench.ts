@@ -213,7 +213,7 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     phase('outage');
     await sleep(options.outageSeconds * 1000);
     await proxy.restore();
-    const restoredAt = performance.now();
+    const restoredAt = proxy.restoredAt!;
     phase('after');
     progress(`upstream back; ${options.seconds} s more`);
     await sleep(options.seconds * 1000);
