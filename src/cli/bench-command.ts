@@ -21,7 +21,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   const { values, positionals } = parseArgs({
     args,
     options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' },
-      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' } },
+      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' }, 'resend-ms': { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -71,11 +71,12 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
 /**
  * `bench outage` flags: --devices N (one count, default 1000), --seconds S for the phases with the
  * upstream up (default 30), --outage-seconds S (default 60), --cut refuse|blackhole (default
- * refuse), --rate R requests per second per device (default 1). Checked before anything starts.
+ * refuse), --rate R requests per second per device (default 1), --resend-ms M a device's resend
+ * interval (default 5000). Checked before anything starts.
  */
-function outageOptions(positionals: string[], values: { devices?: string | undefined; seconds?: string | undefined; 'outage-seconds'?: string | undefined; cut?: string | undefined; rate?: string | undefined }): { devices: number; seconds: number; outageSeconds: number; cut: 'refuse' | 'blackhole'; rate: number } | undefined {
+function outageOptions(positionals: string[], values: { devices?: string | undefined; seconds?: string | undefined; 'outage-seconds'?: string | undefined; cut?: string | undefined; rate?: string | undefined; 'resend-ms'?: string | undefined }): { devices: number; seconds: number; outageSeconds: number; cut: 'refuse' | 'blackhole'; rate: number; resendMs: number } | undefined {
   if (!positionals.includes('outage')) {
-    for (const flag of ['outage-seconds', 'cut', 'rate'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a flag of bench outage`);
+    for (const flag of ['outage-seconds', 'cut', 'rate', 'resend-ms'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a flag of bench outage`);
     return undefined;
   }
   const devices = values.devices === undefined ? 1000 : Number(values.devices);
@@ -87,5 +88,7 @@ function outageOptions(positionals: string[], values: { devices?: string | undef
   if (cut !== 'refuse' && cut !== 'blackhole') throw new UsageError('--cut is refuse (connections refused) or blackhole (accepted, never answered)');
   const rate = values.rate === undefined ? 1 : Number(values.rate);
   if (!(rate > 0 && rate <= 100)) throw new UsageError('--rate (requests per second per device) must be a number in (0, 100]');
-  return { devices, seconds, outageSeconds, cut, rate };
+  const resendMs = values['resend-ms'] === undefined ? 5000 : Number(values['resend-ms']);
+  if (!(Number.isInteger(resendMs) && resendMs >= 50 && resendMs <= 60_000)) throw new UsageError('--resend-ms must be a whole number of milliseconds in [50, 60000]');
+  return { devices, seconds, outageSeconds, cut, rate, resendMs };
 }

@@ -143,6 +143,7 @@ Benchmarks, each next to a baseline measured in the same run.
   --outage-seconds S  outage: how long the upstream is cut (default 60)
   --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
   --rate R            outage: requests per second per device (default 1)
+  --resend-ms M       outage: a device's resend interval while unanswered (default 5000)
 `,
   demo: () => `usage: kmip-edge demo
 
