@@ -23,7 +23,7 @@ commands:
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
   ttlv decode|encode …                    TTLV ⇄ KMIP XML / JSON
-  bench [ttlv|upstream|ledger|devices]    benchmarks with same-run baselines
+  bench [ttlv|upstream|ledger|devices|outage|firmware]  benchmarks with same-run baselines
   demo                                    the all-in-one demo on embedded defaults
 `;
 
