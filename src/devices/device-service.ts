@@ -31,7 +31,7 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { MAX_FRAME_BYTES, openFrame, parseFrameHeader, sealFrame, TAG_BYTES, type ParsedFrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
-import { counterKey, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
+import { counterKey, KEPT_REPLY_PREFIX, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { DropLog } from './drop-log.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
@@ -39,7 +39,7 @@ import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
-const KEPT_REPLY = 'device/reply/';
+const KEPT_REPLY = KEPT_REPLY_PREFIX;
 /**
  * How long a device's read waits for the upstream before it is answered "not now" (issue #13
  * finding 7): a blackholed key server must not hold a device for the client's whole timeout.

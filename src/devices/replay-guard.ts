@@ -27,6 +27,9 @@ const DEFER_MAX = 4096;
 /** Counters below the highest that can still be accepted once. */
 export const REPLAY_WINDOW = 64n;
 /** The store key of a device's counter state (device-admin and the recovery command write it too). */
+/** Store prefix of the replies kept for a device's resends (device-service.ts), by device. */
+export const KEPT_REPLY_PREFIX = 'device/reply/';
+
 export function counterKey(deviceId: string, direction: Direction): string {
   return storeKey(deviceId, direction);
 }
