@@ -74,15 +74,19 @@ const DEVICE_EVENTS: Record<string, string> = { add: 'device_added', remove: 'de
 
 /**
  * The running agent's side: serves device requests on `<data>/agent.sock`; `changed` hears each
- * add or remove; `queries` answers the read-only questions; `log` gets one line per change.
+ * add or remove; `queries` answers the read-only questions; `log` gets one line per change;
+ * `flushCounters` writes the device counters the agent holds back.
  */
-export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger): Promise<Server> {
+export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger, flushCounters: () => Promise<void> = async () => undefined): Promise<Server> {
   // The store lock guarantees this process is the only agent on `data`: a socket file left by a killed one is replaced.
   return serveJsonLines(join(data, AGENT_SOCKET), async (line): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
     try {
       const request = JSON.parse(line) as DeviceRequest | { action: AgentQuery };
       const query = (AGENT_QUERIES as readonly string[]).includes(request.action) ? queries[request.action as AgentQuery] : undefined;
       if (query) return { output: await query(), code: 0 };
+      // A counter reset starts from the highest counter accepted: the counters of reads are
+      // written a little later (replay-guard.ts), so they are written first.
+      if (request.action === 'reset-counter') await flushCounters();
       const reply = await executeDeviceRequest(registry, request as DeviceRequest);
       if ('id' in request) {
         changed(request.id);
