@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -24,8 +24,9 @@ it('npm pack → npm install -g into a temporary prefix → the installed kmip-e
   const { work, kms, data, port, server } = await startKeyServer('tarball');
   let agent: ChildProcess | undefined;
   try {
-    // npm pack runs `prepare`, which builds the bundle from this checkout.
-    const packed = execFileSync('npm', ['pack', '--silent', '--pack-destination', scratch], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!;
+    // The bundle npm test built; --ignore-scripts: `prepare` would rebuild it while other test files run it.
+    assert.ok(existsSync(join(ROOT, 'dist/kmip-edge.mjs')), 'dist/kmip-edge.mjs is missing: run node scripts/build.mjs (npm test does)');
+    const packed = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', scratch], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 }).trim().split('\n').pop()!;
     const tarball = join(scratch, packed);
     assert.match(packed, /^kmip-edge-\d+\.\d+\.\d+\.tgz$/);
     const entries = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
