@@ -10,7 +10,7 @@
 //   (src/config/schema.ts); a stub that is reached anyway throws, naming itself;
 // - mqtt's worker-timers (browser only) and @opentelemetry/api, which prom-client calls only for
 //   exemplars, which the agent does not enable (loaded eagerly, so an empty object);
-// - zod's fromJSONSchema (never called);
+// - zod's fromJSONSchema (never called); lru-cache, for a Map (below);
 // - readable-stream (~80 kB), the user-land copy of Node's streams that mqtt and bl use: Node 20's
 //   own node:stream is the same API (readable-stream 4 tracks Node 18+).
 import { build } from 'esbuild';
@@ -21,6 +21,18 @@ const analyze = process.argv.includes('--analyze');
 const outfile = fileURLToPath(new URL('../dist/kmip-edge.mjs', import.meta.url));
 
 const unreachable = (what) => `throw new Error(${JSON.stringify(`kmip-edge: ${what} is not part of this build`)});`;
+/**
+ * lru-cache (~17 kB) serves only mqtt's MQTT 5 topic aliases (topic-alias-send.js: get, set, size,
+ * clear, keys — most recently used first, as lru-cache yields them); this Map does the same.
+ */
+const LRU_CACHE = `export class LRUCache {
+  constructor({ max }) { this.max = max; this.map = new Map(); }
+  get size() { return this.map.size; }
+  get(key) { if (!this.map.has(key)) return undefined; const value = this.map.get(key); this.map.delete(key); this.map.set(key, value); return value; }
+  set(key, value) { this.map.delete(key); this.map.set(key, value); if (this.map.size > this.max) this.map.delete(this.map.keys().next().value); return this; }
+  clear() { this.map.clear(); }
+  *keys() { yield* [...this.map.keys()].reverse(); }
+}`;
 /** [module path pattern (as esbuild resolves it), stub source]. */
 const STUBS = [
   [/[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/, 'export { default as en } from "./en.js";'],
@@ -29,6 +41,7 @@ const STUBS = [
   [/[\\/]@opentelemetry[\\/]api[\\/]/, 'module.exports = {};'],
   [/[\\/]zod[\\/]v4[\\/]classic[\\/]from-json-schema\.js$/, `export function fromJSONSchema() { ${unreachable('zod fromJSONSchema')} }`],
   [/[\\/]readable-stream[\\/]lib[\\/]ours[\\/]index\.js$/, 'module.exports = require("node:stream");'],
+  [/[\\/]lru-cache[\\/]/, LRU_CACHE],
 ];
 
 /** Resolves normally, then swaps a matching module for its stub (kept in the module's folder so its relative imports still resolve). */
