@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
@@ -108,10 +108,16 @@ it('dpkg -i: /usr/bin/kmip-edge, the store opened as the kmip-edge user, the uni
   for (const group of ['Group', 'SupplementaryGroups'].flatMap(setting).flatMap((line) => line.split(/\s+/))) assert.equal(run('getent', ['group', group]).status, 0, `group ${group} exists`);
 });
 
-it('dpkg -r keeps the state folder and a reinstall keeps its master key; dpkg -P removes it', () => {
+it('an upgrade keeps the edited conffile and the master key; dpkg -r keeps the state folder and a reinstall its master key; dpkg -P removes it', () => {
   if (!existsSync('/usr/bin/kmip-edge')) must('dpkg', ['-i', deb]);
   if (!existsSync(join(STATE, 'store'))) assert.equal(asAgent('device', 'add', '--data', STATE, '--id', 'probe-2', '--key-uid', 'some-key').status, 0);
   const key = readFileSync(join(STATE, 'master.key'));
+  // An upgrade (dpkg -i over the installed package) keeps the operator's edit and the master key.
+  appendFileSync('/etc/kmip-edge/config.yaml', '# edited by the operator\n');
+  must('dpkg', ['-i', deb]);
+  assert.match(readFileSync('/etc/kmip-edge/config.yaml', 'utf8'), /# edited by the operator\n$/, 'an upgrade keeps the edited conffile');
+  assert.deepEqual(readFileSync(join(STATE, 'master.key')), key, 'an upgrade keeps the master key');
+
   must('dpkg', ['-r', 'kmip-edge']);
   assert.ok(!existsSync('/usr/bin/kmip-edge'), 'the program is gone');
   assert.ok(existsSync(join(STATE, 'master.key')), 'dpkg -r keeps the state folder');
