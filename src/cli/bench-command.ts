@@ -14,6 +14,7 @@ import { benchUpstream } from '../bench/upstream-bench.ts';
 import { benchOutage } from '../bench/outage-bench.ts';
 import { runOutageLoad, stdinLines } from '../bench/outage-load.ts';
 import { benchFirmware } from '../bench/firmware-bench.ts';
+import { benchFootprint } from '../bench/footprint-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
@@ -56,13 +57,17 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
       await benchUpstream({ keys, json: values.json, out });
+    } else if (name === 'footprint') {
+      // Defaults from issue #15: 10,000 cached keys, 1,000 devices; --devices takes one count here.
+      if (deviceCounts !== undefined && deviceCounts.length !== 1) throw new UsageError('bench footprint takes one --devices count');
+      await benchFootprint({ keys: values.keys === undefined ? 10_000 : keys, devices: deviceCounts?.[0] ?? 1000, rounds: rounds ?? 5, json: values.json, out });
     } else if (name === 'firmware') {
       await benchFirmware({ seconds, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage or firmware`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage, firmware or footprint`);
     }
   }
   return status;
