@@ -139,7 +139,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
       state.kmsAddress = `127.0.0.1:${gw.kmsPort}`;
       state.brokerAddress = `127.0.0.1:${gw.brokerPort}`;
       state.devices = [gw.tape.activity, gw.sensor.activity];
-      emit({ stage: 'setup', event: 'ready', text: `key server (development KMIP server) on 127.0.0.1:${gw.kmsPort}, mutual TLS; agent store in ${join(dir, 'agent')}; embedded MQTT broker on 127.0.0.1:${gw.brokerPort}; Put/Notify listener on 127.0.0.1:${gw.pushPort}; devices tape-drive-7 (AES-256-GCM) and sensor-1 (ChaCha20-Poly1305)`, kms: gw.kmsPort, broker: gw.brokerPort, pushListener: gw.pushPort, keys: gw.keys });
+      emit({ stage: 'setup', event: 'ready', text: `key server (development KMIP server) on 127.0.0.1:${gw.kmsPort}, mutual TLS; agent store in ${join(dir, 'agent')}; embedded MQTT broker on 127.0.0.1:${gw.brokerPort}; Put/Notify listener on 127.0.0.1:${gw.pushPort}; devices tape-drive-7 (AES-256-GCM) and sensor-1 (ChaCha20-Poly1305)`, pid: process.pid, dir, kms: gw.kmsPort, broker: gw.brokerPort, pushListener: gw.pushPort, keys: gw.keys });
       run = new DemoRun(gw, emit, pace, abort.signal);
       const story = run.run().then(() => void (completed = true));
       story.catch(() => undefined); // an abort or failure is read below
