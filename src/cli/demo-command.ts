@@ -114,6 +114,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
         state.status = await gw.status().catch(() => state.status);
         state.linkCut = gw.link.isCut;
       }
+      if (drawing === undefined) return; // the view was left while the status was asked for
       const lines = renderPanel(state, process.stdout.columns || 100, process.stdout.rows || 40);
       process.stdout.write('\x1b[H' + lines.map((line) => line + '\x1b[K').join('\n') + '\x1b[J');
     } finally {
@@ -170,7 +171,8 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
     }
   } finally {
     clearTimeout(timer);
-    if (drawing) clearInterval(drawing);
+    clearInterval(drawing);
+    drawing = undefined;
     await gw?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
