@@ -21,6 +21,9 @@ import { renderPanel, type PanelState } from '../demo/panel.ts';
 import { DemoRun, STAGES, type DemoEvent } from '../demo/stages.ts';
 import { UsageError } from './errors.ts';
 
+/** The bound off a terminal without --seconds or --keep. */
+const DEFAULT_PLAIN_SECONDS = 120;
+
 function positiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -60,8 +63,9 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
     args, strict: true,
     options: { seconds: { type: 'string' }, events: { type: 'string' }, keep: { type: 'string' }, pace: { type: 'string' }, plain: { type: 'boolean', default: false } },
   });
-  const seconds = positiveNumber(values.seconds, '--seconds');
   let live = process.stdout.isTTY === true && !values.plain;
+  // Bounded by default off a terminal (CI): the stages take seconds; a hang must not hold a pipeline.
+  const seconds = positiveNumber(values.seconds, '--seconds') ?? (live || values.keep !== undefined ? undefined : DEFAULT_PLAIN_SECONDS);
   const pace = positiveNumber(values.pace, '--pace') ?? (live ? 700 : 60);
   const eventsFile = values.events === undefined ? undefined : resolve(values.events);
   if (eventsFile !== undefined) {
@@ -167,7 +171,9 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
         }
       }
       // Let an in-flight request finish (bounded) before the parts close under it.
-      await Promise.race([story.catch(() => undefined), new Promise((done) => setTimeout(done, 2000))]);
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([story.catch(() => undefined), new Promise((done) => (grace = setTimeout(done, 2000)))]);
+      clearTimeout(grace);
     }
   } finally {
     clearTimeout(timer);

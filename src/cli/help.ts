@@ -152,7 +152,8 @@ nonce-MAC); the tape drive encrypts in chunks drawing usage allocations; the key
 Put Replace and a Notify; the key server is cut (offline serving, allocations draining) and comes
 back (refills resume). On a terminal: a live view redrawn in place, until Ctrl-C. Otherwise: one
 line per event, ending after the last stage.
-  --seconds S    stop after S seconds (exit 1 if the stages had not finished)
+  --seconds S    stop after S seconds (exit 1 if the stages had not finished); off a terminal
+                 without --keep the bound is 120 s
   --events FILE  every event as a JSON line {"t","stage","event","text",…}; the last is "done"
   --keep DIR     set up in DIR (new or empty) and stay up after the stages, printing the
                  commands to talk to it (kmip-edge status --data DIR/agent, device-sim …)

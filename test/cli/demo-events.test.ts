@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ROOT, runCli } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-demo-test-'));
@@ -19,6 +19,8 @@ type Event = { t: string; stage: string; event: string; text: string } & Record<
 const readEvents = (path: string): Event[] => readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Event);
 
 describe('kmip-edge demo, not on a terminal', () => {
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
   it('every stage happens, each with its effect in the --events log', () => {
     const log = join(dir, 'events.jsonl');
     const run = runCli(['demo', '--events', log, '--seconds', '50']);
