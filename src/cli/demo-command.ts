@@ -67,17 +67,6 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
   // Bounded by default off a terminal (CI): the stages take seconds; a hang must not hold a pipeline.
   const seconds = positiveNumber(values.seconds, '--seconds') ?? (live || values.keep !== undefined ? undefined : DEFAULT_PLAIN_SECONDS);
   const pace = positiveNumber(values.pace, '--pace') ?? (live ? 700 : 60);
-  const eventsFile = values.events === undefined ? undefined : resolve(values.events);
-  if (eventsFile !== undefined) {
-    try {
-      writeFileSync(eventsFile, '', { mode: 0o600 });
-    } catch (error) {
-      throw new UsageError(`--events ${values.events}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-    }
-  }
-  const keep = values.keep === undefined ? undefined : keepFolder(values.keep);
-  const dir = keep ?? mkdtempSync(join(tmpdir(), 'kmip-edge-demo-'));
-
   // Ctrl-C / SIGTERM / --seconds: stop the story, then everything, cleanly.
   const abort = new AbortController();
   let why: 'signal' | 'time' | undefined;
@@ -89,6 +78,25 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const timer = seconds === undefined ? undefined : setTimeout(stop('time'), seconds * 1000);
+  const eventsFile = values.events === undefined ? undefined : resolve(values.events);
+  let keep: string | undefined;
+  let dir: string;
+  try {
+    if (eventsFile !== undefined) {
+      try {
+        writeFileSync(eventsFile, '', { mode: 0o600 });
+      } catch (error) {
+        throw new UsageError(`--events ${values.events}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+    }
+    keep = values.keep === undefined ? undefined : keepFolder(values.keep);
+    dir = keep ?? mkdtempSync(join(tmpdir(), 'kmip-edge-demo-'));
+  } catch (error) {
+    clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw error;
+  }
   const stopped = new Promise<void>((done) => abort.signal.addEventListener('abort', () => done(), { once: true }));
 
   const startedAt = Date.now();
@@ -136,11 +144,9 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
   let completed = false;
   let failure: string | undefined;
   try {
-    const starting = startGateway(dir);
-    gw = await Promise.race([starting, stopped.then(() => undefined)]);
-    if (gw === undefined) {
-      void starting.then((late) => late.close()).catch(() => undefined);
-    } else {
+    // A Ctrl-C during setup waits for it (a few seconds) so that everything it started is closed and its folder removed.
+    gw = await startGateway(dir).catch((error: unknown) => void (failure = `the setup failed: ${(error as Error).message.split('\n')[0]}`));
+    if (gw && !abort.signal.aborted) {
       state.kmsAddress = `127.0.0.1:${gw.kmsPort}`;
       state.brokerAddress = `127.0.0.1:${gw.brokerPort}`;
       state.devices = [gw.tape.activity, gw.sensor.activity];

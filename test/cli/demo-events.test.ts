@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -105,6 +105,28 @@ describe('kmip-edge demo, not on a terminal', () => {
     const busy = runCli(['demo', '--keep', dir]);
     assert.equal(busy.status, 2);
     assert.match(busy.stderr, /the folder is not empty; give a new or empty folder/);
+  });
+
+  it('SIGINT during the setup: everything it started is closed and its folder removed, exit 0', async () => {
+    const tmp = mkdtempSync(join(dir, 'tmp-'));
+    const log = join(dir, 'early.jsonl');
+    const child = spawn(process.execPath, [`${ROOT}dist/kmip-edge.mjs`, 'demo', '--events', log], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp } });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      // the event log is created once the signal handlers are in place; the setup takes a while longer
+      const deadline = Date.now() + 30_000;
+      while ((!existsSync(log) || readdirSync(tmp).length === 0) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.equal(readFileSync(log, 'utf8'), '', 'still setting up');
+      child.kill('SIGINT');
+      assert.equal(await exited, 0, stdout);
+      assert.match(stdout, /demo stopped by signal before it finished \(keys, encrypt, put-replace, notify, offline, online not done\)\n$/);
+      assert.deepEqual(readdirSync(tmp), [], 'its temporary folder is removed');
+      assert.equal(readEvents(log).at(-1)!.ok, false);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('--keep DIR: the setup stays up after the stages; status --data DIR/agent answers; SIGTERM stops it, exit 0', async () => {
