@@ -28,7 +28,6 @@ const red = (s: string) => `\x1b[31m${s}\x1b[39m`;
 const yellow = (s: string) => `\x1b[33m${s}\x1b[39m`;
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const pad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : s + ' '.repeat(n - s.length));
-// eslint-disable-next-line no-control-regex
 const visible = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
 /** Cuts a line to `width` visible columns, keeping its escapes (and resetting them at the cut). */
@@ -37,7 +36,7 @@ function fit(line: string, width: number): string {
   let out = '';
   let shown = 0;
   for (let i = 0; i < line.length && shown < width - 1; i++) {
-    const escape = /^\x1b\[[0-9;?]*[A-Za-z]/.exec(line.slice(i)); // eslint-disable-line no-control-regex
+    const escape = /^\x1b\[[0-9;?]*[A-Za-z]/.exec(line.slice(i));
     if (escape) {
       out += escape[0];
       i += escape[0].length - 1;

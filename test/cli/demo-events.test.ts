@@ -15,7 +15,7 @@ import { after, describe, it } from 'node:test';
 import { ROOT, runCli } from '../helpers/cli.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-demo-test-'));
-type Event = { t: string; stage: string; event: string; text: string } & Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Event = { t: string; stage: string; event: string; text: string } & Record<string, any>;
 const readEvents = (path: string): Event[] => readFileSync(path, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as Event);
 
 describe('kmip-edge demo, not on a terminal', () => {
