@@ -42,7 +42,7 @@ function keepFolder(path: string): string {
   return dir;
 }
 
-function keepCommands(gw: Gateway): string {
+function keepCommands(gw: Gateway, tapeKey: string): string {
   const agent = join(gw.dir, 'agent');
   const kms = join(gw.dir, 'kms');
   return [
@@ -50,10 +50,10 @@ function keepCommands(gw: Gateway): string {
     `  kmip-edge status --data ${agent}`,
     `  kmip-edge ledger --data ${agent}`,
     `  kmip-edge cache --data ${agent}`,
-    `  kmip-edge device add --data ${agent} --id my-sensor --key-uid ${gw.keys.sensor} > my-sensor.json   # prints the device key: keep the file private`,
-    `  node -e 'process.stdout.write(require("./my-sensor.json").key)' > my-sensor.key && chmod 600 my-sensor.key`,
+    `  (umask 077; kmip-edge device add --data ${agent} --id my-sensor --key-uid ${gw.keys.sensor} > my-sensor.json)   # it prints the device key: owner-only file`,
+    `  (umask 077; node -e 'process.stdout.write(require("./my-sensor.json").key)' > my-sensor.key)`,
     `  kmip-edge device-sim --id my-sensor --key-file my-sensor.key --mqtt mqtt://127.0.0.1:${gw.brokerPort} get --uid ${gw.keys.sensor}`,
-    `  kmip-edge kmip get --server 127.0.0.1:${gw.kmsPort} --ca ${kms}/ca.pem --cert ${kms}/client.pem --key ${kms}/client.key --uid ${gw.keys.sensor}   # the key server itself`,
+    `  kmip-edge kmip get-attributes --server 127.0.0.1:${gw.kmsPort} --ca ${kms}/ca.pem --cert ${kms}/client.pem --key ${kms}/client.key --uid ${tapeKey}   # the key server itself`,
     '',
   ].join('\n');
 }
@@ -166,7 +166,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
             process.stdout.write('\x1b[?25h\x1b[?1049l');
             live = false;
           }
-          out(keepCommands(gw));
+          out(keepCommands(gw, run.tapeKey));
         } else if (live) state.footer = 'stages complete; the tape drive keeps encrypting — Ctrl-C stops the demo';
         if (keep !== undefined || live) {
           // Stay up: on a terminal the tape drive keeps drawing chunks so the view stays alive.

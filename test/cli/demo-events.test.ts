@@ -149,6 +149,15 @@ describe('kmip-edge demo, not on a terminal', () => {
       assert.deepEqual(answer.devices.map((d) => d.id).sort(), ['sensor-1', 'tape-drive-7']);
       assert.ok(answer.devices.every((d) => d.lastSeen !== null));
       assert.ok(answer.keys.some((k) => k.names.includes('tape-key') && k.remaining !== null));
+      // the printed device commands work as printed: a new device provisioned, then served over the demo's broker
+      const sim = /kmip-edge device-sim --id my-sensor --key-file my-sensor\.key --mqtt (\S+) get --uid (\S+)/.exec(stdout)!;
+      assert.match(stdout, new RegExp(`kmip-edge device add --data ${keep}/agent --id my-sensor --key-uid ${sim[2]} > my-sensor\\.json`));
+      const added = runCli(['device', 'add', '--data', join(keep, 'agent'), '--id', 'my-sensor', '--key-uid', sim[2]!]);
+      assert.equal(added.status, 0, added.stderr);
+      writeFileSync(join(dir, 'my-sensor.key'), (JSON.parse(added.stdout) as { key: string }).key, { mode: 0o600 });
+      const got = runCli(['device-sim', '--id', 'my-sensor', '--key-file', join(dir, 'my-sensor.key'), '--mqtt', sim[1]!, 'get', '--uid', sim[2]!]);
+      assert.equal(got.status, 0, got.stderr);
+      assert.equal((JSON.parse(got.stdout) as { ok: boolean }).ok, true);
       child.kill('SIGTERM');
       assert.equal(await exited, 0, stdout);
       assert.match(stdout, /demo complete: .*; stopped by signal\n$/);
