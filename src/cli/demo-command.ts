@@ -15,6 +15,7 @@
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { startGateway, type Gateway } from '../demo/gateway.ts';
 import { renderPanel, type PanelState } from '../demo/panel.ts';
@@ -172,7 +173,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
           // Stay up: on a terminal the tape drive keeps drawing chunks so the view stays alive.
           while (!abort.signal.aborted) {
             if (live) await run.chunk('online').catch(() => undefined);
-            await new Promise((done) => setTimeout(done, pace * 2));
+            await sleep(pace * 2, undefined, { signal: abort.signal }).catch(() => undefined);
           }
         }
       }
