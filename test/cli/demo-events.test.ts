@@ -155,7 +155,7 @@ describe('kmip-edge demo, not on a terminal', () => {
       const added = runCli(['device', 'add', '--data', join(keep, 'agent'), '--id', 'my-sensor', '--key-uid', sim[2]!]);
       assert.equal(added.status, 0, added.stderr);
       writeFileSync(join(dir, 'my-sensor.key'), (JSON.parse(added.stdout) as { key: string }).key, { mode: 0o600 });
-      const got = runCli(['device-sim', '--id', 'my-sensor', '--key-file', join(dir, 'my-sensor.key'), '--mqtt', sim[1]!, 'get', '--uid', sim[2]!]);
+      const got = runCli(['device-sim', '--id', 'my-sensor', '--key-file', join(dir, 'my-sensor.key'), '--mqtt', sim[1]!, '--state', join(dir, 'my-sensor.counter'), 'get', '--uid', sim[2]!]); // its counter file here, not in the repository
       assert.equal(got.status, 0, got.stderr);
       assert.equal((JSON.parse(got.stdout) as { ok: boolean }).ok, true);
       child.kill('SIGTERM');
