@@ -12,7 +12,10 @@
 //   exemplars, which the agent does not enable (loaded eagerly, so an empty object);
 // - zod's fromJSONSchema (never called); lru-cache, for a Map (below);
 // - readable-stream (~80 kB), the user-land copy of Node's streams that mqtt and bl use: Node 20's
-//   own node:stream is the same API (readable-stream 4 tracks Node 18+).
+//   own node:stream is the same API (readable-stream 4 tracks Node 18+);
+// - thread-stream (~10 kB), pino's worker-thread transports: they break inside a bundle
+//   (TOOLCHAIN.md), so the agent logs to a stream in-process (src/log.ts); required eagerly by
+//   pino, so a class that throws if it is ever constructed.
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +45,7 @@ const STUBS = [
   [/[\\/]zod[\\/]v4[\\/]classic[\\/]from-json-schema\.js$/, `export function fromJSONSchema() { ${unreachable('zod fromJSONSchema')} }`],
   [/[\\/]readable-stream[\\/]lib[\\/]ours[\\/]index\.js$/, 'module.exports = require("node:stream");'],
   [/[\\/]lru-cache[\\/]/, LRU_CACHE],
+  [/[\\/]thread-stream[\\/]index\.js$/, `module.exports = class ThreadStream { constructor() { ${unreachable('pino worker-thread transports')} } };`],
 ];
 
 /** Resolves normally, then swaps a matching module for its stub (kept in the module's folder so its relative imports still resolve). */
