@@ -2,33 +2,15 @@
  * KMIP 1.2 §4, §7.2). The readers are in fb_kmip_read.c. */
 #include <string.h>
 #include "fb/fb_kmip.h"
+#include "fb_internal.h"
 
 
-/* Every tag of the device operations is 0x4200XX: internally only XX is passed, which keeps
- * each call site to an 8-bit immediate instead of a 32-bit literal (flash, PROTOCOL.md budget). */
-#define K(tag) ((uint8_t)((tag) & 0xFFu))
-#define FULL(t) (0x420000u | (uint32_t)(t))
-
-static size_t w_begin(fb_ttlv_writer *w, uint8_t t)
-{
-    return fb_ttlv_begin(w, FULL(t));
-}
-
-static void w_i32(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, int32_t v)
-{
-    fb_ttlv_put_int32(w, FULL(t), type, v);
-}
-
-static void w_i64(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, int64_t v)
-{
-    fb_ttlv_put_int64(w, FULL(t), type, v);
-}
-
-static void w_bytes(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, const uint8_t *v, size_t len)
-{
-    fb_ttlv_put_bytes(w, FULL(t), type, v, len);
-}
-
+/* Tags go to the writer as XX of 0x4200XX (fb_internal.h: FB_K, fb_w_*). */
+#define K(tag) FB_K(tag)
+#define w_begin fb_w_begin
+#define w_i32(w, t, type, v) fb_w_int((w), (t), (uint8_t)(type), (uint32_t)(v))
+#define w_i64(w, t, type, v) fb_w_long((w), (t), (uint8_t)(type), (uint64_t)(v))
+#define w_bytes(w, t, type, v, len) fb_w_bytes((w), (t), (uint8_t)(type), (v), (len))
 
 /* ------------------------------------------------------------------ helpers: writing */
 
@@ -47,7 +29,7 @@ static size_t begin_request(fb_ttlv_writer *w, int32_t batch_count, bool batch_o
     size_t header = w_begin(w, K(FB_TAG_REQUEST_HEADER));
     put_version(w, 1, 2);
     if (batch_order) {
-        fb_ttlv_put_bool(w, FB_TAG_BATCH_ORDER_OPTION, true);
+        w_i32(w, K(FB_TAG_BATCH_ORDER_OPTION), FB_TTLV_BOOLEAN, 1);
     }
     w_i32(w, K(FB_TAG_BATCH_COUNT), FB_TTLV_INTEGER, batch_count);
     fb_ttlv_end(w, header);
