@@ -146,101 +146,109 @@ static const field request_item_fields[] = {
     F(FB_TAG_UNIQUE_BATCH_ITEM_ID, FB_TTLV_BYTE_STRING, OPT, fb_request_item, unique_batch_item_id),
 };
 
+/* What differs between a Response and a Request Message (KMIP 1.2 §7.2): tags, the item table,
+ * and where the result goes (both results start with the fb_version). */
+typedef struct message_kind {
+    uint8_t message_tag;
+    uint8_t header_tag;
+    uint8_t item_field_count;
+    uint8_t item_size;
+    uint16_t size;         /* of the result structure */
+    uint8_t count_offset;  /* its item_count */
+    uint8_t items_offset;  /* its items[] */
+    const field *item_fields;
+} message_kind;
+
+static const message_kind response_kind = {
+    K(FB_TAG_RESPONSE_MESSAGE), K(FB_TAG_RESPONSE_HEADER), 5, (uint8_t)sizeof(fb_response_item),
+    (uint16_t)sizeof(fb_response), (uint8_t)offsetof(fb_response, item_count),
+    (uint8_t)offsetof(fb_response, items), response_item_fields,
+};
+
+static const message_kind request_kind = {
+    K(FB_TAG_REQUEST_MESSAGE), K(FB_TAG_REQUEST_HEADER), 3, (uint8_t)sizeof(fb_request_item),
+    (uint16_t)sizeof(fb_request_message), (uint8_t)offsetof(fb_request_message, item_count),
+    (uint8_t)offsetof(fb_request_message, items), request_item_fields,
+};
+
 /*
- * A message's header (KMIP 1.2 §7.2: Protocol Version and Batch Count required; Time Stamp
- * required in a response) and its Batch Items, read into `items` (item_size bytes each, at most
- * FB_MAX_BATCH_ITEMS) with `item_fields`. Batch Count must equal the items present.
+ * A message's header (Protocol Version and Batch Count required; Time Stamp required in a
+ * response) and its Batch Items (at most FB_MAX_BATCH_ITEMS, FB_ERR_TOO_LARGE), read into
+ * `out` as `kind` says. Batch Count must equal the items present. `out` is all zeros on error.
  */
-static fb_status read_message(const uint8_t *body, size_t len, bool response, fb_version *version,
-                              int64_t *time_stamp, size_t *count, uint8_t *items, size_t item_size,
-                              const field *item_fields, size_t item_field_count)
+static fb_status read_message(const uint8_t *body, size_t len, const message_kind *kind, void *out)
 {
+    uint8_t *result = (uint8_t *)out;
+    bool response = kind == &response_kind;
     fb_bytes children;
     message_header h;
     fb_ttlv_reader r;
     fb_ttlv_item item;
-    fb_bytes header;
     uint32_t present = 0;
     fb_status status;
     size_t n = 0;
-    status = single_message(body, len, response ? FB_TAG_RESPONSE_MESSAGE : FB_TAG_REQUEST_MESSAGE, &children);
-    if (status != FB_OK) {
-        return status;
+    bool end = false;
+    if (out == NULL) {
+        return FB_ERR_ARG;
     }
+    memset(out, 0, kind->size);
     memset(&h, 0, sizeof h);
-    fb_ttlv_reader_init(&r, children.ptr, children.len);
-    status = fb_ttlv_next(&r, &item); /* the header comes first (§7.2) */
-    if (status != FB_OK || item.tag != (response ? FB_TAG_RESPONSE_HEADER : FB_TAG_REQUEST_HEADER) ||
-        item.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
-    }
-    header = bytes_of(item.value, item.len);
-    status = read_fields(header, header_fields, 3, &h, &present);
+    status = single_message(body, len, 0x420000u | kind->message_tag, &children);
     if (status == FB_OK) {
-        status = read_fields(h.version, version_fields, 2, version, NULL);
+        fb_ttlv_reader_init(&r, children.ptr, children.len);
+        /* The header comes first (§7.2). */
+        status = fb_ttlv_next(&r, &item) != FB_OK || item.tag != (0x420000u | kind->header_tag) ||
+                         item.type != FB_TTLV_STRUCTURE
+                     ? FB_ERR_MALFORMED
+                     : read_fields(bytes_of(item.value, item.len), header_fields, 3, &h, &present);
+    }
+    if (status == FB_OK) {
+        status = read_fields(h.version, version_fields, 2, out, NULL);
     }
     if (status == FB_OK && response && (present & 4u) == 0u) {
         status = FB_ERR_NOT_FOUND;
     }
-    while (status == FB_OK && (status = fb_ttlv_next(&r, &item)) == FB_OK) {
-        if (item.tag != FB_TAG_BATCH_ITEM) {
+    while (status == FB_OK) {
+        uint8_t *slot = result + kind->items_offset + n * kind->item_size;
+        status = fb_ttlv_next(&r, &item);
+        if (status == FB_ERR_NOT_FOUND) {
+            end = true; /* the end of the message, every item read */
+        } else if (status != FB_OK || item.tag != FB_TAG_BATCH_ITEM) {
             continue;
+        } else if (item.type != FB_TTLV_STRUCTURE) {
+            status = FB_ERR_MALFORMED;
+        } else if (n == FB_MAX_BATCH_ITEMS) {
+            status = FB_ERR_TOO_LARGE;
+        } else {
+            status = read_fields(bytes_of(item.value, item.len), kind->item_fields,
+                                 kind->item_field_count, slot, &present);
+            if (response) {
+                ((fb_response_item *)(void *)slot)->has_payload = (present & 16u) != 0u;
+            }
+            n++;
         }
-        if (item.type != FB_TTLV_STRUCTURE) {
-            return FB_ERR_MALFORMED;
+    }
+    /* Batch Count must say how many items there are. */
+    if (end && h.version.ptr != NULL && h.batch_count >= 0 && (size_t)h.batch_count == n) {
+        if (response) {
+            ((fb_response *)out)->time_stamp = h.time_stamp;
         }
-        if (n == FB_MAX_BATCH_ITEMS) {
-            return FB_ERR_TOO_LARGE;
-        }
-        status = read_fields(bytes_of(item.value, item.len), item_fields, item_field_count,
-                             items + n * item_size, &present);
-        if (response && status == FB_OK) {
-            ((fb_response_item *)(void *)(items + n * item_size))->has_payload = (present & 16u) != 0u;
-        }
-        n++;
+        memcpy(result + kind->count_offset, &n, sizeof n);
+        return FB_OK;
     }
-    if (status != FB_ERR_NOT_FOUND) {
-        return status;
-    }
-    if (h.version.ptr == NULL || h.batch_count < 0 || (size_t)h.batch_count != n) {
-        return FB_ERR_MALFORMED; /* Batch Count says otherwise (or a required field is missing) */
-    }
-    if (time_stamp != NULL) {
-        *time_stamp = h.time_stamp;
-    }
-    *count = n;
-    return FB_OK;
+    memset(out, 0, kind->size);
+    /* A required field absent, or a Batch Count that says otherwise: malformed. */
+    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
 }
 
 fb_status fb_kmip_parse_response(const uint8_t *body, size_t len, fb_response *response)
 {
-    fb_status status;
-    if (response == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(response, 0, sizeof *response);
-    status = read_message(body, len, true, &response->version, &response->time_stamp,
-                          &response->item_count, (uint8_t *)response->items, sizeof response->items[0],
-                          response_item_fields, 5);
-    if (status != FB_OK) {
-        memset(response, 0, sizeof *response);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return read_message(body, len, &response_kind, response);
 }
 
 fb_status fb_kmip_parse_request(const uint8_t *body, size_t len, fb_request_message *request)
 {
-    fb_status status;
-    if (request == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(request, 0, sizeof *request);
-    status = read_message(body, len, false, &request->version, NULL, &request->item_count,
-                          (uint8_t *)request->items, sizeof request->items[0], request_item_fields, 3);
-    if (status != FB_OK) {
-        memset(request, 0, sizeof *request);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return read_message(body, len, &request_kind, request);
 }
 
 /* ------------------------------------------------------------------ keys */
