@@ -120,16 +120,36 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
     return FB_OK;
 }
 
-/* Begin, build with `build`, seal: the body of every typed request. */
-#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build)              \
-    do {                                                                             \
-        fb_ttlv_writer w_;                                                           \
-        fb_status s_ = fb_device_begin((dev), (frame), (frame_size), false, &w_);    \
-        if (s_ != FB_OK) {                                                           \
-            return s_;                                                               \
-        }                                                                            \
-        build;                                                                       \
-        return fb_device_seal((dev), (frame), &w_, 0u, (frame_len), (counter));      \
+/*
+ * Every typed request: open_request starts the body in `frame` (on any error the writer holds
+ * it, sticky, and no buffer, so the builder writes nothing), the builder writes, close_request
+ * seals (fb_device_seal returns a builder's error, the body zeroized) or returns begin's error. One call sequence shared by every request instead of one each.
+ */
+static void open_request(const fb_device *dev, uint8_t *frame, size_t frame_size, fb_ttlv_writer *w)
+{
+    fb_status status = fb_device_begin(dev, frame, frame_size, false, w);
+    if (status != FB_OK) {
+        fb_ttlv_writer_init(w, NULL, 0);
+        w->status = status;
+    }
+}
+
+static fb_status close_request(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *w,
+                               size_t *frame_len, uint64_t *counter)
+{
+    if (w->buf == NULL) {
+        return w->status; /* not begun: nothing written */
+    }
+    /* A builder's error too goes through seal, which zeroizes what was written. */
+    return fb_device_seal(dev, frame, w, 0u, frame_len, counter);
+}
+
+#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build) \
+    do {                                                            \
+        fb_ttlv_writer w_;                                          \
+        open_request((dev), (frame), (frame_size), &w_);            \
+        build;                                                      \
+        return close_request((dev), (frame), &w_, (frame_len), (counter)); \
     } while (0)
 
 fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,

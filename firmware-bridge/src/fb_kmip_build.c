@@ -72,16 +72,19 @@ static void put_text(fb_ttlv_writer *w, uint8_t tag, const uint8_t *text, size_t
     w_bytes(w, tag, FB_TTLV_TEXT_STRING, text, len);
 }
 
-/* A Request Message with one Batch Item of `operation`, its payload open, starting with the
- * Unique Identifier when `uid` is not NULL. Close with end_one. */
-static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                      item_marks *m)
+/* A Request Message with one Batch Item of `operation`, its payload open. Close with end_one. */
+static void begin_plain(fb_ttlv_writer *w, uint32_t operation, item_marks *m)
 {
     m->message = begin_request(w, 1, false);
     begin_item(w, operation, m);
-    if (uid != NULL) {
-        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    }
+}
+
+/* The same, the payload starting with the Unique Identifier (NULL or empty: FB_ERR_ARG). */
+static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                      item_marks *m)
+{
+    begin_plain(w, operation, m);
+    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
 }
 
 static void end_one(fb_ttlv_writer *w, const item_marks *m)
@@ -95,9 +98,6 @@ static void end_one(fb_ttlv_writer *w, const item_marks *m)
 void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
     item_marks m;
-    if (uid == NULL) {
-        fail(w);
-    }
     begin_one(w, FB_OP_GET, uid, uid_len, &m);
     end_one(w, &m);
 }
@@ -107,7 +107,7 @@ void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t 
 {
     item_marks m;
     size_t i;
-    if (uid == NULL || (names == NULL && name_count > 0u)) {
+    if (names == NULL && name_count > 0u) {
         fail(w);
     }
     begin_one(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, &m);
@@ -121,7 +121,7 @@ void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, s
                                         uint64_t count)
 {
     item_marks m;
-    if (uid == NULL || count == 0u || count > (uint64_t)INT64_MAX) {
+    if (count == 0u || count > (uint64_t)INT64_MAX) {
         fail(w);
     }
     begin_one(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &m);
@@ -132,9 +132,6 @@ void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, s
 void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
     item_marks m;
-    if (uid == NULL) {
-        fail(w);
-    }
     begin_one(w, FB_OP_OBTAIN_LEASE, uid, uid_len, &m);
     end_one(w, &m);
 }
@@ -143,7 +140,7 @@ void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                          const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
     item_marks m;
-    if (uid == NULL || (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX)) {
+    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
         fail(w);
     }
     begin_one(w, FB_OP_CHECK, uid, uid_len, &m);
@@ -163,7 +160,7 @@ void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t co
     if (functions == NULL && count > 0u) {
         fail(w);
     }
-    begin_one(w, FB_OP_QUERY, NULL, 0, &m);
+    begin_plain(w, FB_OP_QUERY, &m);
     for (i = 0; w->status == FB_OK && i < count; i++) {
         w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, (int32_t)functions[i]);
     }
@@ -177,7 +174,7 @@ void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versio
     if (versions == NULL && count > 0u) {
         fail(w);
     }
-    begin_one(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, &m);
+    begin_plain(w, FB_OP_DISCOVER_VERSIONS, &m);
     for (i = 0; w->status == FB_OK && i < count; i++) {
         put_version(w, versions[i].major, versions[i].minor);
     }
@@ -196,7 +193,7 @@ void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_l
     size_t spec;
     size_t info;
     if (nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD) || uid == NULL || mac_uid == NULL) {
+        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD)) {
         fail(w);
         return;
     }
