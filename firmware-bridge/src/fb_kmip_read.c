@@ -374,36 +374,6 @@ static fb_status copy_material(const key_parts *k, uint8_t *material, size_t mat
     return FB_OK;
 }
 
-static void describe(const key_parts *k, fb_key *key)
-{
-    key->uid = k->uid;
-    key->object_type = (uint32_t)k->object_type;
-    key->key_format_type = (uint32_t)k->key_format_type;
-    key->algorithm = (uint32_t)k->algorithm;
-    key->length = k->length;
-}
-
-fb_status fb_kmip_read_get(fb_bytes payload, uint8_t *material, size_t material_size, fb_key *key)
-{
-    key_parts k;
-    fb_status status;
-    if (key == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(key, 0, sizeof *key);
-    status = read_key_parts(payload, &k);
-    if (status == FB_OK) {
-        describe(&k, key);
-        /* A Get names its Object Type; a wrapped key is not usable as is. */
-        status = (k.object_type == 0 || k.wrapping.ptr != NULL) ? FB_ERR_MALFORMED
-                                                                : copy_material(&k, material, material_size, key);
-    }
-    if (status != FB_OK) {
-        key->material_len = 0;
-    }
-    return status;
-}
-
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
 #define NONCE_NAME_LEN (sizeof nonce_name - 1u)
 
@@ -413,90 +383,137 @@ static const field attribute_fields[] = {
     F(FB_TAG_ATTRIBUTE_VALUE, ANY, OPT, fb_attribute, value),
 };
 
-fb_status fb_kmip_verify_nonce_mac(const fb_crypto *crypto, fb_bytes payload, const uint8_t *nonce,
-                                   size_t nonce_len, uint8_t *material, size_t material_size,
-                                   fb_key *key)
+/* The three readers of a key (Get, nonce-MAC Get, Put) share one path: `mac` is the nonce-MAC
+ * check (NULL: none), `put` a Put's result (NULL: a Get). */
+typedef struct mac_check {
+    const fb_crypto *crypto;
+    const uint8_t *nonce;
+    size_t nonce_len;
+} mac_check;
+
+/*
+ * Reads the key of a Get or Put payload into *key, copying plaintext material. A Get: an
+ * unwrapped key (a wrapped one is FB_ERR_MALFORMED). With `mac` (§5.1): MAC/sign-wrapped, the
+ * HMAC over the Key Value as received verified through mac->crypto, then its x-Nonce compared
+ * with mac->nonce in constant time — nothing inside the Key Value is used before. A Put: the
+ * object may carry no Key Block or a wrapped one (material_len 0), *put gets the rest. The
+ * callers' key_result clears *key (and `material`) on error.
+ */
+static fb_status read_key(fb_bytes payload, const mac_check *mac, uint8_t *material,
+                          size_t material_size, fb_key *key, fb_put *put)
 {
     key_parts k;
-    fb_status status;
+    fb_status status = read_key_parts(payload, &k);
+    bool plain;
     fb_ttlv_reader attributes;
     fb_attribute a;
-    if (crypto == NULL || crypto->hmac_sha256_verify == NULL || key == NULL || nonce == NULL ||
-        nonce_len == 0u) {
-        return FB_ERR_ARG;
-    }
-    memset(key, 0, sizeof *key);
-    status = read_key_parts(payload, &k);
-    /* MAC/sign-wrapped (§5.1), the Key Value in plaintext. */
-    if (status == FB_OK && (k.object_type == 0 || k.wrapping.ptr == NULL || k.key_value.type != FB_TTLV_STRUCTURE)) {
-        status = FB_ERR_MALFORMED;
+    /* A Put's object may have no Key Block (a certificate): nothing to copy then. */
+    plain = status == FB_OK && k.key_value.type == FB_TTLV_STRUCTURE;
+    if (put != NULL && status == FB_ERR_NOT_FOUND) {
+        status = FB_OK;
     }
     if (status == FB_OK) {
+        if (put != NULL) {
+            if (k.uid.ptr == NULL || k.put_function == 0 || k.object.value == NULL) {
+                status = FB_ERR_MALFORMED; /* Unique Identifier, Put Function, the object (§4.28) */
+            }
+        } else if (k.object_type == 0 || !plain || (k.wrapping.ptr == NULL) != (mac == NULL)) {
+            /* A Get names its Object Type; a plain Get's key is unwrapped, a nonce-MAC Get's
+             * MAC/sign-wrapped with the Key Value in plaintext (a wrapped one is a Byte String). */
+            status = FB_ERR_MALFORMED;
+        }
+    }
+    if (status == FB_OK && mac != NULL) {
         status = read_fields(k.wrapping, wrapping_fields, 2, &k, NULL);
-    }
-    if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
-        status = FB_ERR_MALFORMED;
-    }
-    if (status == FB_OK) {
-        /* HMAC-SHA256 over the Key Value's TTLV bytes as received, in constant time (§5.1). */
-        status = crypto->hmac_sha256_verify(crypto->ctx, k.key_value.raw, k.key_value.raw_len, k.mac.ptr, k.mac.len);
-        if (status != FB_OK && status != FB_ERR_MAC) {
-            status = FB_ERR_CRYPTO;
+        if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
+            status = FB_ERR_MALFORMED;
+        }
+        if (status == FB_OK) {
+            /* HMAC-SHA256 over the Key Value's TTLV bytes as received, in constant time (§5.1). */
+            status = mac->crypto->hmac_sha256_verify(mac->crypto->ctx, k.key_value.raw, k.key_value.raw_len, k.mac.ptr, k.mac.len);
+            if (status != FB_OK && status != FB_ERR_MAC) {
+                status = FB_ERR_CRYPTO;
+            }
+        }
+        if (status == FB_OK) {
+            /* Only now is anything inside the Key Value trusted: its x-Nonce must be ours. */
+            fb_ttlv_reader_init(&attributes, k.key_value.value, k.key_value.len);
+            do {
+                status = fb_kmip_next_attribute(&attributes, &a);
+            } while (status == FB_OK && !(a.name.len == NONCE_NAME_LEN && memcmp(a.name.ptr, nonce_name, NONCE_NAME_LEN) == 0));
+            if (status == FB_ERR_NOT_FOUND || (status == FB_OK && (!a.has_value || a.value.type != FB_TTLV_BYTE_STRING ||
+                                                                   a.value.len != mac->nonce_len ||
+                                                                   !fb_ct_equal(a.value.value, mac->nonce, mac->nonce_len)))) {
+                status = FB_ERR_NONCE; /* none, a replayed response, or another client's nonce */
+            }
         }
     }
-    if (status == FB_OK) {
-        /* Only now is anything inside the Key Value trusted: its x-Nonce must be ours. */
-        fb_ttlv_reader_init(&attributes, k.key_value.value, k.key_value.len);
-        do {
-            status = fb_kmip_next_attribute(&attributes, &a);
-        } while (status == FB_OK && !(a.name.len == NONCE_NAME_LEN && memcmp(a.name.ptr, nonce_name, NONCE_NAME_LEN) == 0));
-        if (status == FB_ERR_NOT_FOUND || (status == FB_OK && (!a.has_value || a.value.type != FB_TTLV_BYTE_STRING ||
-                                                               a.value.len != nonce_len ||
-                                                               !fb_ct_equal(a.value.value, nonce, nonce_len)))) {
-            status = FB_ERR_NONCE; /* none, a replayed response, or another client's nonce */
-        }
-    }
-    if (status == FB_OK) {
-        describe(&k, key);
+    if (status == FB_OK && (put == NULL || (plain && k.wrapping.ptr == NULL))) {
         status = copy_material(&k, material, material_size, key);
     }
+    if (status == FB_OK) {
+        key->uid = k.uid;
+        key->object_type = (uint32_t)k.object_type;
+        key->key_format_type = (uint32_t)k.key_format_type;
+        key->algorithm = (uint32_t)k.algorithm;
+        key->length = k.length;
+        if (put != NULL) {
+            key->object_type = object_type_of_tag(k.object.tag);
+            put->put_function = (uint32_t)k.put_function;
+            put->replaced_uid = k.replaced_uid;
+            fb_ttlv_reader_init(&put->attributes, payload.ptr, payload.len);
+        }
+    }
+    return put != NULL && status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+}
+
+/* The error exit of the key readers: *key zeroed, material zeroized when `wipe`, FB_OK kept. */
+static fb_status key_result(fb_status status, fb_key *key, uint8_t *material, size_t material_size,
+                            bool wipe)
+{
     if (status != FB_OK) {
-        fb_zeroize(material, material == NULL ? 0u : material_size);
-        key->material_len = 0;
+        memset(key, 0, sizeof *key);
+        if (wipe && material != NULL) {
+            fb_zeroize(material, material_size);
+        }
     }
     return status;
 }
 
+fb_status fb_kmip_read_get(fb_bytes payload, uint8_t *material, size_t material_size, fb_key *key)
+{
+    if (key == NULL) {
+        return FB_ERR_ARG;
+    }
+    /* "nothing copied" on error (fb_kmip.h): the buffer is left as it was. */
+    return key_result(read_key(payload, NULL, material, material_size, key, NULL), key, material,
+                      material_size, false);
+}
+
+fb_status fb_kmip_verify_nonce_mac(const fb_crypto *crypto, fb_bytes payload, const uint8_t *nonce,
+                                   size_t nonce_len, uint8_t *material, size_t material_size,
+                                   fb_key *key)
+{
+    mac_check mac;
+    if (crypto == NULL || crypto->hmac_sha256_verify == NULL || key == NULL || nonce == NULL ||
+        nonce_len == 0u) {
+        return FB_ERR_ARG;
+    }
+    mac.crypto = crypto;
+    mac.nonce = nonce;
+    mac.nonce_len = nonce_len;
+    return key_result(read_key(payload, &mac, material, material_size, key, NULL), key, material,
+                      material_size, true);
+}
+
 fb_status fb_kmip_read_put(fb_bytes payload, uint8_t *material, size_t material_size, fb_put *put)
 {
-    key_parts k;
-    fb_status status;
     if (put == NULL) {
         return FB_ERR_ARG;
     }
     memset(put, 0, sizeof *put);
-    status = read_key_parts(payload, &k);
-    if (status == FB_OK || status == FB_ERR_NOT_FOUND) {
-        if (k.uid.ptr == NULL || k.put_function == 0 || k.object.value == NULL) {
-            status = FB_ERR_MALFORMED; /* Unique Identifier, Put Function, the object (§4.28) */
-        } else {
-            describe(&k, &put->key);
-            put->key.object_type = object_type_of_tag(k.object.tag);
-            put->put_function = (uint32_t)k.put_function;
-            put->replaced_uid = k.replaced_uid;
-            /* No Key Block (a certificate) or a wrapped one: no plaintext material to copy. */
-            status = (status == FB_OK && k.wrapping.ptr == NULL && k.key_value.type == FB_TTLV_STRUCTURE)
-                         ? copy_material(&k, material, material_size, &put->key)
-                         : FB_OK;
-        }
-    }
-    if (status == FB_OK) {
-        fb_ttlv_reader_init(&put->attributes, payload.ptr, payload.len);
-    } else {
-        put->key.material_len = 0;
-        fb_zeroize(material, material == NULL ? 0u : material_size);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return key_result(read_key(payload, NULL, material, material_size, &put->key, put), &put->key,
+                      material, material_size, true);
 }
 
 /* ------------------------------------------------------------------ other payloads */
