@@ -594,9 +594,12 @@ fb_status fb_kmip_read_lease(fb_bytes payload, fb_bytes *uid, int32_t *lease_sec
     return status;
 }
 
-/* Every item of `tag` in the payload, through `read` into the i-th slot (up to capacity). */
-static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size_t *count,
-                           fb_status (*read)(const fb_ttlv_item *item, void *out, size_t i), void *out)
+/*
+ * A Query response's Operations (`versions` false: uint32_t) or a Discover Versions response's
+ * Protocol Versions (true: fb_version), up to `capacity` into `out`; more is FB_ERR_TOO_LARGE
+ * with the first `capacity` kept. Every item is length-checked by fb_ttlv_next.
+ */
+static fb_status read_list(fb_bytes payload, void *out, size_t capacity, size_t *count, bool versions)
 {
     fb_ttlv_reader r;
     fb_ttlv_item item;
@@ -607,11 +610,21 @@ static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size
     }
     fb_ttlv_reader_init(&r, payload.ptr, payload.len);
     while ((status = fb_ttlv_next(&r, &item)) == FB_OK) {
-        if (item.tag != tag) {
+        if (item.tag != (versions ? FB_TAG_PROTOCOL_VERSION : FB_TAG_OPERATION)) {
             continue;
         }
         if (n < capacity) {
-            status = read(&item, out, n);
+            if (versions) {
+                status = item.type != FB_TTLV_STRUCTURE ||
+                                 read_fields(bytes_of(item.value, item.len), version_fields, 2,
+                                             (fb_version *)out + n, NULL) != FB_OK
+                             ? FB_ERR_MALFORMED
+                             : FB_OK;
+            } else {
+                int32_t op = 0;
+                status = fb_ttlv_get_int32(&item, FB_TTLV_ENUMERATION, &op);
+                ((uint32_t *)out)[n] = (uint32_t)op;
+            }
             if (status != FB_OK) {
                 return status;
             }
@@ -625,31 +638,13 @@ static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size
     return n > capacity ? FB_ERR_TOO_LARGE : FB_OK;
 }
 
-static fb_status read_operation(const fb_ttlv_item *item, void *out, size_t i)
-{
-    int32_t op = 0;
-    fb_status status = fb_ttlv_get_int32(item, FB_TTLV_ENUMERATION, &op);
-    ((uint32_t *)out)[i] = (uint32_t)op;
-    return status;
-}
-
-static fb_status read_version_item(const fb_ttlv_item *item, void *out, size_t i)
-{
-    if (item->type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
-    }
-    return read_fields(bytes_of(item->value, item->len), version_fields, 2, (fb_version *)out + i, NULL) == FB_OK
-               ? FB_OK
-               : FB_ERR_MALFORMED;
-}
-
 fb_status fb_kmip_read_query(fb_bytes payload, uint32_t *operations, size_t capacity, size_t *count)
 {
-    return read_list(payload, FB_TAG_OPERATION, capacity, count, read_operation, operations);
+    return read_list(payload, operations, capacity, count, false);
 }
 
 fb_status fb_kmip_read_versions(fb_bytes payload, fb_version *versions, size_t capacity,
                                 size_t *count)
 {
-    return read_list(payload, FB_TAG_PROTOCOL_VERSION, capacity, count, read_version_item, versions);
+    return read_list(payload, versions, capacity, count, true);
 }
