@@ -1,5 +1,8 @@
 /* Status names and the two helpers every part shares (fb_status.h). */
+#include "fb/fb_config.h"
 #include "fb/fb_status.h"
+
+#if FB_CONFIG_STATUS_NAMES
 
 /*
  * One string of NUL-terminated names, indexed by 1 - status: FB_AGAIN (1), FB_OK (0), then the
@@ -26,6 +29,13 @@ const char *fb_status_name(fb_status status)
     }
     return name;
 }
+#else
+/* Names compiled out (fb_config.h): the class of the status only. */
+const char *fb_status_name(fb_status status)
+{
+    return status == FB_OK ? "FB_OK" : status == FB_AGAIN ? "FB_AGAIN" : "FB_ERR";
+}
+#endif
 
 void fb_zeroize(void *p, size_t len)
 {
