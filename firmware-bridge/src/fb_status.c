@@ -1,6 +1,8 @@
-/* Status names and the two helpers every part shares (fb_status.h). */
+/* Status names, the two helpers every part shares (fb_status.h), and the byte-order helpers of
+ * the core (fb_internal.h). */
 #include "fb/fb_config.h"
 #include "fb/fb_status.h"
+#include "fb_internal.h"
 
 #if FB_CONFIG_STATUS_NAMES
 
@@ -59,4 +61,28 @@ int fb_ct_equal(const uint8_t *a, const uint8_t *b, size_t len)
         diff = (uint8_t)(diff | (uint8_t)(a[i] ^ b[i]));
     }
     return diff == 0u;
+}
+
+void fb_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+void fb_put_u64(uint8_t *p, uint64_t v)
+{
+    fb_put_u32(p, (uint32_t)(v >> 32));
+    fb_put_u32(p + 4, (uint32_t)v);
+}
+
+uint32_t fb_get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+uint64_t fb_get_u64(const uint8_t *p)
+{
+    return ((uint64_t)fb_get_u32(p) << 32) | (uint64_t)fb_get_u32(p + 4);
 }
