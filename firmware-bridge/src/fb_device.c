@@ -47,26 +47,16 @@ fb_status fb_device_begin(const fb_device *dev, uint8_t *frame, size_t frame_siz
     return FB_OK;
 }
 
-static int free_slot(const fb_device *dev)
+/* The in-flight slot holding `counter` (0: a free slot), NULL when none does. */
+static uint64_t *slot_of(fb_device *dev, uint64_t counter)
 {
-    size_t i;
-    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
-        if (dev->in_flight[i] == 0u) {
-            return (int)i;
+    uint64_t *slot;
+    for (slot = dev->in_flight; slot < dev->in_flight + FB_MAX_IN_FLIGHT; slot++) {
+        if (*slot == counter) {
+            return slot;
         }
     }
-    return -1;
-}
-
-static int slot_of(const fb_device *dev, uint64_t counter)
-{
-    size_t i;
-    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
-        if (dev->in_flight[i] == counter) {
-            return (int)i;
-        }
-    }
-    return -1;
+    return NULL;
 }
 
 fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
@@ -74,7 +64,7 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
 {
     fb_frame_header h;
     fb_status status;
-    int slot = -1;
+    uint64_t *slot = NULL;
     size_t header_len;
     if (dev == NULL || frame == NULL || body == NULL || frame_len == NULL || counter == NULL) {
         return FB_ERR_ARG;
@@ -90,8 +80,8 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
         return FB_ERR_ARG; /* not begun on this frame with this kind */
     }
     if (reply_to == 0u) {
-        slot = free_slot(dev);
-        if (slot < 0) {
+        slot = slot_of(dev, 0u);
+        if (slot == NULL) {
             fb_zeroize(body->buf, body->len);
             return FB_ERR_BUSY; /* before a counter is spent */
         }
@@ -114,8 +104,8 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
     if (status != FB_OK) {
         return status; /* the counter stays used: counters are never reused (§3) */
     }
-    if (slot >= 0) {
-        dev->in_flight[slot] = *counter;
+    if (slot != NULL) {
+        *slot = *counter;
     }
     return FB_OK;
 }
@@ -224,7 +214,7 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
 {
     fb_frame_header h;
     fb_status status;
-    int slot = -1;
+    uint64_t *slot = NULL;
     if (dev == NULL || frame == NULL || down == NULL) {
         return FB_ERR_ARG;
     }
@@ -244,7 +234,7 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
     if (h.has_reply_to) {
         /* §4: a reply must answer a request in flight; bound to it by reply_to (§3). */
         slot = slot_of(dev, h.reply_to);
-        if (slot < 0) {
+        if (slot == NULL) {
             return FB_ERR_UNEXPECTED;
         }
         if (fb_replay_check(&dev->down, h.counter) != FB_OK) {
@@ -257,8 +247,8 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
     if (status != FB_OK) {
         return status;
     }
-    if (slot >= 0) {
-        dev->in_flight[slot] = 0u;
+    if (slot != NULL) {
+        *slot = 0u;
         fb_replay_record(&dev->down, h.counter);
         down->kind = FB_DOWN_REPLY;
         down->reply_to = h.reply_to;
@@ -297,15 +287,15 @@ fb_status fb_device_ack(fb_device *dev, const fb_request_message *request, uint6
 
 fb_status fb_device_forget(fb_device *dev, uint64_t counter)
 {
-    int slot;
+    uint64_t *slot;
     if (dev == NULL || counter == 0u) {
         return FB_ERR_ARG;
     }
     slot = slot_of(dev, counter);
-    if (slot < 0) {
+    if (slot == NULL) {
         return FB_ERR_NOT_FOUND;
     }
-    dev->in_flight[slot] = 0u;
+    *slot = 0u;
     return FB_OK;
 }
 
