@@ -95,11 +95,28 @@ static void end_one(fb_ttlv_writer *w, const item_marks *m)
 
 /* ------------------------------------------------------------------ request builders */
 
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
+/* A request on `uid` with an optional Usage Limits Count and Cryptographic Usage Mask: Get and
+ * Obtain Lease (neither), Get Usage Allocation (the count), Check (either or both, §4.10). */
+static void uid_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                        const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
     item_marks m;
-    begin_one(w, FB_OP_GET, uid, uid_len, &m);
+    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
+        fail(w);
+    }
+    begin_one(w, operation, uid, uid_len, &m);
+    if (usage_limits_count != NULL) {
+        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, *usage_limits_count);
+    }
+    if (usage_mask != NULL) {
+        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, *usage_mask);
+    }
     end_one(w, &m);
+}
+
+void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
+{
+    uid_request(w, FB_OP_GET, uid, uid_len, NULL, NULL);
 }
 
 void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
@@ -120,37 +137,21 @@ void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t 
 void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                                         uint64_t count)
 {
-    item_marks m;
-    if (count == 0u || count > (uint64_t)INT64_MAX) {
-        fail(w);
+    if (count == 0u) {
+        fail(w); /* at least one unit (§4.18); above INT64_MAX is refused by uid_request */
     }
-    begin_one(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &m);
-    w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)count);
-    end_one(w, &m);
+    uid_request(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &count, NULL);
 }
 
 void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
-    item_marks m;
-    begin_one(w, FB_OP_OBTAIN_LEASE, uid, uid_len, &m);
-    end_one(w, &m);
+    uid_request(w, FB_OP_OBTAIN_LEASE, uid, uid_len, NULL, NULL);
 }
 
 void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                          const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
-    item_marks m;
-    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_CHECK, uid, uid_len, &m);
-    if (usage_limits_count != NULL) {
-        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)*usage_limits_count);
-    }
-    if (usage_mask != NULL) {
-        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, (int32_t)*usage_mask);
-    }
-    end_one(w, &m);
+    uid_request(w, FB_OP_CHECK, uid, uid_len, usage_limits_count, usage_mask);
 }
 
 void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
