@@ -119,19 +119,40 @@ void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
     uid_request(w, FB_OP_GET, uid, uid_len, NULL, NULL);
 }
 
-void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                  const fb_bytes *names, size_t name_count)
+/* A request whose payload is a list: Get Attributes on `uid` (Attribute Names, fb_bytes), Query
+ * (Query Functions, uint32_t), Discover Versions (Protocol Versions, fb_version); `uid` NULL for
+ * the last two. A NULL list with a count is FB_ERR_ARG. */
+static void list_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                         const void *list, size_t count)
 {
     item_marks m;
     size_t i;
-    if (names == NULL && name_count > 0u) {
+    if (list == NULL && count > 0u) {
         fail(w);
     }
-    begin_one(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, &m);
-    for (i = 0; w->status == FB_OK && i < name_count; i++) {
-        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), names[i].ptr, names[i].len);
+    if (operation == FB_OP_GET_ATTRIBUTES) {
+        begin_one(w, operation, uid, uid_len, &m);
+    } else {
+        begin_plain(w, operation, &m);
+    }
+    for (i = 0; w->status == FB_OK && i < count; i++) {
+        if (operation == FB_OP_GET_ATTRIBUTES) {
+            const fb_bytes *name = (const fb_bytes *)list + i;
+            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), name->ptr, name->len);
+        } else if (operation == FB_OP_QUERY) {
+            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, ((const uint32_t *)list)[i]);
+        } else {
+            const fb_version *v = (const fb_version *)list + i;
+            put_version(w, v->major, v->minor);
+        }
     }
     end_one(w, &m);
+}
+
+void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
+                                  const fb_bytes *names, size_t name_count)
+{
+    list_request(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, names, name_count);
 }
 
 void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
@@ -156,30 +177,12 @@ void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
 
 void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
 {
-    item_marks m;
-    size_t i;
-    if (functions == NULL && count > 0u) {
-        fail(w);
-    }
-    begin_plain(w, FB_OP_QUERY, &m);
-    for (i = 0; w->status == FB_OK && i < count; i++) {
-        w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, (int32_t)functions[i]);
-    }
-    end_one(w, &m);
+    list_request(w, FB_OP_QUERY, NULL, 0, functions, count);
 }
 
 void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count)
 {
-    item_marks m;
-    size_t i;
-    if (versions == NULL && count > 0u) {
-        fail(w);
-    }
-    begin_plain(w, FB_OP_DISCOVER_VERSIONS, &m);
-    for (i = 0; w->status == FB_OK && i < count; i++) {
-        put_version(w, versions[i].major, versions[i].minor);
-    }
-    end_one(w, &m);
+    list_request(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, versions, count);
 }
 
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
