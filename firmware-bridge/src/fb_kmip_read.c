@@ -565,15 +565,20 @@ static const field lease_fields[] = {
     F(FB_TAG_LAST_CHANGE_DATE, FB_TTLV_DATE_TIME, REQ, lease_parts, changed),
 };
 
+/* fb_kmip_read_uid reads lease_fields[0] straight into an fb_bytes: it must be at offset 0. */
+typedef char lease_uid_first[offsetof(lease_parts, uid) == 0u ? 1 : -1];
+
 fb_status fb_kmip_read_uid(fb_bytes payload, fb_bytes *uid)
 {
-    lease_parts l;
     fb_status status;
     if (uid == NULL || payload.ptr == NULL) {
         return FB_ERR_ARG;
     }
-    status = read_fields(payload, lease_fields, 1, &l, NULL);
-    *uid = status == FB_OK ? l.uid : bytes_of(NULL, 0);
+    /* lease_fields[0] is the Unique Identifier at offset 0: read straight into *uid. */
+    status = read_fields(payload, lease_fields, 1, uid, NULL);
+    if (status != FB_OK) {
+        *uid = bytes_of(NULL, 0);
+    }
     return status;
 }
 
