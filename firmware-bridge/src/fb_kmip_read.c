@@ -98,17 +98,11 @@ static fb_bytes bytes_of(const uint8_t *p, size_t len)
 
 /* ------------------------------------------------------------------ messages */
 
-/* The whole body is one Structure of `tag`: its children. */
-static fb_status single_message(const uint8_t *body, size_t len, uint32_t tag, fb_bytes *children)
+/* The next item of `r` must be a Structure with tag 0x4200XX `t`: its children. */
+static fb_status expect_structure(fb_ttlv_reader *r, uint8_t t, fb_bytes *children)
 {
-    fb_ttlv_reader r;
     fb_ttlv_item item;
-    if (body == NULL) {
-        return FB_ERR_ARG;
-    }
-    fb_ttlv_reader_init(&r, body, len);
-    if (fb_ttlv_next(&r, &item) != FB_OK || item.tag != tag || item.type != FB_TTLV_STRUCTURE ||
-        r.pos != len) {
+    if (fb_ttlv_next(r, &item) != FB_OK || item.tag != (0x420000u | t) || item.type != FB_TTLV_STRUCTURE) {
         return FB_ERR_MALFORMED;
     }
     *children = bytes_of(item.value, item.len);
@@ -181,6 +175,7 @@ static fb_status read_message(const uint8_t *body, size_t len, const message_kin
     uint8_t *result = (uint8_t *)out;
     bool response = kind == &response_kind;
     fb_bytes children;
+    fb_bytes header;
     message_header h;
     fb_ttlv_reader r;
     fb_ttlv_item item;
@@ -193,14 +188,21 @@ static fb_status read_message(const uint8_t *body, size_t len, const message_kin
     }
     memset(out, 0, kind->size);
     memset(&h, 0, sizeof h);
-    status = single_message(body, len, 0x420000u | kind->message_tag, &children);
+    if (body == NULL) {
+        return FB_ERR_ARG;
+    }
+    /* The whole body is one message Structure; its header comes first (§7.2). */
+    fb_ttlv_reader_init(&r, body, len);
+    status = expect_structure(&r, kind->message_tag, &children);
+    if (status == FB_OK && r.pos != len) {
+        status = FB_ERR_MALFORMED;
+    }
     if (status == FB_OK) {
         fb_ttlv_reader_init(&r, children.ptr, children.len);
-        /* The header comes first (§7.2). */
-        status = fb_ttlv_next(&r, &item) != FB_OK || item.tag != (0x420000u | kind->header_tag) ||
-                         item.type != FB_TTLV_STRUCTURE
-                     ? FB_ERR_MALFORMED
-                     : read_fields(bytes_of(item.value, item.len), header_fields, 3, &h, &present);
+        status = expect_structure(&r, kind->header_tag, &header);
+    }
+    if (status == FB_OK) {
+        status = read_fields(header, header_fields, 3, &h, &present);
     }
     if (status == FB_OK) {
         status = read_fields(h.version, version_fields, 2, out, NULL);
