@@ -72,23 +72,22 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
     *frame_len = 0;
     *counter = 0;
     header_len = FB_FRAME_HEADER_LEN(dev->config.device_id_len, reply_to != 0u);
-    if (body->status != FB_OK) {
-        fb_zeroize(body->buf, body->size);
-        return body->status;
-    }
-    if (body->buf != frame + header_len) {
+    status = body->status;
+    if (status == FB_OK && body->buf != frame + header_len) {
         return FB_ERR_ARG; /* not begun on this frame with this kind */
     }
-    if (reply_to == 0u) {
+    if (status == FB_OK && reply_to == 0u) {
         slot = slot_of(dev, 0u);
         if (slot == NULL) {
-            fb_zeroize(body->buf, body->len);
-            return FB_ERR_BUSY; /* before a counter is spent */
+            status = FB_ERR_BUSY; /* before a counter is spent */
         }
     }
-    status = fb_counters_next_up(&dev->counters, counter);
+    if (status == FB_OK) {
+        status = fb_counters_next_up(&dev->counters, counter);
+    }
     if (status != FB_OK) {
-        fb_zeroize(body->buf, body->len);
+        /* Not sealed: no plaintext body left behind in the caller's frame. */
+        fb_zeroize(body->buf, body->size);
         return status;
     }
     h.suite = dev->config.suite;
