@@ -353,9 +353,8 @@ static fb_status copy_material(const key_parts *k, uint8_t *material, size_t mat
 {
     fb_ttlv_item m;
     fb_status status;
-    if (k->key_value.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED; /* a wrapped Key Value is a Byte String */
-    }
+    /* read_key calls this only for a plaintext Key Value (a Structure; a wrapped one is a Byte
+     * String), checked there once for every kind of read. */
     status = fb_ttlv_find(k->key_value.value, k->key_value.len, FB_TAG_KEY_MATERIAL, &m);
     if (status == FB_OK && m.type == FB_TTLV_STRUCTURE) {
         status = fb_ttlv_find(m.value, m.len, FB_TAG_KEY, &m);
