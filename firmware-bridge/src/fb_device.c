@@ -59,6 +59,25 @@ static uint64_t *slot_of(fb_device *dev, uint64_t counter)
     return NULL;
 }
 
+/*
+ * PROTOCOL.md §3.1 lead rule: the agent keeps a request answerable only while its counter is
+ * within 64 of the highest it accepted, so no up frame may be 64 or more above the oldest request
+ * still waiting for its answer (it waits, or that request is given up with fb_device_forget).
+ */
+#define FB_LEAD_LIMIT 64u /* the agent's replay window (PROTOCOL.md §3.1) */
+
+static bool too_far_ahead(const fb_device *dev)
+{
+    const uint64_t *slot;
+    uint64_t next = dev->counters.next_up;
+    for (slot = dev->in_flight; slot < dev->in_flight + FB_MAX_IN_FLIGHT; slot++) {
+        if (*slot != 0u && next != 0u && next - *slot >= FB_LEAD_LIMIT) {
+            return true;
+        }
+    }
+    return false;
+}
+
 fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
                          uint64_t reply_to, size_t *frame_len, uint64_t *counter)
 {
@@ -81,6 +100,9 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
         if (slot == NULL) {
             status = FB_ERR_BUSY; /* before a counter is spent */
         }
+    }
+    if (status == FB_OK && too_far_ahead(dev)) {
+        status = FB_ERR_BUSY; /* §3.1 lead rule, requests and acknowledgements alike */
     }
     if (status == FB_OK) {
         status = fb_counters_next_up(&dev->counters, counter);
