@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url';
 
 export const PEER_PACKAGES = [
   // real peers of the integration tests
-  'python3-pykmip', 'mosquitto', 'socat', 'prometheus', 'tmux',
+  'python3-pykmip', 'mosquitto', 'socat', 'prometheus', 'tmux', 'openssl', 'bsdutils',
+  // the Debian package test: dpkg -i (adduser, deb-systemd-helper), systemd-analyze verify|security
+  'adduser', 'init-system-helpers', 'systemd',
   // firmware-bridge: native build, sanitizers, libFuzzer, unit tests, PSA Crypto, MQTT example
   'cmake', 'clang', 'libclang-rt-14-dev', 'libcmocka-dev', 'libmbedtls-dev', 'libmosquitto-dev',
   // firmware-bridge on 32-bit ARM Linux under qemu-arm, and bare-metal Cortex-M size figures

@@ -60,7 +60,7 @@ fb_status fb_counters_load(fb_counters *counters, const fb_storage *storage, uin
     counters->storage = storage;
     /* Everything up to the stored block end may have been sent before the reboot (§8). */
     counters->up_reserved = up;
-    counters->next_up = up == UINT64_MAX ? 0u : up + 1u; /* 0: exhausted */
+    counters->next_up = up + 1u; /* wraps to 0 after 2^64-1: exhausted */
     counters->push_accepted = push;
     counters->block = block == 0u ? FB_DEFAULT_COUNTER_BLOCK : block;
     return FB_OK;
@@ -78,17 +78,19 @@ fb_status fb_counters_next_up(fb_counters *counters, uint64_t *counter)
     }
     if (next > counters->up_reserved) {
         /* Reserve the next block durably before the first of its counters leaves (§3). */
-        uint64_t end = (UINT64_MAX - next < (uint64_t)counters->block - 1u)
-                           ? UINT64_MAX
-                           : next + (uint64_t)counters->block - 1u;
-        fb_status status = store(counters, end, counters->push_accepted);
+        uint64_t end = next + (counters->block - 1u);
+        fb_status status;
+        if (end < next) {
+            end = UINT64_MAX; /* the block would pass 2^64-1: it ends there */
+        }
+        status = store(counters, end, counters->push_accepted);
         if (status != FB_OK) {
             return status;
         }
         counters->up_reserved = end;
     }
     *counter = next;
-    counters->next_up = next == UINT64_MAX ? 0u : next + 1u;
+    counters->next_up = next + 1u; /* wraps to 0 after 2^64-1: exhausted */
     return FB_OK;
 }
 
@@ -133,10 +135,10 @@ void fb_replay_record(fb_replay_window *window, uint64_t counter)
         return;
     }
     if (counter > window->highest) {
+        /* The window slides up to the new highest counter. */
         uint64_t shift = counter - window->highest;
-        window->seen = shift >= 64u ? 1u : ((window->seen << shift) | 1u);
+        window->seen = shift >= 64u ? 0u : window->seen << shift;
         window->highest = counter;
-        return;
     }
     offset = window->highest - counter;
     if (offset < 64u) {

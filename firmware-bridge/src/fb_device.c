@@ -47,26 +47,35 @@ fb_status fb_device_begin(const fb_device *dev, uint8_t *frame, size_t frame_siz
     return FB_OK;
 }
 
-static int free_slot(const fb_device *dev)
+/* The in-flight slot holding `counter` (0: a free slot), NULL when none does. */
+static uint64_t *slot_of(fb_device *dev, uint64_t counter)
 {
-    size_t i;
-    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
-        if (dev->in_flight[i] == 0u) {
-            return (int)i;
+    uint64_t *slot;
+    for (slot = dev->in_flight; slot < dev->in_flight + FB_MAX_IN_FLIGHT; slot++) {
+        if (*slot == counter) {
+            return slot;
         }
     }
-    return -1;
+    return NULL;
 }
 
-static int slot_of(const fb_device *dev, uint64_t counter)
+/*
+ * PROTOCOL.md §3.1 lead rule: the agent keeps a request answerable only while its counter is
+ * within 64 of the highest it accepted, so no up frame may be 64 or more above the oldest request
+ * still waiting for its answer (it waits, or that request is given up with fb_device_forget).
+ */
+#define FB_LEAD_LIMIT 64u /* the agent's replay window (PROTOCOL.md §3.1) */
+
+static bool too_far_ahead(const fb_device *dev)
 {
-    size_t i;
-    for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
-        if (dev->in_flight[i] == counter) {
-            return (int)i;
+    const uint64_t *slot;
+    uint64_t next = dev->counters.next_up;
+    for (slot = dev->in_flight; slot < dev->in_flight + FB_MAX_IN_FLIGHT; slot++) {
+        if (*slot != 0u && next != 0u && next - *slot >= FB_LEAD_LIMIT) {
+            return true;
         }
     }
-    return -1;
+    return false;
 }
 
 fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
@@ -74,7 +83,7 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
 {
     fb_frame_header h;
     fb_status status;
-    int slot = -1;
+    uint64_t *slot = NULL;
     size_t header_len;
     if (dev == NULL || frame == NULL || body == NULL || frame_len == NULL || counter == NULL) {
         return FB_ERR_ARG;
@@ -82,23 +91,25 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
     *frame_len = 0;
     *counter = 0;
     header_len = FB_FRAME_HEADER_LEN(dev->config.device_id_len, reply_to != 0u);
-    if (body->status != FB_OK) {
-        fb_zeroize(body->buf, body->size);
-        return body->status;
-    }
-    if (body->buf != frame + header_len) {
+    status = body->status;
+    if (status == FB_OK && body->buf != frame + header_len) {
         return FB_ERR_ARG; /* not begun on this frame with this kind */
     }
-    if (reply_to == 0u) {
-        slot = free_slot(dev);
-        if (slot < 0) {
-            fb_zeroize(body->buf, body->len);
-            return FB_ERR_BUSY; /* before a counter is spent */
+    if (status == FB_OK && reply_to == 0u) {
+        slot = slot_of(dev, 0u);
+        if (slot == NULL) {
+            status = FB_ERR_BUSY; /* before a counter is spent */
         }
     }
-    status = fb_counters_next_up(&dev->counters, counter);
+    if (status == FB_OK && too_far_ahead(dev)) {
+        status = FB_ERR_BUSY; /* §3.1 lead rule, requests and acknowledgements alike */
+    }
+    if (status == FB_OK) {
+        status = fb_counters_next_up(&dev->counters, counter);
+    }
     if (status != FB_OK) {
-        fb_zeroize(body->buf, body->len);
+        /* Not sealed: no plaintext body left behind in the caller's frame. */
+        fb_zeroize(body->buf, body->size);
         return status;
     }
     h.suite = dev->config.suite;
@@ -114,22 +125,42 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
     if (status != FB_OK) {
         return status; /* the counter stays used: counters are never reused (§3) */
     }
-    if (slot >= 0) {
-        dev->in_flight[slot] = *counter;
+    if (slot != NULL) {
+        *slot = *counter;
     }
     return FB_OK;
 }
 
-/* Begin, build with `build`, seal: the body of every typed request. */
-#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build)              \
-    do {                                                                             \
-        fb_ttlv_writer w_;                                                           \
-        fb_status s_ = fb_device_begin((dev), (frame), (frame_size), false, &w_);    \
-        if (s_ != FB_OK) {                                                           \
-            return s_;                                                               \
-        }                                                                            \
-        build;                                                                       \
-        return fb_device_seal((dev), (frame), &w_, 0u, (frame_len), (counter));      \
+/*
+ * Every typed request: open_request starts the body in `frame` (on any error the writer holds
+ * it, sticky, and no buffer, so the builder writes nothing), the builder writes, close_request
+ * seals (fb_device_seal returns a builder's error, the body zeroized) or returns begin's error. One call sequence shared by every request instead of one each.
+ */
+static void open_request(const fb_device *dev, uint8_t *frame, size_t frame_size, fb_ttlv_writer *w)
+{
+    fb_status status = fb_device_begin(dev, frame, frame_size, false, w);
+    if (status != FB_OK) {
+        fb_ttlv_writer_init(w, NULL, 0);
+        w->status = status;
+    }
+}
+
+static fb_status close_request(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *w,
+                               size_t *frame_len, uint64_t *counter)
+{
+    if (w->buf == NULL) {
+        return w->status; /* not begun: nothing written */
+    }
+    /* A builder's error too goes through seal, which zeroizes what was written. */
+    return fb_device_seal(dev, frame, w, 0u, frame_len, counter);
+}
+
+#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build) \
+    do {                                                            \
+        fb_ttlv_writer w_;                                          \
+        open_request((dev), (frame), (frame_size), &w_);            \
+        build;                                                      \
+        return close_request((dev), (frame), &w_, (frame_len), (counter)); \
     } while (0)
 
 fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,
@@ -204,7 +235,7 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
 {
     fb_frame_header h;
     fb_status status;
-    int slot = -1;
+    uint64_t *slot = NULL;
     if (dev == NULL || frame == NULL || down == NULL) {
         return FB_ERR_ARG;
     }
@@ -224,7 +255,7 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
     if (h.has_reply_to) {
         /* §4: a reply must answer a request in flight; bound to it by reply_to (§3). */
         slot = slot_of(dev, h.reply_to);
-        if (slot < 0) {
+        if (slot == NULL) {
             return FB_ERR_UNEXPECTED;
         }
         if (fb_replay_check(&dev->down, h.counter) != FB_OK) {
@@ -237,8 +268,8 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
     if (status != FB_OK) {
         return status;
     }
-    if (slot >= 0) {
-        dev->in_flight[slot] = 0u;
+    if (slot != NULL) {
+        *slot = 0u;
         fb_replay_record(&dev->down, h.counter);
         down->kind = FB_DOWN_REPLY;
         down->reply_to = h.reply_to;
@@ -277,15 +308,15 @@ fb_status fb_device_ack(fb_device *dev, const fb_request_message *request, uint6
 
 fb_status fb_device_forget(fb_device *dev, uint64_t counter)
 {
-    int slot;
+    uint64_t *slot;
     if (dev == NULL || counter == 0u) {
         return FB_ERR_ARG;
     }
     slot = slot_of(dev, counter);
-    if (slot < 0) {
+    if (slot == NULL) {
         return FB_ERR_NOT_FOUND;
     }
-    dev->in_flight[slot] = 0u;
+    *slot = 0u;
     return FB_OK;
 }
 

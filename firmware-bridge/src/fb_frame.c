@@ -109,18 +109,14 @@ fb_status fb_frame_seal(const fb_crypto *crypto, fb_frame_header *header, const 
     if (total > FB_MAX_FRAME || total > frame_size) {
         return FB_ERR_TOO_LARGE;
     }
-    /* The body goes to its place first (a no-op when built in place), then the header. */
-    if (body != frame + header_len) {
-        memmove(frame + header_len, body, body_len);
-    }
+    /* The body goes to its place first (memmove onto itself when built in place), then the header. */
+    memmove(frame + header_len, body, body_len);
     frame[0] = FB_FRAME_VERSION;
     frame[1] = header->suite;
     frame[2] = (uint8_t)((header->has_reply_to ? FB_FLAG_REPLY : 0u) |
                          (header->direction == FB_DOWN ? FB_FLAG_DOWN : 0u));
     frame[3] = (uint8_t)header->device_id_len;
-    if (header->device_id != frame + 4) {
-        memmove(frame + 4, header->device_id, header->device_id_len);
-    }
+    memmove(frame + 4, header->device_id, header->device_id_len);
     fb_put_u64(frame + 4 + header->device_id_len, header->counter);
     if (header->has_reply_to) {
         fb_put_u64(frame + 12 + header->device_id_len, header->reply_to);

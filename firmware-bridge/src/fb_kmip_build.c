@@ -2,33 +2,15 @@
  * KMIP 1.2 §4, §7.2). The readers are in fb_kmip_read.c. */
 #include <string.h>
 #include "fb/fb_kmip.h"
+#include "fb_internal.h"
 
 
-/* Every tag of the device operations is 0x4200XX: internally only XX is passed, which keeps
- * each call site to an 8-bit immediate instead of a 32-bit literal (flash, PROTOCOL.md budget). */
-#define K(tag) ((uint8_t)((tag) & 0xFFu))
-#define FULL(t) (0x420000u | (uint32_t)(t))
-
-static size_t w_begin(fb_ttlv_writer *w, uint8_t t)
-{
-    return fb_ttlv_begin(w, FULL(t));
-}
-
-static void w_i32(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, int32_t v)
-{
-    fb_ttlv_put_int32(w, FULL(t), type, v);
-}
-
-static void w_i64(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, int64_t v)
-{
-    fb_ttlv_put_int64(w, FULL(t), type, v);
-}
-
-static void w_bytes(fb_ttlv_writer *w, uint8_t t, fb_ttlv_type type, const uint8_t *v, size_t len)
-{
-    fb_ttlv_put_bytes(w, FULL(t), type, v, len);
-}
-
+/* Tags go to the writer as XX of 0x4200XX (fb_internal.h: FB_K, fb_w_*). */
+#define K(tag) FB_K(tag)
+#define w_begin fb_w_begin
+#define w_i32(w, t, type, v) fb_w_int((w), (t), (uint8_t)(type), (uint32_t)(v))
+#define w_i64(w, t, type, v) fb_w_long((w), (t), (uint8_t)(type), (uint64_t)(v))
+#define w_bytes(w, t, type, v, len) fb_w_bytes((w), (t), (uint8_t)(type), (v), (len))
 
 /* ------------------------------------------------------------------ helpers: writing */
 
@@ -47,7 +29,7 @@ static size_t begin_request(fb_ttlv_writer *w, int32_t batch_count, bool batch_o
     size_t header = w_begin(w, K(FB_TAG_REQUEST_HEADER));
     put_version(w, 1, 2);
     if (batch_order) {
-        fb_ttlv_put_bool(w, FB_TAG_BATCH_ORDER_OPTION, true);
+        w_i32(w, K(FB_TAG_BATCH_ORDER_OPTION), FB_TTLV_BOOLEAN, 1);
     }
     w_i32(w, K(FB_TAG_BATCH_COUNT), FB_TTLV_INTEGER, batch_count);
     fb_ttlv_end(w, header);
@@ -90,16 +72,19 @@ static void put_text(fb_ttlv_writer *w, uint8_t tag, const uint8_t *text, size_t
     w_bytes(w, tag, FB_TTLV_TEXT_STRING, text, len);
 }
 
-/* A Request Message with one Batch Item of `operation`, its payload open, starting with the
- * Unique Identifier when `uid` is not NULL. Close with end_one. */
-static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                      item_marks *m)
+/* A Request Message with one Batch Item of `operation`, its payload open. Close with end_one. */
+static void begin_plain(fb_ttlv_writer *w, uint32_t operation, item_marks *m)
 {
     m->message = begin_request(w, 1, false);
     begin_item(w, operation, m);
-    if (uid != NULL) {
-        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    }
+}
+
+/* The same, the payload starting with the Unique Identifier (NULL or empty: FB_ERR_ARG). */
+static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                      item_marks *m)
+{
+    begin_plain(w, operation, m);
+    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
 }
 
 static void end_one(fb_ttlv_writer *w, const item_marks *m)
@@ -110,96 +95,94 @@ static void end_one(fb_ttlv_writer *w, const item_marks *m)
 
 /* ------------------------------------------------------------------ request builders */
 
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
+/* A request on `uid` with an optional Usage Limits Count and Cryptographic Usage Mask: Get and
+ * Obtain Lease (neither), Get Usage Allocation (the count), Check (either or both, §4.10). */
+static void uid_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                        const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
     item_marks m;
-    if (uid == NULL) {
+    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
         fail(w);
     }
-    begin_one(w, FB_OP_GET, uid, uid_len, &m);
+    begin_one(w, operation, uid, uid_len, &m);
+    if (usage_limits_count != NULL) {
+        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, *usage_limits_count);
+    }
+    if (usage_mask != NULL) {
+        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, *usage_mask);
+    }
+    end_one(w, &m);
+}
+
+void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
+{
+    uid_request(w, FB_OP_GET, uid, uid_len, NULL, NULL);
+}
+
+/* A request whose payload is a list: Get Attributes on `uid` (Attribute Names, fb_bytes), Query
+ * (Query Functions, uint32_t), Discover Versions (Protocol Versions, fb_version); `uid` NULL for
+ * the last two. A NULL list with a count is FB_ERR_ARG. */
+static void list_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
+                         const void *list, size_t count)
+{
+    item_marks m;
+    size_t i;
+    if (list == NULL && count > 0u) {
+        fail(w);
+    }
+    if (operation == FB_OP_GET_ATTRIBUTES) {
+        begin_one(w, operation, uid, uid_len, &m);
+    } else {
+        begin_plain(w, operation, &m);
+    }
+    for (i = 0; w->status == FB_OK && i < count; i++) {
+        if (operation == FB_OP_GET_ATTRIBUTES) {
+            const fb_bytes *name = (const fb_bytes *)list + i;
+            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), name->ptr, name->len);
+        } else if (operation == FB_OP_QUERY) {
+            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, ((const uint32_t *)list)[i]);
+        } else {
+            const fb_version *v = (const fb_version *)list + i;
+            put_version(w, v->major, v->minor);
+        }
+    }
     end_one(w, &m);
 }
 
 void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                                   const fb_bytes *names, size_t name_count)
 {
-    item_marks m;
-    size_t i;
-    if (uid == NULL || (names == NULL && name_count > 0u)) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, &m);
-    for (i = 0; w->status == FB_OK && i < name_count; i++) {
-        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), names[i].ptr, names[i].len);
-    }
-    end_one(w, &m);
+    list_request(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, names, name_count);
 }
 
 void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                                         uint64_t count)
 {
-    item_marks m;
-    if (uid == NULL || count == 0u || count > (uint64_t)INT64_MAX) {
-        fail(w);
+    if (count == 0u) {
+        fail(w); /* at least one unit (§4.18); above INT64_MAX is refused by uid_request */
     }
-    begin_one(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &m);
-    w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)count);
-    end_one(w, &m);
+    uid_request(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &count, NULL);
 }
 
 void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
 {
-    item_marks m;
-    if (uid == NULL) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_OBTAIN_LEASE, uid, uid_len, &m);
-    end_one(w, &m);
+    uid_request(w, FB_OP_OBTAIN_LEASE, uid, uid_len, NULL, NULL);
 }
 
 void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
                          const uint64_t *usage_limits_count, const uint32_t *usage_mask)
 {
-    item_marks m;
-    if (uid == NULL || (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX)) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_CHECK, uid, uid_len, &m);
-    if (usage_limits_count != NULL) {
-        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, (int64_t)*usage_limits_count);
-    }
-    if (usage_mask != NULL) {
-        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, (int32_t)*usage_mask);
-    }
-    end_one(w, &m);
+    uid_request(w, FB_OP_CHECK, uid, uid_len, usage_limits_count, usage_mask);
 }
 
 void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
 {
-    item_marks m;
-    size_t i;
-    if (functions == NULL && count > 0u) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_QUERY, NULL, 0, &m);
-    for (i = 0; w->status == FB_OK && i < count; i++) {
-        w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, (int32_t)functions[i]);
-    }
-    end_one(w, &m);
+    list_request(w, FB_OP_QUERY, NULL, 0, functions, count);
 }
 
 void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count)
 {
-    item_marks m;
-    size_t i;
-    if (versions == NULL && count > 0u) {
-        fail(w);
-    }
-    begin_one(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, &m);
-    for (i = 0; w->status == FB_OK && i < count; i++) {
-        put_version(w, versions[i].major, versions[i].minor);
-    }
-    end_one(w, &m);
+    list_request(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, versions, count);
 }
 
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
@@ -214,7 +197,7 @@ void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_l
     size_t spec;
     size_t info;
     if (nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD) || uid == NULL || mac_uid == NULL) {
+        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD)) {
         fail(w);
         return;
     }

@@ -98,17 +98,11 @@ static fb_bytes bytes_of(const uint8_t *p, size_t len)
 
 /* ------------------------------------------------------------------ messages */
 
-/* The whole body is one Structure of `tag`: its children. */
-static fb_status single_message(const uint8_t *body, size_t len, uint32_t tag, fb_bytes *children)
+/* The next item of `r` must be a Structure with tag 0x4200XX `t`: its children. */
+static fb_status expect_structure(fb_ttlv_reader *r, uint8_t t, fb_bytes *children)
 {
-    fb_ttlv_reader r;
     fb_ttlv_item item;
-    if (body == NULL) {
-        return FB_ERR_ARG;
-    }
-    fb_ttlv_reader_init(&r, body, len);
-    if (fb_ttlv_next(&r, &item) != FB_OK || item.tag != tag || item.type != FB_TTLV_STRUCTURE ||
-        r.pos != len) {
+    if (fb_ttlv_next(r, &item) != FB_OK || item.tag != (0x420000u | t) || item.type != FB_TTLV_STRUCTURE) {
         return FB_ERR_MALFORMED;
     }
     *children = bytes_of(item.value, item.len);
@@ -146,101 +140,117 @@ static const field request_item_fields[] = {
     F(FB_TAG_UNIQUE_BATCH_ITEM_ID, FB_TTLV_BYTE_STRING, OPT, fb_request_item, unique_batch_item_id),
 };
 
+/* What differs between a Response and a Request Message (KMIP 1.2 §7.2): tags, the item table,
+ * and where the result goes (both results start with the fb_version). */
+typedef struct message_kind {
+    uint8_t message_tag;
+    uint8_t header_tag;
+    uint8_t item_field_count;
+    uint8_t item_size;
+    uint16_t size;         /* of the result structure */
+    uint8_t count_offset;  /* its item_count */
+    uint8_t items_offset;  /* its items[] */
+    const field *item_fields;
+} message_kind;
+
+static const message_kind response_kind = {
+    K(FB_TAG_RESPONSE_MESSAGE), K(FB_TAG_RESPONSE_HEADER), 5, (uint8_t)sizeof(fb_response_item),
+    (uint16_t)sizeof(fb_response), (uint8_t)offsetof(fb_response, item_count),
+    (uint8_t)offsetof(fb_response, items), response_item_fields,
+};
+
+static const message_kind request_kind = {
+    K(FB_TAG_REQUEST_MESSAGE), K(FB_TAG_REQUEST_HEADER), 3, (uint8_t)sizeof(fb_request_item),
+    (uint16_t)sizeof(fb_request_message), (uint8_t)offsetof(fb_request_message, item_count),
+    (uint8_t)offsetof(fb_request_message, items), request_item_fields,
+};
+
 /*
- * A message's header (KMIP 1.2 §7.2: Protocol Version and Batch Count required; Time Stamp
- * required in a response) and its Batch Items, read into `items` (item_size bytes each, at most
- * FB_MAX_BATCH_ITEMS) with `item_fields`. Batch Count must equal the items present.
+ * A message's header (Protocol Version and Batch Count required; Time Stamp required in a
+ * response) and its Batch Items (at most FB_MAX_BATCH_ITEMS, FB_ERR_TOO_LARGE), read into
+ * `out` as `kind` says. Batch Count must equal the items present. `out` is all zeros on error.
  */
-static fb_status read_message(const uint8_t *body, size_t len, bool response, fb_version *version,
-                              int64_t *time_stamp, size_t *count, uint8_t *items, size_t item_size,
-                              const field *item_fields, size_t item_field_count)
+static fb_status read_message(const uint8_t *body, size_t len, const message_kind *kind, void *out)
 {
+    uint8_t *result = (uint8_t *)out;
+    bool response = kind == &response_kind;
     fb_bytes children;
+    fb_bytes header;
     message_header h;
     fb_ttlv_reader r;
     fb_ttlv_item item;
-    fb_bytes header;
     uint32_t present = 0;
     fb_status status;
     size_t n = 0;
-    status = single_message(body, len, response ? FB_TAG_RESPONSE_MESSAGE : FB_TAG_REQUEST_MESSAGE, &children);
-    if (status != FB_OK) {
-        return status;
+    bool end = false;
+    if (out == NULL) {
+        return FB_ERR_ARG;
     }
+    memset(out, 0, kind->size);
     memset(&h, 0, sizeof h);
-    fb_ttlv_reader_init(&r, children.ptr, children.len);
-    status = fb_ttlv_next(&r, &item); /* the header comes first (§7.2) */
-    if (status != FB_OK || item.tag != (response ? FB_TAG_RESPONSE_HEADER : FB_TAG_REQUEST_HEADER) ||
-        item.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
+    if (body == NULL) {
+        return FB_ERR_ARG;
     }
-    header = bytes_of(item.value, item.len);
-    status = read_fields(header, header_fields, 3, &h, &present);
+    /* The whole body is one message Structure; its header comes first (§7.2). */
+    fb_ttlv_reader_init(&r, body, len);
+    status = expect_structure(&r, kind->message_tag, &children);
+    if (status == FB_OK && r.pos != len) {
+        status = FB_ERR_MALFORMED;
+    }
     if (status == FB_OK) {
-        status = read_fields(h.version, version_fields, 2, version, NULL);
+        fb_ttlv_reader_init(&r, children.ptr, children.len);
+        status = expect_structure(&r, kind->header_tag, &header);
+    }
+    if (status == FB_OK) {
+        status = read_fields(header, header_fields, 3, &h, &present);
+    }
+    if (status == FB_OK) {
+        status = read_fields(h.version, version_fields, 2, out, NULL);
     }
     if (status == FB_OK && response && (present & 4u) == 0u) {
         status = FB_ERR_NOT_FOUND;
     }
-    while (status == FB_OK && (status = fb_ttlv_next(&r, &item)) == FB_OK) {
-        if (item.tag != FB_TAG_BATCH_ITEM) {
+    while (status == FB_OK) {
+        uint8_t *slot = result + kind->items_offset + n * kind->item_size;
+        status = fb_ttlv_next(&r, &item);
+        if (status == FB_ERR_NOT_FOUND) {
+            end = true; /* the end of the message, every item read */
+        } else if (status != FB_OK || item.tag != FB_TAG_BATCH_ITEM) {
             continue;
+        } else if (item.type != FB_TTLV_STRUCTURE) {
+            status = FB_ERR_MALFORMED;
+        } else if (n == FB_MAX_BATCH_ITEMS) {
+            status = FB_ERR_TOO_LARGE;
+        } else {
+            status = read_fields(bytes_of(item.value, item.len), kind->item_fields,
+                                 kind->item_field_count, slot, &present);
+            if (response) {
+                ((fb_response_item *)(void *)slot)->has_payload = (present & 16u) != 0u;
+            }
+            n++;
         }
-        if (item.type != FB_TTLV_STRUCTURE) {
-            return FB_ERR_MALFORMED;
+    }
+    /* Batch Count must say how many items there are. */
+    if (end && h.version.ptr != NULL && h.batch_count >= 0 && (size_t)h.batch_count == n) {
+        if (response) {
+            ((fb_response *)out)->time_stamp = h.time_stamp;
         }
-        if (n == FB_MAX_BATCH_ITEMS) {
-            return FB_ERR_TOO_LARGE;
-        }
-        status = read_fields(bytes_of(item.value, item.len), item_fields, item_field_count,
-                             items + n * item_size, &present);
-        if (response && status == FB_OK) {
-            ((fb_response_item *)(void *)(items + n * item_size))->has_payload = (present & 16u) != 0u;
-        }
-        n++;
+        memcpy(result + kind->count_offset, &n, sizeof n);
+        return FB_OK;
     }
-    if (status != FB_ERR_NOT_FOUND) {
-        return status;
-    }
-    if (h.version.ptr == NULL || h.batch_count < 0 || (size_t)h.batch_count != n) {
-        return FB_ERR_MALFORMED; /* Batch Count says otherwise (or a required field is missing) */
-    }
-    if (time_stamp != NULL) {
-        *time_stamp = h.time_stamp;
-    }
-    *count = n;
-    return FB_OK;
+    memset(out, 0, kind->size);
+    /* A required field absent, or a Batch Count that says otherwise: malformed. */
+    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
 }
 
 fb_status fb_kmip_parse_response(const uint8_t *body, size_t len, fb_response *response)
 {
-    fb_status status;
-    if (response == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(response, 0, sizeof *response);
-    status = read_message(body, len, true, &response->version, &response->time_stamp,
-                          &response->item_count, (uint8_t *)response->items, sizeof response->items[0],
-                          response_item_fields, 5);
-    if (status != FB_OK) {
-        memset(response, 0, sizeof *response);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return read_message(body, len, &response_kind, response);
 }
 
 fb_status fb_kmip_parse_request(const uint8_t *body, size_t len, fb_request_message *request)
 {
-    fb_status status;
-    if (request == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(request, 0, sizeof *request);
-    status = read_message(body, len, false, &request->version, NULL, &request->item_count,
-                          (uint8_t *)request->items, sizeof request->items[0], request_item_fields, 3);
-    if (status != FB_OK) {
-        memset(request, 0, sizeof *request);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return read_message(body, len, &request_kind, request);
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -343,9 +353,8 @@ static fb_status copy_material(const key_parts *k, uint8_t *material, size_t mat
 {
     fb_ttlv_item m;
     fb_status status;
-    if (k->key_value.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED; /* a wrapped Key Value is a Byte String */
-    }
+    /* read_key calls this only for a plaintext Key Value (a Structure; a wrapped one is a Byte
+     * String), checked there once for every kind of read. */
     status = fb_ttlv_find(k->key_value.value, k->key_value.len, FB_TAG_KEY_MATERIAL, &m);
     if (status == FB_OK && m.type == FB_TTLV_STRUCTURE) {
         status = fb_ttlv_find(m.value, m.len, FB_TAG_KEY, &m);
@@ -366,36 +375,6 @@ static fb_status copy_material(const key_parts *k, uint8_t *material, size_t mat
     return FB_OK;
 }
 
-static void describe(const key_parts *k, fb_key *key)
-{
-    key->uid = k->uid;
-    key->object_type = (uint32_t)k->object_type;
-    key->key_format_type = (uint32_t)k->key_format_type;
-    key->algorithm = (uint32_t)k->algorithm;
-    key->length = k->length;
-}
-
-fb_status fb_kmip_read_get(fb_bytes payload, uint8_t *material, size_t material_size, fb_key *key)
-{
-    key_parts k;
-    fb_status status;
-    if (key == NULL) {
-        return FB_ERR_ARG;
-    }
-    memset(key, 0, sizeof *key);
-    status = read_key_parts(payload, &k);
-    if (status == FB_OK) {
-        describe(&k, key);
-        /* A Get names its Object Type; a wrapped key is not usable as is. */
-        status = (k.object_type == 0 || k.wrapping.ptr != NULL) ? FB_ERR_MALFORMED
-                                                                : copy_material(&k, material, material_size, key);
-    }
-    if (status != FB_OK) {
-        key->material_len = 0;
-    }
-    return status;
-}
-
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
 #define NONCE_NAME_LEN (sizeof nonce_name - 1u)
 
@@ -405,90 +384,137 @@ static const field attribute_fields[] = {
     F(FB_TAG_ATTRIBUTE_VALUE, ANY, OPT, fb_attribute, value),
 };
 
-fb_status fb_kmip_verify_nonce_mac(const fb_crypto *crypto, fb_bytes payload, const uint8_t *nonce,
-                                   size_t nonce_len, uint8_t *material, size_t material_size,
-                                   fb_key *key)
+/* The three readers of a key (Get, nonce-MAC Get, Put) share one path: `mac` is the nonce-MAC
+ * check (NULL: none), `put` a Put's result (NULL: a Get). */
+typedef struct mac_check {
+    const fb_crypto *crypto;
+    const uint8_t *nonce;
+    size_t nonce_len;
+} mac_check;
+
+/*
+ * Reads the key of a Get or Put payload into *key, copying plaintext material. A Get: an
+ * unwrapped key (a wrapped one is FB_ERR_MALFORMED). With `mac` (§5.1): MAC/sign-wrapped, the
+ * HMAC over the Key Value as received verified through mac->crypto, then its x-Nonce compared
+ * with mac->nonce in constant time — nothing inside the Key Value is used before. A Put: the
+ * object may carry no Key Block or a wrapped one (material_len 0), *put gets the rest. The
+ * callers' key_result clears *key (and `material`) on error.
+ */
+static fb_status read_key(fb_bytes payload, const mac_check *mac, uint8_t *material,
+                          size_t material_size, fb_key *key, fb_put *put)
 {
     key_parts k;
-    fb_status status;
+    fb_status status = read_key_parts(payload, &k);
+    bool plain;
     fb_ttlv_reader attributes;
     fb_attribute a;
-    if (crypto == NULL || crypto->hmac_sha256_verify == NULL || key == NULL || nonce == NULL ||
-        nonce_len == 0u) {
-        return FB_ERR_ARG;
-    }
-    memset(key, 0, sizeof *key);
-    status = read_key_parts(payload, &k);
-    /* MAC/sign-wrapped (§5.1), the Key Value in plaintext. */
-    if (status == FB_OK && (k.object_type == 0 || k.wrapping.ptr == NULL || k.key_value.type != FB_TTLV_STRUCTURE)) {
-        status = FB_ERR_MALFORMED;
+    /* A Put's object may have no Key Block (a certificate): nothing to copy then. */
+    plain = status == FB_OK && k.key_value.type == FB_TTLV_STRUCTURE;
+    if (put != NULL && status == FB_ERR_NOT_FOUND) {
+        status = FB_OK;
     }
     if (status == FB_OK) {
+        if (put != NULL) {
+            if (k.uid.ptr == NULL || k.put_function == 0 || k.object.value == NULL) {
+                status = FB_ERR_MALFORMED; /* Unique Identifier, Put Function, the object (§4.28) */
+            }
+        } else if (k.object_type == 0 || !plain || (k.wrapping.ptr == NULL) != (mac == NULL)) {
+            /* A Get names its Object Type; a plain Get's key is unwrapped, a nonce-MAC Get's
+             * MAC/sign-wrapped with the Key Value in plaintext (a wrapped one is a Byte String). */
+            status = FB_ERR_MALFORMED;
+        }
+    }
+    if (status == FB_OK && mac != NULL) {
         status = read_fields(k.wrapping, wrapping_fields, 2, &k, NULL);
-    }
-    if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
-        status = FB_ERR_MALFORMED;
-    }
-    if (status == FB_OK) {
-        /* HMAC-SHA256 over the Key Value's TTLV bytes as received, in constant time (§5.1). */
-        status = crypto->hmac_sha256_verify(crypto->ctx, k.key_value.raw, k.key_value.raw_len, k.mac.ptr, k.mac.len);
-        if (status != FB_OK && status != FB_ERR_MAC) {
-            status = FB_ERR_CRYPTO;
+        if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
+            status = FB_ERR_MALFORMED;
+        }
+        if (status == FB_OK) {
+            /* HMAC-SHA256 over the Key Value's TTLV bytes as received, in constant time (§5.1). */
+            status = mac->crypto->hmac_sha256_verify(mac->crypto->ctx, k.key_value.raw, k.key_value.raw_len, k.mac.ptr, k.mac.len);
+            if (status != FB_OK && status != FB_ERR_MAC) {
+                status = FB_ERR_CRYPTO;
+            }
+        }
+        if (status == FB_OK) {
+            /* Only now is anything inside the Key Value trusted: its x-Nonce must be ours. */
+            fb_ttlv_reader_init(&attributes, k.key_value.value, k.key_value.len);
+            do {
+                status = fb_kmip_next_attribute(&attributes, &a);
+            } while (status == FB_OK && !(a.name.len == NONCE_NAME_LEN && memcmp(a.name.ptr, nonce_name, NONCE_NAME_LEN) == 0));
+            if (status == FB_ERR_NOT_FOUND || (status == FB_OK && (!a.has_value || a.value.type != FB_TTLV_BYTE_STRING ||
+                                                                   a.value.len != mac->nonce_len ||
+                                                                   !fb_ct_equal(a.value.value, mac->nonce, mac->nonce_len)))) {
+                status = FB_ERR_NONCE; /* none, a replayed response, or another client's nonce */
+            }
         }
     }
-    if (status == FB_OK) {
-        /* Only now is anything inside the Key Value trusted: its x-Nonce must be ours. */
-        fb_ttlv_reader_init(&attributes, k.key_value.value, k.key_value.len);
-        do {
-            status = fb_kmip_next_attribute(&attributes, &a);
-        } while (status == FB_OK && !(a.name.len == NONCE_NAME_LEN && memcmp(a.name.ptr, nonce_name, NONCE_NAME_LEN) == 0));
-        if (status == FB_ERR_NOT_FOUND || (status == FB_OK && (!a.has_value || a.value.type != FB_TTLV_BYTE_STRING ||
-                                                               a.value.len != nonce_len ||
-                                                               !fb_ct_equal(a.value.value, nonce, nonce_len)))) {
-            status = FB_ERR_NONCE; /* none, a replayed response, or another client's nonce */
-        }
-    }
-    if (status == FB_OK) {
-        describe(&k, key);
+    if (status == FB_OK && (put == NULL || (plain && k.wrapping.ptr == NULL))) {
         status = copy_material(&k, material, material_size, key);
     }
+    if (status == FB_OK) {
+        key->uid = k.uid;
+        key->object_type = (uint32_t)k.object_type;
+        key->key_format_type = (uint32_t)k.key_format_type;
+        key->algorithm = (uint32_t)k.algorithm;
+        key->length = k.length;
+        if (put != NULL) {
+            key->object_type = object_type_of_tag(k.object.tag);
+            put->put_function = (uint32_t)k.put_function;
+            put->replaced_uid = k.replaced_uid;
+            fb_ttlv_reader_init(&put->attributes, payload.ptr, payload.len);
+        }
+    }
+    return put != NULL && status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+}
+
+/* The error exit of the key readers: *key zeroed, material zeroized when `wipe`, FB_OK kept. */
+static fb_status key_result(fb_status status, fb_key *key, uint8_t *material, size_t material_size,
+                            bool wipe)
+{
     if (status != FB_OK) {
-        fb_zeroize(material, material == NULL ? 0u : material_size);
-        key->material_len = 0;
+        memset(key, 0, sizeof *key);
+        if (wipe && material != NULL) {
+            fb_zeroize(material, material_size);
+        }
     }
     return status;
 }
 
+fb_status fb_kmip_read_get(fb_bytes payload, uint8_t *material, size_t material_size, fb_key *key)
+{
+    if (key == NULL) {
+        return FB_ERR_ARG;
+    }
+    /* "nothing copied" on error (fb_kmip.h): the buffer is left as it was. */
+    return key_result(read_key(payload, NULL, material, material_size, key, NULL), key, material,
+                      material_size, false);
+}
+
+fb_status fb_kmip_verify_nonce_mac(const fb_crypto *crypto, fb_bytes payload, const uint8_t *nonce,
+                                   size_t nonce_len, uint8_t *material, size_t material_size,
+                                   fb_key *key)
+{
+    mac_check mac;
+    if (crypto == NULL || crypto->hmac_sha256_verify == NULL || key == NULL || nonce == NULL ||
+        nonce_len == 0u) {
+        return FB_ERR_ARG;
+    }
+    mac.crypto = crypto;
+    mac.nonce = nonce;
+    mac.nonce_len = nonce_len;
+    return key_result(read_key(payload, &mac, material, material_size, key, NULL), key, material,
+                      material_size, true);
+}
+
 fb_status fb_kmip_read_put(fb_bytes payload, uint8_t *material, size_t material_size, fb_put *put)
 {
-    key_parts k;
-    fb_status status;
     if (put == NULL) {
         return FB_ERR_ARG;
     }
     memset(put, 0, sizeof *put);
-    status = read_key_parts(payload, &k);
-    if (status == FB_OK || status == FB_ERR_NOT_FOUND) {
-        if (k.uid.ptr == NULL || k.put_function == 0 || k.object.value == NULL) {
-            status = FB_ERR_MALFORMED; /* Unique Identifier, Put Function, the object (§4.28) */
-        } else {
-            describe(&k, &put->key);
-            put->key.object_type = object_type_of_tag(k.object.tag);
-            put->put_function = (uint32_t)k.put_function;
-            put->replaced_uid = k.replaced_uid;
-            /* No Key Block (a certificate) or a wrapped one: no plaintext material to copy. */
-            status = (status == FB_OK && k.wrapping.ptr == NULL && k.key_value.type == FB_TTLV_STRUCTURE)
-                         ? copy_material(&k, material, material_size, &put->key)
-                         : FB_OK;
-        }
-    }
-    if (status == FB_OK) {
-        fb_ttlv_reader_init(&put->attributes, payload.ptr, payload.len);
-    } else {
-        put->key.material_len = 0;
-        fb_zeroize(material, material == NULL ? 0u : material_size);
-    }
-    return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
+    return key_result(read_key(payload, NULL, material, material_size, &put->key, put), &put->key,
+                      material, material_size, true);
 }
 
 /* ------------------------------------------------------------------ other payloads */
@@ -540,15 +566,20 @@ static const field lease_fields[] = {
     F(FB_TAG_LAST_CHANGE_DATE, FB_TTLV_DATE_TIME, REQ, lease_parts, changed),
 };
 
+/* fb_kmip_read_uid reads lease_fields[0] straight into an fb_bytes: it must be at offset 0. */
+typedef char lease_uid_first[offsetof(lease_parts, uid) == 0u ? 1 : -1];
+
 fb_status fb_kmip_read_uid(fb_bytes payload, fb_bytes *uid)
 {
-    lease_parts l;
     fb_status status;
     if (uid == NULL || payload.ptr == NULL) {
         return FB_ERR_ARG;
     }
-    status = read_fields(payload, lease_fields, 1, &l, NULL);
-    *uid = status == FB_OK ? l.uid : bytes_of(NULL, 0);
+    /* lease_fields[0] is the Unique Identifier at offset 0: read straight into *uid. */
+    status = read_fields(payload, lease_fields, 1, uid, NULL);
+    if (status != FB_OK) {
+        *uid = bytes_of(NULL, 0);
+    }
     return status;
 }
 
@@ -569,9 +600,12 @@ fb_status fb_kmip_read_lease(fb_bytes payload, fb_bytes *uid, int32_t *lease_sec
     return status;
 }
 
-/* Every item of `tag` in the payload, through `read` into the i-th slot (up to capacity). */
-static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size_t *count,
-                           fb_status (*read)(const fb_ttlv_item *item, void *out, size_t i), void *out)
+/*
+ * A Query response's Operations (`versions` false: uint32_t) or a Discover Versions response's
+ * Protocol Versions (true: fb_version), up to `capacity` into `out`; more is FB_ERR_TOO_LARGE
+ * with the first `capacity` kept. Every item is length-checked by fb_ttlv_next.
+ */
+static fb_status read_list(fb_bytes payload, void *out, size_t capacity, size_t *count, bool versions)
 {
     fb_ttlv_reader r;
     fb_ttlv_item item;
@@ -582,11 +616,21 @@ static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size
     }
     fb_ttlv_reader_init(&r, payload.ptr, payload.len);
     while ((status = fb_ttlv_next(&r, &item)) == FB_OK) {
-        if (item.tag != tag) {
+        if (item.tag != (versions ? FB_TAG_PROTOCOL_VERSION : FB_TAG_OPERATION)) {
             continue;
         }
         if (n < capacity) {
-            status = read(&item, out, n);
+            if (versions) {
+                status = item.type != FB_TTLV_STRUCTURE ||
+                                 read_fields(bytes_of(item.value, item.len), version_fields, 2,
+                                             (fb_version *)out + n, NULL) != FB_OK
+                             ? FB_ERR_MALFORMED
+                             : FB_OK;
+            } else {
+                int32_t op = 0;
+                status = fb_ttlv_get_int32(&item, FB_TTLV_ENUMERATION, &op);
+                ((uint32_t *)out)[n] = (uint32_t)op;
+            }
             if (status != FB_OK) {
                 return status;
             }
@@ -600,31 +644,13 @@ static fb_status read_list(fb_bytes payload, uint32_t tag, size_t capacity, size
     return n > capacity ? FB_ERR_TOO_LARGE : FB_OK;
 }
 
-static fb_status read_operation(const fb_ttlv_item *item, void *out, size_t i)
-{
-    int32_t op = 0;
-    fb_status status = fb_ttlv_get_int32(item, FB_TTLV_ENUMERATION, &op);
-    ((uint32_t *)out)[i] = (uint32_t)op;
-    return status;
-}
-
-static fb_status read_version_item(const fb_ttlv_item *item, void *out, size_t i)
-{
-    if (item->type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
-    }
-    return read_fields(bytes_of(item->value, item->len), version_fields, 2, (fb_version *)out + i, NULL) == FB_OK
-               ? FB_OK
-               : FB_ERR_MALFORMED;
-}
-
 fb_status fb_kmip_read_query(fb_bytes payload, uint32_t *operations, size_t capacity, size_t *count)
 {
-    return read_list(payload, FB_TAG_OPERATION, capacity, count, read_operation, operations);
+    return read_list(payload, operations, capacity, count, false);
 }
 
 fb_status fb_kmip_read_versions(fb_bytes payload, fb_version *versions, size_t capacity,
                                 size_t *count)
 {
-    return read_list(payload, FB_TAG_PROTOCOL_VERSION, capacity, count, read_version_item, versions);
+    return read_list(payload, versions, capacity, count, true);
 }

@@ -2,22 +2,18 @@
 #include "fb/fb_slip.h"
 #include "fb_internal.h"
 
-/* CRC-32/ISO-HDLC, reflected polynomial 0xEDB88320, four bits at a time: a 64-byte table
- * instead of 1 KB (flash matters more than speed at serial rates). */
-static const uint32_t crc_nibble[16] = {
-    0x00000000u, 0x1DB71064u, 0x3B6E20C8u, 0x26D930ACu, 0x76DC4190u, 0x6B6B51F4u,
-    0x4DB26158u, 0x5005713Cu, 0xEDB88320u, 0xF00F9344u, 0xD6D6A3E8u, 0xCB61B38Cu,
-    0x9B64C2B0u, 0x86D3D2D4u, 0xA00AE278u, 0xBDBDF21Cu,
-};
-
+/* CRC-32/ISO-HDLC, reflected polynomial 0xEDB88320, one bit at a time: no table at all (flash
+ * matters more than speed at serial rates: 8 shifts per byte). */
 uint32_t fb_crc32(uint32_t crc, const uint8_t *data, size_t len)
 {
     size_t i;
+    unsigned bit;
     crc = ~crc;
     for (i = 0; i < len; i++) {
         crc ^= data[i];
-        crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
-        crc = (crc >> 4) ^ crc_nibble[crc & 0x0Fu];
+        for (bit = 0; bit < 8u; bit++) {
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+        }
     }
     return ~crc;
 }

@@ -282,6 +282,45 @@ static void test_push_and_ack(void **state)
     assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_OK);
 }
 
+/*
+ * PROTOCOL.md §3.1 lead rule: no up frame 64 or more above the oldest request still waiting —
+ * acknowledgements use up counters too, so 63 of them behind one unanswered request reach it.
+ */
+static void test_lead_rule(void **state)
+{
+    static rig r;
+    static uint8_t req[FB_MAX_FRAME];
+    uint8_t body[256];
+    uint8_t rx[FB_MAX_FRAME];
+    uint8_t ack[FB_MAX_FRAME];
+    size_t body_len = put_body(body, sizeof body);
+    size_t req_len, len, ack_len;
+    uint64_t oldest, counter;
+    fb_down down;
+    fb_request_message push;
+    uint64_t i;
+    (void)state;
+    rig_init(&r, 1000);
+    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &oldest), FB_OK);
+    for (i = 1; i < 64u; i++) { /* counters oldest+1 … oldest+63: within the window */
+        len = agent_seal(100u + i, 0, body, body_len, rx, sizeof rx);
+        assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_OK);
+        assert_int_equal(fb_kmip_parse_request(down.body, down.body_len, &push), FB_OK);
+        assert_int_equal(fb_device_ack(&r.dev, &push, down.counter, ack, sizeof ack, &ack_len, &counter), FB_OK);
+        assert_int_equal(counter, oldest + i);
+    }
+    /* oldest + 64 would be refused by the agent: neither an acknowledgement nor a request is sent. */
+    len = agent_seal(200u, 0, body, body_len, rx, sizeof rx);
+    assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_OK);
+    assert_int_equal(fb_kmip_parse_request(down.body, down.body_len, &push), FB_OK);
+    assert_int_equal(fb_device_ack(&r.dev, &push, down.counter, ack, sizeof ack, &ack_len, &counter), FB_ERR_BUSY);
+    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_ERR_BUSY);
+    /* Once the oldest is answered (or given up), the device goes on, with no counter skipped. */
+    assert_int_equal(fb_device_forget(&r.dev, oldest), FB_OK);
+    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(counter, oldest + 64u);
+}
+
 static void test_reboot_never_reuses(void **state)
 {
     static rig r;
@@ -417,6 +456,7 @@ int main(void)
         cmocka_unit_test(test_refusals_before_crypto),
         cmocka_unit_test(test_in_flight_limit),
         cmocka_unit_test(test_push_and_ack),
+        cmocka_unit_test(test_lead_rule),
         cmocka_unit_test(test_reboot_never_reuses),
         cmocka_unit_test(test_nonce_mac_and_limits),
         cmocka_unit_test(test_every_operation),

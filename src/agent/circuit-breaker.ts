@@ -9,6 +9,8 @@ import { KmipEdgeError } from '../errors.ts';
 export class CircuitBreaker {
   private consecutiveFailures = 0;
   private openUntil = 0;
+  /** A call is probing the upstream after the cool-down: the others are refused meanwhile. */
+  private probing = false;
 
   constructor(
     private readonly failures = 3,
@@ -22,9 +24,13 @@ export class CircuitBreaker {
 
   /** Runs `call` unless the breaker is open; KMIP result errors do not count as failures. */
   async run<T>(what: string, call: () => Promise<T>): Promise<T> {
-    if (this.offline && this.now() < this.openUntil) {
+    // Open: refused at once. After the cool-down (half-open) one call probes; the others are
+    // refused until it is done, instead of each waiting on an upstream that may still be away.
+    const probe = this.offline;
+    if (probe && (this.now() < this.openUntil || this.probing)) {
       throw new KmipEdgeError('AGENT_OFFLINE', `the upstream is unreachable; ${what} is not possible offline`);
     }
+    if (probe) this.probing = true;
     try {
       const result = await call();
       this.consecutiveFailures = 0;
@@ -36,6 +42,8 @@ export class CircuitBreaker {
         if (this.offline) this.openUntil = this.now() + this.cooldownMs;
       }
       throw error;
+    } finally {
+      if (probe) this.probing = false;
     }
   }
 }

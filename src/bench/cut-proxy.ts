@@ -26,7 +26,8 @@ export class CutProxy {
   connectionsAccepted = 0;
   /** When the first connection after the last restore was relayed to the upstream (ms, performance.now()). */
   firstRelayedAfterRestore: number | undefined;
-  private restoredAt: number | undefined;
+  /** When the last restore began (ms, performance.now()). */
+  restoredAt: number | undefined;
 
   private constructor(
     readonly port: number,

@@ -54,6 +54,12 @@ export interface OutageOptions {
   cut: CutMode;
   /** Requests per second per device. */
   rate: number;
+  /**
+   * A device's resend interval while unanswered. device-sim resends every second; on a loaded
+   * machine, once answers take longer than that, every resend adds work and the load snowballs —
+   * so the default here is 5 s, as in `bench devices`, and 1000 shows the snowball.
+   */
+  resendMs: number;
   json: boolean;
   out: (text: string) => void;
 }
@@ -61,8 +67,7 @@ export interface OutageOptions {
 /** Keys never cached before the phase that asks for them (a device cycles through them). */
 const UNCOVERED_KEYS_PER_PHASE = 50;
 const WARM_UP_SECONDS = 3;
-/** A device's resend interval and its deadline for one request (device-sim's defaults are 1 s and 30 s). */
-const RESEND_MS = 1000;
+/** A device's deadline for one request (device-sim's and DeviceRequester's default). */
 const DEADLINE_MS = 30_000;
 
 /** This CLI, as a child process (the bundle, or src/cli/main.ts under tsx). */
@@ -172,6 +177,15 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     children.push(agent);
     const agentLog = tail(agent);
     await firstLine(agent, 'the agent', agentLog);
+    // An agent that ends before it is told to is a finding: when, how, and its last words.
+    let agentEnded: { afterCutMs: number | null; code: number | null; signal: string | null } | undefined;
+    let cutAt: number | undefined;
+    let stopping = false;
+    agent.once('exit', (code, signal) => {
+      if (stopping) return;
+      agentEnded = { afterCutMs: cutAt === undefined ? null : Math.round(performance.now() - cutAt), code, signal };
+      progress(`the agent exited (${signal ?? code}) ${cutAt === undefined ? 'before the cut' : `${agentEnded.afterCutMs} ms after the cut`}; its last log lines:\n${agentLog()}`);
+    });
 
     const load = cli(['bench', 'outage-load'], ['--max-semi-space-size=64']);
     children.push(load);
@@ -180,7 +194,7 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
       port: broker.port, devices, rate: options.rate, cachedKey, allocationKey,
       // after the outage, the keys refused during it: their first answers are the cache fills resuming
       uncoveredKeys: { warmup: [], before: uncoveredKeys.before, outage: uncoveredKeys.outage, after: uncoveredKeys.outage },
-      resendMs: RESEND_MS, deadlineMs: DEADLINE_MS,
+      resendMs: options.resendMs, deadlineMs: DEADLINE_MS,
     };
     load.stdin!.write(JSON.stringify(config) + '\n');
     const loadLines = createInterface({ input: load.stdout! })[Symbol.asyncIterator]();
@@ -195,10 +209,11 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     await sleep(options.seconds * 1000);
     progress(`upstream cut (${options.cut}) for ${options.outageSeconds} s`);
     await proxy.cutOff(options.cut);
+    cutAt = performance.now();
     phase('outage');
     await sleep(options.outageSeconds * 1000);
     await proxy.restore();
-    const restoredAt = performance.now();
+    const restoredAt = proxy.restoredAt!;
     phase('after');
     progress(`upstream back; ${options.seconds} s more`);
     await sleep(options.seconds * 1000);
@@ -208,13 +223,15 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     const result = JSON.parse(resultLine.value) as OutageLoadResult;
     const firstRelayedMs = proxy.firstRelayedAfterRestore === undefined ? null : Math.round(proxy.firstRelayedAfterRestore - restoredAt);
 
-    const agentExit = await stop(agent);
+    stopping = true;
+    const agentExit = agentEnded ? null : await stop(agent);
+    if (agentExit !== 0 && !agentEnded) progress(`the agent exited ${agentExit} on SIGTERM; its last log lines:\n${agentLog()}`);
     const ledgerStore = await LevelStore.open(paths.store);
     const totals = await new Ledger({ store: ledgerStore, allocate: () => Promise.reject(new Error('read only')) }).totals(allocationKey);
     await ledgerStore.close();
 
     report(options, result, {
-      firstRelayedMs, bound: backoffBound(pki), agentExit,
+      firstRelayedMs, bound: backoffBound(pki), agentExit, agentEnded: agentEnded ?? null,
       unitsDebited: Number(totals.grantedToDevices), unitsAllocatedFromUpstream: Number(totals.allocatedFromUpstream),
       unitsDelivered: Object.values(result.phases).reduce((sum, p) => sum + p.unitsReceived, 0),
     });
@@ -232,6 +249,8 @@ interface Extra {
   firstRelayedMs: number | null;
   bound: ReturnType<typeof backoffBound>;
   agentExit: number | null;
+  /** Set when the agent ended by itself during the run. */
+  agentEnded: { afterCutMs: number | null; code: number | null; signal: string | null } | null;
   unitsDebited: number;
   unitsAllocatedFromUpstream: number;
   unitsDelivered: number;
@@ -246,7 +265,7 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
   const before = result.phases.before ?? empty;
   const outage = result.phases.outage ?? empty;
   const after = result.phases.after ?? empty;
-  const common = { bench: 'outage', cut: options.cut, devices: options.devices, outageSeconds: options.outageSeconds, ratePerDevice: options.rate };
+  const common = { bench: 'outage', cut: options.cut, devices: options.devices, outageSeconds: options.outageSeconds, ratePerDevice: options.rate, resendMs: options.resendMs };
   const lines: Record<string, unknown>[] = [];
   const cached = (p: PhaseSummary) => p.kinds.cachedGet;
   lines.push({
@@ -285,7 +304,8 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
     firstUpstreamConnectionMs: extra.firstRelayedMs,
     backoffBoundMs: extra.bound.boundMs, breakerCooldownMs: extra.bound.cooldownMs, maxReconnectBackoffMs: extra.bound.maxReconnectBackoffMs,
     unitsDebited: extra.unitsDebited, unitsDelivered: extra.unitsDelivered, unitsAllocatedFromUpstream: extra.unitsAllocatedFromUpstream,
-    agentExitCode: extra.agentExit,
+    // the agent's exit code on SIGTERM at the end (0: drained), or how it ended by itself during the run
+    agentExitCode: extra.agentExit, agentEndedDuringRun: extra.agentEnded,
     phaseSeconds: { before: Number(before.seconds.toFixed(1)), outage: Number(outage.seconds.toFixed(1)), after: Number(after.seconds.toFixed(1)) },
   });
   if (options.json) {
@@ -301,4 +321,5 @@ function report(options: OutageOptions, result: OutageLoadResult, extra: Extra):
   options.out(`  never-cached Gets:  ${u!.refused} refused ${JSON.stringify(u!.refusedReasons)}, ${u!.errors} errors; p50 ${ms(u!.refusedP50Ms)} p99 ${ms(u!.refusedP99Ms)}  |  cached Gets meanwhile p50 ${ms(u!.cachedGetSamePhaseP50Ms)} p99 ${ms(u!.cachedGetSamePhaseP99Ms)}; before (fetched): p50 ${ms(u!.baselineP50Ms)} p99 ${ms(u!.baselineP99Ms)}\n`);
   options.out(`  after the return:   refills resumed in ${ms(r!.refillResumedMs)}, cache fills in ${ms(r!.cacheFillResumedMs)}, first upstream connection ${ms(r!.firstUpstreamConnectionMs)}  |  back-off bound ${ms(r!.backoffBoundMs)} (breaker ${r!.breakerCooldownMs} + reconnect ${r!.maxReconnectBackoffMs})\n`);
   options.out(`  units:              ${r!.unitsDebited} debited by the ledger, ${r!.unitsDelivered} received by devices (${r!.unitsAllocatedFromUpstream} allocated from the upstream)\n`);
+  options.out(`  the agent:          ${r!.agentEndedDuringRun ? `ended by itself during the run: ${JSON.stringify(r!.agentEndedDuringRun)}` : `exit code ${r!.agentExitCode} on SIGTERM at the end`}\n`);
 }

@@ -140,6 +140,8 @@ export async function runOutageLoad(lines: AsyncIterator<string>, out: (text: st
   const phases = new Map<string, PhaseTally>();
   let phase: { name: string; tally: PhaseTally; started: number } | undefined;
   let ended = false;
+  let end = () => {};
+  const endedSignal = new Promise<void>((resolve) => (end = resolve));
 
   const one = async (device: DeviceRequester, kind: RequestKind, index: number): Promise<void> => {
     if (!phase) return;
@@ -187,12 +189,12 @@ export async function runOutageLoad(lines: AsyncIterator<string>, out: (text: st
   const loops = devices.flatMap((device, d) => (Object.entries(SHARES) as [RequestKind, number][]).map(async ([kind, share]) => {
     const intervalMs = 1000 / (config.rate * share);
     // Spread the devices over one interval, so that they do not all send at the same instant.
-    await new Promise((resolve) => setTimeout(resolve, ((d + Math.random()) / devices.length) * intervalMs));
+    await Promise.race([new Promise((resolve) => setTimeout(resolve, ((d + Math.random()) / devices.length) * intervalMs).unref()), endedSignal]);
     for (let n = d; !ended; n++) {
       const started = performance.now();
       if (phase) await one(device, kind, n);
       const wait = intervalMs - (performance.now() - started);
-      if (wait > 0 && !ended) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0 && !ended) await Promise.race([new Promise((resolve) => setTimeout(resolve, wait).unref()), endedSignal]);
     }
   }));
   out('ready\n');
@@ -207,6 +209,7 @@ export async function runOutageLoad(lines: AsyncIterator<string>, out: (text: st
       phase = { name, tally, started: performance.now() };
     } else if (line === 'end') {
       ended = true;
+      end();
       break;
     }
   }

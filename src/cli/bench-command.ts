@@ -14,6 +14,7 @@ import { benchUpstream } from '../bench/upstream-bench.ts';
 import { benchOutage } from '../bench/outage-bench.ts';
 import { runOutageLoad, stdinLines } from '../bench/outage-load.ts';
 import { benchFirmware } from '../bench/firmware-bench.ts';
+import { benchFootprint } from '../bench/footprint-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
@@ -21,7 +22,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   const { values, positionals } = parseArgs({
     args,
     options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' },
-      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' } },
+      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' }, 'resend-ms': { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -56,13 +57,17 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       await benchLedger({ seconds, json: values.json, out });
     } else if (name === 'upstream') {
       await benchUpstream({ keys, json: values.json, out });
+    } else if (name === 'footprint') {
+      // Defaults from issue #15: 10,000 cached keys, 1,000 devices; --devices takes one count here.
+      if (deviceCounts !== undefined && deviceCounts.length !== 1) throw new UsageError('bench footprint takes one --devices count');
+      await benchFootprint({ keys: values.keys === undefined ? 10_000 : keys, devices: deviceCounts?.[0] ?? 1000, rounds: rounds ?? 5, json: values.json, out });
     } else if (name === 'firmware') {
       await benchFirmware({ seconds, json: values.json, out });
     } else if (name in NOT_YET_BUILT) {
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage or firmware`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage, firmware or footprint`);
     }
   }
   return status;
@@ -71,11 +76,12 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
 /**
  * `bench outage` flags: --devices N (one count, default 1000), --seconds S for the phases with the
  * upstream up (default 30), --outage-seconds S (default 60), --cut refuse|blackhole (default
- * refuse), --rate R requests per second per device (default 1). Checked before anything starts.
+ * refuse), --rate R requests per second per device (default 1), --resend-ms M a device's resend
+ * interval (default 5000). Checked before anything starts.
  */
-function outageOptions(positionals: string[], values: { devices?: string | undefined; seconds?: string | undefined; 'outage-seconds'?: string | undefined; cut?: string | undefined; rate?: string | undefined }): { devices: number; seconds: number; outageSeconds: number; cut: 'refuse' | 'blackhole'; rate: number } | undefined {
+function outageOptions(positionals: string[], values: { devices?: string | undefined; seconds?: string | undefined; 'outage-seconds'?: string | undefined; cut?: string | undefined; rate?: string | undefined; 'resend-ms'?: string | undefined }): { devices: number; seconds: number; outageSeconds: number; cut: 'refuse' | 'blackhole'; rate: number; resendMs: number } | undefined {
   if (!positionals.includes('outage')) {
-    for (const flag of ['outage-seconds', 'cut', 'rate'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a flag of bench outage`);
+    for (const flag of ['outage-seconds', 'cut', 'rate', 'resend-ms'] as const) if (values[flag] !== undefined) throw new UsageError(`--${flag} is a flag of bench outage`);
     return undefined;
   }
   const devices = values.devices === undefined ? 1000 : Number(values.devices);
@@ -87,5 +93,7 @@ function outageOptions(positionals: string[], values: { devices?: string | undef
   if (cut !== 'refuse' && cut !== 'blackhole') throw new UsageError('--cut is refuse (connections refused) or blackhole (accepted, never answered)');
   const rate = values.rate === undefined ? 1 : Number(values.rate);
   if (!(rate > 0 && rate <= 100)) throw new UsageError('--rate (requests per second per device) must be a number in (0, 100]');
-  return { devices, seconds, outageSeconds, cut, rate };
+  const resendMs = values['resend-ms'] === undefined ? 5000 : Number(values['resend-ms']);
+  if (!(Number.isInteger(resendMs) && resendMs >= 50 && resendMs <= 60_000)) throw new UsageError('--resend-ms must be a whole number of milliseconds in [50, 60000]');
+  return { devices, seconds, outageSeconds, cut, rate, resendMs };
 }

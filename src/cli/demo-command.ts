@@ -1,172 +1,205 @@
 /**
- * `kmip-edge demo` — the whole gateway on one machine, on embedded defaults (README command 1):
- * the development KMIP server (its own PKI in a temporary folder) as the enterprise key server;
- * the agent — store and master key, key cache with nonce-MAC fills, usage-allocation ledger,
- * device service, Put/Notify listener — with the embedded MQTT broker; and two simulated devices
- * speaking the device protocol over MQTT. Every hop is the real one (mutual TLS, LevelDB on disk,
- * AEAD frames over MQTT). Key material is never printed: keys are shown by SHA-256 fingerprint.
+ * `kmip-edge demo [--seconds S] [--events FILE] [--keep DIR] [--pace MS] [--plain]` (README command 1,
+ * `npm start`): the whole gateway on one machine on embedded defaults (../demo/gateway.ts) playing
+ * its story (../demo/stages.ts): keys fetched (one with end-to-end nonce-MAC), a tape drive
+ * encrypting in chunks that draw usage allocations, a Put Replace and a Notify from the key
+ * server, the key server cut (offline serving, allocations draining) and back (refills resume).
+ *
+ * On a terminal: a live view redrawn in place (../demo/panel.ts) until Ctrl-C (the tape drive
+ * keeps encrypting after the stages) or --seconds. Not on a terminal (or --plain): the same
+ * stages as plain lines, ending by itself after the last one. --events FILE: every event as a
+ * JSON line. --keep DIR: the setup lives in DIR and stays up after the stages, with the commands
+ * to talk to it printed, until Ctrl-C or SIGTERM. Exit 0 when every stage had its effect, 1 when
+ * one did not (or --seconds ran out first), 2 for a usage error.
  */
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { AgentCore } from '../agent/agent-core.ts';
-import { freePort } from '../bench/free-port.ts';
-import { ensureDevPki } from '../devserver/pki.ts';
-import { DevKmipServer } from '../devserver/server.ts';
-import { DeviceClient, memoryCounters } from '../devices/device-client.ts';
-import type { DeviceRequester } from '../devices/device-requester.ts';
-import { DeviceService } from '../devices/device-service.ts';
-import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { MqttDevice } from '../devices/mqtt-device.ts';
-import { connectMqtt, MqttDeviceTransport } from '../devices/mqtt-transport.ts';
-import { DeviceRegistry, type Device } from '../devices/registry.ts';
-import { verifiedGet } from '../devices/verified-get.ts';
-import { PushListener } from '../inbound/push-listener.ts';
-import { nameValue, type Attribute } from '../kmip/attributes.ts';
-import { buildRequestMessage, type RequestMessage } from '../kmip/message.ts';
-import { keyBlockOf, keyMaterialOf, payload, readGet } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ResultStatus, Tag, UsageLimitsUnit } from '../kmip/tables.generated.ts';
-import { enumerationText } from '../kmip/vocabulary.ts';
-import { silentLogger } from '../log.ts';
-import { TlsPool } from '../net/tls-pool.ts';
-import { enumeration, integer, longInteger, structure } from '../ttlv/build.ts';
-import { encodeTtlv } from '../ttlv/encode.ts';
-import { KmipClient } from '../upstream/client.ts';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { startGateway, type Gateway } from '../demo/gateway.ts';
+import { renderPanel, type PanelState } from '../demo/panel.ts';
+import { DemoRun, STAGES, type DemoEvent } from '../demo/stages.ts';
+import { UsageError } from './errors.ts';
 
-const fingerprint = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+/** The bound off a terminal without --seconds or --keep. */
+const DEFAULT_PLAIN_SECONDS = 120;
 
-function key(name: string, algorithm: number, usage: number, extra: Attribute[] = []): Attribute[] {
-  return [
-    { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, algorithm) },
-    { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-    { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, usage) },
-    { name: 'Name', value: nameValue(name) },
-    ...extra,
-  ];
+function positiveNumber(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} needs a positive number of ${flag === '--pace' ? 'milliseconds' : 'seconds'}, not ${JSON.stringify(value)}`);
+  return n;
 }
 
-/** A simulated device on the broker, and the pushes it has acknowledged. */
-async function simulatedDevice(device: Device, broker: { host: string; port: number }) {
-  const mqtt = await connectMqtt({ host: broker.host, port: broker.port, clientId: `demo-${device.id}` });
-  const requester = await MqttDevice.attach(mqtt, new DeviceClient(device.id, device.key, device.suite, memoryCounters()));
-  const pushes: RequestMessage[] = [];
-  requester.onPush = (request) => pushes.push(request);
-  return { requester, pushes, close: () => void mqtt.end(true) };
-}
-
-async function ask(device: DeviceRequester, operation: number, items: ReturnType<typeof payload.get>) {
-  return (await device.request(encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation, payload: items }])))).batchItems[0]!;
-}
-
-const outcome = (item: { resultStatus: number; resultMessage?: string | undefined }) => (item.resultStatus === ResultStatus.Success ? 'served' : `refused (${item.resultMessage})`);
-
-export async function runDemo(_args: string[], out: (text: string) => void): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-demo-'));
-  const step = (text: string): void => out(`  ${text}\n`);
-  const problems: string[] = [];
-  const check = (ok: boolean, what: string) => void (ok || problems.push(what));
-  out('kmip-edge demo — key server, gateway agent and two devices on this machine\n');
-  const pki = ensureDevPki(join(dir, 'kms'));
-  const listenPort = await freePort();
-  const server = new DevKmipServer(pki, { leaseSeconds: 3600, pushTo: [{ host: '127.0.0.1', port: listenPort }] });
-  const port = await server.listen(0);
-  step(`key server (development KMIP server) on 127.0.0.1:${port}, mutual TLS; certificates in ${join(dir, 'kms')}`);
-  const endpoint = { host: '127.0.0.1', port, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
-  const admin = new KmipClient({ transport: new TlsPool(endpoint), version: { major: 1, minor: 2 } });
-  const client = new KmipClient({ transport: new TlsPool(endpoint, { maxConnections: 2 }) });
-  let serverRunning = true;
-  const stopServer = async () => void (serverRunning && ((serverRunning = false), await server.close()));
-  const closers: (() => Promise<void> | void)[] = [() => admin.close(), stopServer];
-  try {
-    // The key server's administrator: a tape key with a usage limit, and an HMAC key for nonce-MAC.
-    const limits = structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, 100_000n), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Byte)]);
-    const tapeKey = await admin.create(ObjectType.SymmetricKey, key('tape-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt, [{ name: 'Usage Limits', value: limits }]));
-    await admin.activate(tapeKey);
-    const macKey = await admin.create(ObjectType.SymmetricKey, key('mac-key', CryptographicAlgorithm.HMAC_SHA256, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify));
-    const sensorKey = await admin.create(ObjectType.SymmetricKey, key('sensor-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt));
-    await admin.activate(sensorKey);
-    const serverMaterial = async (uid: string) => fingerprint(keyMaterialOf(keyBlockOf((await admin.get(uid)).object)));
-    step(`created keys: tape-key ${tapeKey} (usage limit 100000 bytes), sensor-key ${sensorKey}, HMAC-SHA256 mac-key ${macKey}`);
-
-    // The gateway agent.
-    const agent = await AgentCore.open({ data: join(dir, 'agent'), client, log: silentLogger, ledger: { minChunk: 1000n, maxChunk: 4000n }, nonceMac: { defaultMacKey: macKey } });
-    closers.unshift(async () => {
-      await agent.close();
-      await client.close();
-    });
-    const registry = new DeviceRegistry(agent.store, agent.masterKey);
-    const service = new DeviceService(agent, registry, agent.store, silentLogger, { retryMs: 200, maxRetryMs: 1000 });
-    closers.unshift(() => service.close());
-    const broker = await startEmbeddedBroker();
-    closers.unshift(() => broker.close());
-    const transport = await MqttDeviceTransport.start(broker, (frame, id, send) => service.handle(frame, id, send));
-    service.relay.defaultRoute = (id) => (frame) => transport.sendTo(id, frame);
-    closers.unshift(() => transport.close());
-    const listener = await PushListener.start({
-      host: '127.0.0.1', port: listenPort, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey),
-      upstream: { hostName: '127.0.0.1' }, apply: (push) => service.applyAndRelay(push),
-    });
-    closers.unshift(() => listener.close());
-    step(`agent: LevelDB store and sealed master key in ${join(dir, 'agent')}; embedded MQTT broker on 127.0.0.1:${broker.port}; Put/Notify listener on 127.0.0.1:${listenPort}`);
-
-    const tapeDevice = await registry.add('tape-drive-7', { keys: [{ name: 'tape-key' }] });
-    const sensorDevice = await registry.add('sensor-1', { suite: 2, keys: [{ uniqueIdentifier: sensorKey }, { uniqueIdentifier: macKey }] });
-    const tape = await simulatedDevice(tapeDevice, broker);
-    const sensor = await simulatedDevice(sensorDevice, broker);
-    closers.unshift(() => tape.close(), () => sensor.close());
-    step('devices: tape-drive-7 (AES-256-GCM frames, may use keys named tape-key) and sensor-1 (ChaCha20-Poly1305, sensor-key)');
-
-    // 1. A key, fetched by the agent with nonce-MAC and served from its cache.
-    const got = await ask(tape.requester, Operation.Get, payload.get(tapeKey));
-    const gotFingerprint = got.payload ? fingerprint(keyMaterialOf(keyBlockOf(readGet(got.payload).object))) : 'none';
-    const same = gotFingerprint === (await serverMaterial(tapeKey));
-    check(same, 'the tape key served differs from the server');
-    step(`tape-drive-7 Get tape-key: ${outcome(got)}, fingerprint ${gotFingerprint} ${same ? '= the key server\'s' : '≠ the key server\'s'} (the agent set x-Nonce and verified the HMAC before caching it)`);
-
-    // 2. Usage allocations from the agent's ledger, refilled upstream in small chunks.
-    const grants = [];
-    for (let i = 0; i < 3; i++) grants.push(outcome(await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(tapeKey, 300n))));
-    const totals = await agent.ledger.totals(tapeKey);
-    check(totals.grantedToDevices === 900n && totals.allocatedFromUpstream >= 900n, 'ledger totals');
-    step(`tape-drive-7 Get Usage Allocation 300 bytes ×3: ${grants.join(', ')}; ledger: ${totals.allocatedFromUpstream} allocated from upstream, ${totals.grantedToDevices} granted to devices`);
-    const lease = await ask(tape.requester, Operation.ObtainLease, payload.obtainLease(tapeKey));
-    step(`tape-drive-7 Obtain Lease: ${outcome(lease)}`);
-
-    // 3. End-to-end nonce-MAC: the device sets its own nonce and verifies the HMAC itself.
-    const macBytes = keyMaterialOf(keyBlockOf((await admin.get(macKey)).object)); // provisioned on the device
-    const verified = await verifiedGet(sensor.requester, sensorKey, macKey, macBytes);
-    check(verified.ok, 'end-to-end nonce-MAC');
-    step(`sensor-1 nonce-MAC Get of sensor-key: ${verified.ok ? `HMAC and its own x-Nonce verified at the device, fingerprint ${fingerprint(verified.material)}` : `REJECTED (${verified.error})`}`);
-    const forbidden = await ask(sensor.requester, Operation.Get, payload.get(tapeKey));
-    check(forbidden.resultStatus !== ResultStatus.Success, 'sensor-1 got a key outside its allow-list');
-    step(`sensor-1 Get tape-key (not on its allow-list): ${outcome(forbidden)}`);
-
-    // 4. The key server replaces the tape key: Put Replace, acknowledged by the agent once on disk, relayed to the device.
-    const newTapeKey = await admin.create(ObjectType.SymmetricKey, key('tape-key', CryptographicAlgorithm.AES, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt, [{ name: 'Usage Limits', value: limits }]));
-    await admin.activate(newTapeKey);
-    const before = tape.pushes.length;
-    const [record] = await server.put(newTapeKey, tapeKey);
-    for (let i = 0; i < 100 && !tape.pushes.slice(before).some((p) => p.batchItems[0]!.operation === Operation.Put); i++) await new Promise((resolve) => setTimeout(resolve, 50));
-    const relayed = tape.pushes.slice(before).find((p) => p.batchItems[0]!.operation === Operation.Put);
-    check(record?.acknowledged === true && relayed !== undefined, 'the Put was not acknowledged and relayed');
-    step(`key server Put Replace ${tapeKey} → ${newTapeKey}: ${record?.acknowledged ? 'acknowledged by the agent' : 'NOT acknowledged'}; relayed to tape-drive-7: ${relayed ? `${enumerationText(Tag.Operation, relayed.batchItems[0]!.operation)} received and acknowledged` : 'NOT received'}`);
-
-    const firstGrant = await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(newTapeKey, 100n));
-    step(`tape-drive-7 Get Usage Allocation 100 bytes of the new key: ${outcome(firstGrant)} (the agent now holds a chunk of it)`);
-
-    // 5. The key server goes away: the devices keep working from the cache, leases and allocations.
-    await stopServer();
-    const offlineGet = await ask(tape.requester, Operation.Get, payload.get(newTapeKey));
-    const offlineGrant = await ask(tape.requester, Operation.GetUsageAllocation, payload.getUsageAllocation(newTapeKey, 100n));
-    const retired = await ask(tape.requester, Operation.Get, payload.get(tapeKey));
-    check(offlineGet.resultStatus === ResultStatus.Success && offlineGrant.resultStatus === ResultStatus.Success, 'offline Get and allocation');
-    step(`key server stopped — tape-drive-7 Get of the new key: ${outcome(offlineGet)} from the cache; 100 more bytes: ${outcome(offlineGrant)} from the agent's allocation; the replaced key: ${outcome(retired)}`);
-
-    out(problems.length === 0 ? 'demo complete\n' : `demo found a problem: ${problems.join('; ')}\n`);
-    return problems.length === 0 ? 0 : 1;
-  } finally {
-    for (const close of closers) await close();
-    rmSync(dir, { recursive: true, force: true });
+/** --keep DIR: a new or empty folder (a second demo in the same folder would find the first's devices). */
+function keepFolder(path: string): string {
+  const dir = resolve(path);
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw new UsageError(`--keep ${path}: not a folder; give a new or empty folder`);
+    if (readdirSync(dir).length > 0) throw new UsageError(`--keep ${path}: the folder is not empty; give a new or empty folder (or remove it first)`);
   }
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+function keepCommands(gw: Gateway, tapeKey: string): string {
+  const agent = join(gw.dir, 'agent');
+  const kms = join(gw.dir, 'kms');
+  return [
+    `the demo keeps running in ${gw.dir} (pid ${process.pid}); Ctrl-C or kill ${process.pid} stops it. Talk to it:`,
+    `  kmip-edge status --data ${agent}`,
+    `  kmip-edge ledger --data ${agent}`,
+    `  kmip-edge cache --data ${agent}`,
+    `  (umask 077; kmip-edge device add --data ${agent} --id my-sensor --key-uid ${gw.keys.sensor} > my-sensor.json)   # it prints the device key: owner-only file`,
+    `  (umask 077; node -e 'process.stdout.write(require("./my-sensor.json").key)' > my-sensor.key)`,
+    `  kmip-edge device-sim --id my-sensor --key-file my-sensor.key --mqtt mqtt://127.0.0.1:${gw.brokerPort} get --uid ${gw.keys.sensor}`,
+    `  kmip-edge kmip get-attributes --server 127.0.0.1:${gw.kmsPort} --ca ${kms}/ca.pem --cert ${kms}/client.pem --key ${kms}/client.key --uid ${tapeKey}   # the key server itself`,
+    '',
+  ].join('\n');
+}
+
+export async function runDemo(args: string[], out: (text: string) => void): Promise<number> {
+  const { values } = parseArgs({
+    args, strict: true,
+    options: { seconds: { type: 'string' }, events: { type: 'string' }, keep: { type: 'string' }, pace: { type: 'string' }, plain: { type: 'boolean', default: false } },
+  });
+  let live = process.stdout.isTTY === true && !values.plain;
+  // Bounded by default off a terminal (CI): the stages take seconds; a hang must not hold a pipeline.
+  const seconds = positiveNumber(values.seconds, '--seconds') ?? (live || values.keep !== undefined ? undefined : DEFAULT_PLAIN_SECONDS);
+  const pace = positiveNumber(values.pace, '--pace') ?? (live ? 700 : 60);
+  // Ctrl-C / SIGTERM / --seconds: stop the story, then everything, cleanly.
+  const abort = new AbortController();
+  let why: 'signal' | 'time' | undefined;
+  const stop = (reason: 'signal' | 'time') => () => {
+    why ??= reason;
+    abort.abort();
+  };
+  const onSignal = stop('signal');
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const timer = seconds === undefined ? undefined : setTimeout(stop('time'), seconds * 1000);
+  const eventsFile = values.events === undefined ? undefined : resolve(values.events);
+  let keep: string | undefined;
+  let dir: string;
+  try {
+    if (eventsFile !== undefined) {
+      try {
+        writeFileSync(eventsFile, '', { mode: 0o600 });
+      } catch (error) {
+        throw new UsageError(`--events ${values.events}: cannot write it (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      }
+    }
+    keep = values.keep === undefined ? undefined : keepFolder(values.keep);
+    dir = keep ?? mkdtempSync(join(tmpdir(), 'kmip-edge-demo-'));
+  } catch (error) {
+    clearTimeout(timer);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    throw error;
+  }
+  const stopped = new Promise<void>((done) => abort.signal.addEventListener('abort', () => done(), { once: true }));
+
+  const startedAt = Date.now();
+  const state: PanelState = { status: undefined, linkCut: false, kmsAddress: '', brokerAddress: '', devices: [], pushes: [], events: [], stage: 'setup', startedAt, footer: 'Ctrl-C stops the demo' };
+  const stagesSeen = new Set<string>();
+  const emit = (event: DemoEvent): void => {
+    const at = Date.now();
+    if (event.event === 'stage') stagesSeen.add(event.stage);
+    state.stage = event.stage;
+    state.events.push({ at, event });
+    if (state.events.length > 200) state.events.shift();
+    if (event.event === 'put') state.pushes.push({ what: `Put Replace of ${String(event.old)} by ${String(event.new)}`, acknowledged: event.acknowledged === true, relayed: event.relayed === true, at });
+    if (event.event === 'notify') state.pushes.push({ what: `Notify of ${String(event.uid)}`, acknowledged: event.acknowledged === true, relayed: undefined, at });
+    if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: new Date(at).toISOString(), ...event }) + '\n');
+    if (!live) out(event.event === 'stage' ? `${event.text}\n` : `  ${event.text}\n`);
+  };
+
+  // The live view: redrawn in place on the alternate screen, restored on the way out.
+  let gw: Gateway | undefined;
+  let drawing: NodeJS.Timeout | undefined;
+  let busy = false;
+  const draw = async (): Promise<void> => {
+    if (busy) return;
+    busy = true;
+    try {
+      if (gw) {
+        state.status = await gw.status().catch(() => state.status);
+        state.linkCut = gw.link.isCut;
+      }
+      if (drawing === undefined) return; // the view was left while the status was asked for
+      const lines = renderPanel(state, process.stdout.columns || 100, process.stdout.rows || 40);
+      process.stdout.write('\x1b[H' + lines.map((line) => line + '\x1b[K').join('\n') + '\x1b[J');
+    } finally {
+      busy = false;
+    }
+  };
+  if (live) {
+    process.stdout.write('\x1b[?1049h\x1b[?25l');
+    drawing = setInterval(() => void draw().catch(() => undefined), 250);
+  } else {
+    out('kmip-edge demo — key server, gateway agent and two devices on this machine\n');
+  }
+
+  let run: DemoRun | undefined;
+  let completed = false;
+  let failure: string | undefined;
+  try {
+    // A Ctrl-C during setup waits for it (a few seconds) so that everything it started is closed and its folder removed.
+    gw = await startGateway(dir).catch((error: unknown) => void (failure = `the setup failed: ${(error as Error).message.split('\n')[0]}`));
+    if (gw && !abort.signal.aborted) {
+      state.kmsAddress = `127.0.0.1:${gw.kmsPort}`;
+      state.brokerAddress = `127.0.0.1:${gw.brokerPort}`;
+      state.devices = [gw.tape.activity, gw.sensor.activity];
+      emit({ stage: 'setup', event: 'ready', text: `key server (development KMIP server) on 127.0.0.1:${gw.kmsPort}, mutual TLS; agent store in ${join(dir, 'agent')}; embedded MQTT broker on 127.0.0.1:${gw.brokerPort}; Put/Notify listener on 127.0.0.1:${gw.pushPort}; devices tape-drive-7 (AES-256-GCM) and sensor-1 (ChaCha20-Poly1305)`, pid: process.pid, dir, kms: gw.kmsPort, broker: gw.brokerPort, pushListener: gw.pushPort, keys: gw.keys });
+      run = new DemoRun(gw, emit, pace, abort.signal);
+      const story = run.run().then(() => void (completed = true));
+      story.catch(() => undefined); // an abort or failure is read below
+      await Promise.race([story, stopped]).catch((error: unknown) => {
+        if (!abort.signal.aborted) failure = (error as Error).message;
+      });
+      if (completed && run.problems.length === 0) {
+        if (keep !== undefined) {
+          if (live) {
+            // the commands must stay readable: leave the live view for plain text
+            clearInterval(drawing);
+            drawing = undefined;
+            process.stdout.write('\x1b[?25h\x1b[?1049l');
+            live = false;
+          }
+          out(keepCommands(gw, run.tapeKey));
+        } else if (live) state.footer = 'stages complete; the tape drive keeps encrypting — Ctrl-C stops the demo';
+        if (keep !== undefined || live) {
+          // Stay up: on a terminal the tape drive keeps drawing chunks so the view stays alive.
+          while (!abort.signal.aborted) {
+            if (live) await run.chunk('online').catch(() => undefined);
+            await sleep(pace * 2, undefined, { signal: abort.signal }).catch(() => undefined);
+          }
+        }
+      }
+      // Let an in-flight request finish (bounded) before the parts close under it.
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([story.catch(() => undefined), new Promise((done) => (grace = setTimeout(done, 2000)))]);
+      clearTimeout(grace);
+    }
+  } finally {
+    clearTimeout(timer);
+    clearInterval(drawing);
+    drawing = undefined;
+    await gw?.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (live) process.stdout.write('\x1b[?25h\x1b[?1049l');
+    if (keep === undefined) rmSync(dir, { recursive: true, force: true });
+  }
+  const problems = [...(run?.problems ?? []), ...(failure ? [failure] : [])];
+  const missing = STAGES.filter((stage) => !stagesSeen.has(stage) || (!completed && stage === state.stage));
+  const ok = completed && problems.length === 0;
+  const summary = ok ? `demo complete: ${STAGES.join(', ')}${why === 'signal' ? '; stopped by signal' : ''}`
+    : problems.length > 0 ? `demo found a problem: ${problems.join('; ')}`
+    : why === 'signal' ? `demo stopped by signal before it finished (${missing.join(', ')} not done)`
+    : `demo stopped after ${seconds} s before it finished (${missing.join(', ')} not done)`;
+  if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: new Date().toISOString(), stage: 'done', event: 'done', text: summary, ok, problems, stagesCompleted: STAGES.filter((s) => !missing.includes(s)) }) + '\n');
+  out(summary + '\n');
+  return ok || (why === 'signal' && problems.length === 0) ? 0 : 1;
 }

@@ -75,17 +75,25 @@ const DEVICE_EVENTS: Record<string, string> = { add: 'device_added', remove: 'de
 
 /**
  * The running agent's side: serves device requests on `<data>/agent.sock`; `changed` hears each
- * add or remove; `queries` answers the read-only questions; `log` gets one line per change.
+ * add or remove; `queries` answers the read-only questions; `log` gets one line per change;
+ * `flushCounters` writes the device counters the agent holds back.
  */
-export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger): Promise<Server> {
+export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger, flushCounters: () => Promise<void> = async () => undefined): Promise<Server> {
   // The store lock guarantees this process is the only agent on `data`: a socket file left by a killed one is replaced.
   return serveJsonLines(join(data, AGENT_SOCKET), async (line): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
     try {
       const request = JSON.parse(line) as DeviceRequest | BackupRequest | { action: AgentQuery };
       const query = (AGENT_QUERIES as readonly string[]).includes(request.action) ? queries[request.action as AgentQuery] : undefined;
       if (query) return { output: await query(), code: 0 };
-      // `kmip-edge backup` while the agent runs: the agent snapshots its own store (backup-agent.ts).
-      if (isBackupRequest(request)) return { output: { ...(await agentBackup(data, registry.store, request)) }, code: 0 };
+      // A counter reset starts from the highest counter accepted: the counters of reads are
+      // written a little later (replay-guard.ts), so they are written first.
+      if (request.action === 'reset-counter') await flushCounters();
+      // `kmip-edge backup` while the agent runs: the agent snapshots its own store (backup-agent.ts),
+      // after writing the device counters it holds back, so a restored agent refuses every replay.
+      if (isBackupRequest(request)) {
+        await flushCounters();
+        return { output: { ...(await agentBackup(data, registry.store, request)) }, code: 0 };
+      }
       const reply = await executeDeviceRequest(registry, request as DeviceRequest);
       if ('id' in request) {
         changed(request.id);

@@ -26,7 +26,7 @@ commands:
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
   ttlv decode|encode …                    TTLV ⇄ KMIP XML / JSON
-  bench [ttlv|upstream|ledger|devices]    benchmarks with same-run baselines
+  bench [ttlv|upstream|ledger|devices|outage|firmware]  benchmarks with same-run baselines
   demo                                    the all-in-one demo on embedded defaults
 `;
 
@@ -174,11 +174,23 @@ Benchmarks, each next to a baseline measured in the same run.
   --outage-seconds S  outage: how long the upstream is cut (default 60)
   --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
   --rate R            outage: requests per second per device (default 1)
+  --resend-ms M       outage: a device's resend interval while unanswered (default 5000)
 `,
-  demo: () => `usage: kmip-edge demo
+  demo: () => `usage: kmip-edge demo [--seconds S] [--events FILE] [--keep DIR] [--pace MS] [--plain]
 
-Runs the whole gateway on one machine with a live view: the development KMIP server, the agent
-with the embedded MQTT broker and two simulated devices. No flags.
+Runs the whole gateway on one machine: the development KMIP server, the agent with the embedded
+MQTT broker, a simulated tape drive and a sensor. Stages: keys fetched (one with end-to-end
+nonce-MAC); the tape drive encrypts in chunks drawing usage allocations; the key server sends a
+Put Replace and a Notify; the key server is cut (offline serving, allocations draining) and comes
+back (refills resume). On a terminal: a live view redrawn in place, until Ctrl-C. Otherwise: one
+line per event, ending after the last stage.
+  --seconds S    stop after S seconds (exit 1 if the stages had not finished); off a terminal
+                 without --keep the bound is 120 s
+  --events FILE  every event as a JSON line {"t","stage","event","text",…}; the last is "done"
+  --keep DIR     set up in DIR (new or empty) and stay up after the stages, printing the
+                 commands to talk to it (kmip-edge status --data DIR/agent, device-sim …)
+  --pace MS      time between steps (default 700 on a terminal, 60 otherwise)
+  --plain        plain lines even on a terminal
 `,
 };
 

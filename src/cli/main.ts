@@ -74,7 +74,6 @@ export async function main(argv: string[]): Promise<number> {
       case 'master-key':
         return await runMasterKeyCommand(rest, write);
       case 'demo':
-        if (rest.length > 0) throw new UsageError(`demo takes no arguments, not ${JSON.stringify(rest[0])}; try kmip-edge demo --help`);
         return await runDemo(rest, write);
       case 'help':
       case '--help':

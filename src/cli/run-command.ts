@@ -222,7 +222,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log);
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush());
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {

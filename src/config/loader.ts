@@ -5,7 +5,7 @@
  * `FILE: path.in.file`), the value given and what is allowed.
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parseDocument } from 'yaml';
+import { isScalar, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { readInputLimited } from '../cli/input.ts';
 import { isKmipEdgeError } from '../errors.ts';
@@ -37,7 +37,18 @@ export function readConfigFile(path: string): Raw {
     const detail = error.message.replace(/^cannot open \S+: /, '').replace(/^\S+ has /, 'it has ').replace(/^input exceeds/, 'it exceeds');
     throw new ConfigError('CONFIG_UNREADABLE', [`${path}: cannot read the configuration file: ${detail}`], { cause: error });
   }
-  const document = parseDocument(bytes.toString('utf8'), { uniqueKeys: true, prettyErrors: true });
+  // logLevel 'error': the library's warnings go nowhere (they would be lines on stderr that are
+  // not ours); what they warn of is refused below as an error instead.
+  const document = parseDocument(bytes.toString('utf8'), { uniqueKeys: true, prettyErrors: true, logLevel: 'error' });
+  visit(document, {
+    Pair(_, pair) {
+      // A mapping or list as a key (`? {a: 1}`) has no setting name; YAML would stringify it.
+      if (pair.key !== null && !isScalar(pair.key)) {
+        const at = (pair.key as { range?: [number, number, number] }).range?.[0] ?? 0;
+        document.errors.push(Object.assign(new Error('a key must be a plain name, not a mapping or list'), { linePos: [lineCol(bytes, at)] }) as never);
+      }
+    },
+  });
   if (document.errors.length > 0) {
     throw new ConfigError('CONFIG_INVALID', document.errors.map((error) => {
       const at = error.linePos?.[0];
@@ -158,4 +169,10 @@ function describeIssue(issue: z.core.$ZodIssue, raw: Raw, sources: ConfigSources
  */
 export function describeConfig(config: AgentConfig): Record<string, unknown> {
   return JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+}
+
+/** 1-based line and column of a character offset, as the YAML library reports them. */
+function lineCol(bytes: Buffer, offset: number): { line: number; col: number } {
+  const before = bytes.toString('utf8').slice(0, offset).split('\n');
+  return { line: before.length, col: before.at(-1)!.length + 1 };
 }

@@ -16,13 +16,14 @@
  */
 import { KmipEdgeError } from '../errors.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
-import { counterKey, REPLAY_WINDOW } from './replay-guard.ts';
+import { DOWN_COUNTER_PREFIX } from './down-counters.ts';
+import { counterKey, KEPT_REPLY_PREFIX, REPLAY_WINDOW } from './replay-guard.ts';
 
 /** Counters skipped above the highest the agent accepted (2^32: more than any block a device reserves). */
 export const RECOVERY_GAP = 1n << 32n;
 const MAX_COUNTER = (1n << 64n) - 1n;
-const DOWN = 'device/down/';
-const KEPT_REPLY = 'device/reply/';
+const DOWN = DOWN_COUNTER_PREFIX;
+const KEPT_REPLY = KEPT_REPLY_PREFIX;
 
 export interface CounterFloor {
   id: string;

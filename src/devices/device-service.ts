@@ -6,9 +6,11 @@
  *
  * Replay and retries: the up counter is accepted once, within a sliding window (replay-guard.ts),
  * and stored — synced with the reply when the request had an effect, written behind for reads;
- * down counters come from durably reserved blocks. A resent frame (same counter) is answered with
- * the kept reply, not acted on again; effects are idempotent by (device, counter) — a grant's
- * request id is the frame counter — so a crash cannot double-count.
+ * down counters come from durably reserved blocks. A resent frame (same counter) inside the window
+ * is always answered (PROTOCOL.md §3.1): a request with an effect with the reply kept for it — by
+ * counter, while inside the window — not acted on again; anything else acted on again. Effects are
+ * idempotent by (device, counter) — a grant's request id is the frame counter — so a crash cannot
+ * double-count. No device frame ends the process: handle() never rejects.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
 import type { CachedKey, KeyMetadata } from '../agent/key-cache.ts';
@@ -29,7 +31,7 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { MAX_FRAME_BYTES, openFrame, parseFrameHeader, sealFrame, TAG_BYTES, type ParsedFrameHeader } from './frame.ts';
 import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
-import { counterKey, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
+import { counterKey, KEPT_REPLY_PREFIX, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { DropLog } from './drop-log.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
@@ -37,12 +39,7 @@ import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
-const KEPT_REPLY = 'device/reply/';
-/**
- * Requests per device a device may have in flight at once (device-requester.ts); a resend of any
- * request inside the replay window is answered (PROTOCOL.md §3.1), not only of these.
- */
-export const KEPT_REPLIES = 16n;
+const KEPT_REPLY = KEPT_REPLY_PREFIX;
 /**
  * How long a device's read waits for the upstream before it is answered "not now" (issue #13
  * finding 7): a blackholed key server must not hold a device for the client's whole timeout.
@@ -80,12 +77,6 @@ export class DeviceService {
    * upstream call that is slow) is not acted on again — the reply goes out once it is ready.
    */
   private readonly inFlight = new Set<string>();
-  /**
-   * Counters of the replies kept on disk per device (loaded at the device's first resend or
-   * effect since start): a reply is kept while its counter is inside the replay window (§3.1),
-   * then deleted in the next synced write of the device.
-   */
-  private readonly kept = new Map<string, Promise<Map<bigint, string>>>();
   /** Counters towards devices, shared by replies and relayed pushes. */
   private readonly downCounters: DownCounters;
   /** Upstream Put/Notify relayed to devices until they acknowledge. */
@@ -135,7 +126,6 @@ export class DeviceService {
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
     this.buckets.delete(deviceId);
-    this.kept.delete(deviceId);
     this.replay.forget(deviceId);
     this.downCounters.forget(deviceId);
   }
@@ -251,18 +241,13 @@ export class DeviceService {
       const kept = new Uint8Array(8 + reply.length);
       new DataView(kept.buffer).setBigUint64(0, counter);
       kept.set(reply, 8);
-      const index = await this.keptIndex(device.id);
       const key = keptReplyKey(device.id, counter);
       const writes: BatchOperation[] = [{ type: 'put', key, value: kept }];
       writes.push(await this.replay.supersede(counterWrite ?? { type: 'put', key: counterKey(device.id, 'up'), value: new Uint8Array(0) }));
       // Replies whose counter left the window can never be asked for again (§3.1): deleted with this write.
-      const highest = this.replay.highest(device.id, 'up');
-      const expired = [...index].filter(([c]) => c + REPLAY_WINDOW <= highest);
-      for (const [, old] of expired) writes.push({ type: 'del', key: old });
+      writes.push(...(await this.expiredReplies(device.id, this.replay.highest(device.id, 'up'))));
       try {
         await this.store.commit(writes);
-        for (const [c] of expired) index.delete(c);
-        index.set(counter, key);
       } catch (error) {
         // The grant is on disk (the ledger's own write) but its reply cannot be kept (disk full):
         // send it anyway; a resend finds no kept reply and is worked out again — the ledger
@@ -290,32 +275,31 @@ export class DeviceService {
     return sealFrame(header, device.key, tooLarge(body, length, limit));
   }
 
-  /** The reply kept for `counter`, if any (the frame as sent). */
+  /**
+   * The reply kept for `counter`, if any (the frame as sent). Each kept value starts with its
+   * counter, so a reply kept by an older agent in its 16 slots by counter mod 16
+   * (`device/reply/<id>/<n>`) is found too.
+   */
   private async keptReply(deviceId: string, counter: bigint): Promise<Uint8Array | undefined> {
-    const key = (await this.keptIndex(deviceId)).get(counter);
-    const stored = key === undefined ? undefined : await this.store.get(key);
-    if (!stored || new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) !== counter) return undefined;
-    return stored.slice(8);
+    for (const key of [keptReplyKey(deviceId, counter), `${KEPT_REPLY}${deviceId}/${counter % 16n}`]) {
+      const stored = await this.store.get(key);
+      if (stored && stored.length >= 8 && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === counter) return stored.slice(8);
+    }
+    return undefined;
   }
 
   /**
-   * The kept replies of a device, by counter. Each value starts with its counter, so replies kept
-   * by an older agent in 16 slots by counter mod 16 (`device/reply/<id>/<n>`) are found too.
+   * Deletions of the device's kept replies whose counter left the window (64 or more below
+   * `highest`): they can never be asked for again (§3.1). Read from disk at each grant — at most
+   * the window's worth of small entries — so that nothing per device is held in memory.
    */
-  private keptIndex(deviceId: string): Promise<Map<bigint, string>> {
-    let index = this.kept.get(deviceId);
-    if (!index) {
-      index = (async () => {
-        const out = new Map<bigint, string>();
-        for await (const [key, value] of this.store.entries(`${KEPT_REPLY}${deviceId}/`)) {
-          if (value.length >= 8) out.set(new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0), key);
-        }
-        return out;
-      })();
-      index.catch(() => this.kept.delete(deviceId));
-      this.kept.set(deviceId, index);
+  private async expiredReplies(deviceId: string, highest: bigint): Promise<BatchOperation[]> {
+    const out: BatchOperation[] = [];
+    for await (const [key, value] of this.store.entries(`${KEPT_REPLY}${deviceId}/`)) {
+      const counter = value.length >= 8 ? new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0) : 0n;
+      if (counter + REPLAY_WINDOW <= highest) out.push({ type: 'del', key });
     }
-    return index;
+    return out;
   }
 
   /**

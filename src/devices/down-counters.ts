@@ -7,7 +7,8 @@
  */
 import type { KeyValueStore } from '../store/kv-store.ts';
 
-const PREFIX = 'device/down/';
+export const DOWN_COUNTER_PREFIX = 'device/down/';
+const PREFIX = DOWN_COUNTER_PREFIX;
 /** Counters reserved per durable write. */
 const BLOCK = 1024n;
 

@@ -5,11 +5,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { KmipEdgeError } from '../errors.ts';
-import type { KeyValueStore } from '../store/kv-store.ts';
+import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import type { MasterKey } from '../store/master-key.ts';
+import { DOWN_COUNTER_PREFIX } from './down-counters.ts';
 import { Suite } from './frame.ts';
+import { counterKey, KEPT_REPLY_PREFIX } from './replay-guard.ts';
 
 const PREFIX = 'device/registry/';
+
 const DEVICE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Operations a device may be allowed (PROTOCOL.md §5), by KMIP XML name. */
@@ -115,9 +118,16 @@ export class DeviceRegistry {
     return out;
   }
 
+  /**
+   * Removes the device and everything the agent kept of it: its counter windows, its down
+   * counter and the replies kept for its resends. Added again it gets a new key, so its
+   * counters start afresh without reusing a nonce (a kept state would refuse them as replays).
+   */
   async remove(id: string): Promise<boolean> {
     if (!(await this.store.get(PREFIX + id))) return false;
-    await this.store.commit([{ type: 'del', key: PREFIX + id }]);
+    const writes: BatchOperation[] = [PREFIX + id, counterKey(id, 'up'), counterKey(id, 'down'), DOWN_COUNTER_PREFIX + id].map((key) => ({ type: 'del', key }));
+    for await (const [key] of this.store.entries(`${KEPT_REPLY_PREFIX}${id}/`)) writes.push({ type: 'del', key });
+    await this.store.commit(writes);
     return true;
   }
 }

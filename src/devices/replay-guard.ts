@@ -27,6 +27,9 @@ const DEFER_MAX = 4096;
 /** Counters below the highest that can still be accepted once. */
 export const REPLAY_WINDOW = 64n;
 /** The store key of a device's counter state (device-admin and the recovery command write it too). */
+/** Store prefix of the replies kept for a device's resends (device-service.ts), by device. */
+export const KEPT_REPLY_PREFIX = 'device/reply/';
+
 export function counterKey(deviceId: string, direction: Direction): string {
   return storeKey(deviceId, direction);
 }
@@ -138,22 +141,6 @@ export class ReplayGuard {
   /** The highest counter accepted from the device in `direction` (0 when none, or not loaded). */
   highest(deviceId: string, direction: Direction): bigint {
     return this.windows.get(storeKey(deviceId, direction))?.highest ?? 0n;
-  }
-
-  /**
-   * Raises the device's accepted counter floor (PROTOCOL.md §3.2, a device that lost its
-   * counter): every counter up to `floor` counts as used. Returns the write to commit; the window
-   * in memory changes at once. A floor at or below the highest changes nothing.
-   */
-  async raiseFloor(deviceId: string, direction: Direction, floor: bigint): Promise<CounterWrite> {
-    const key = storeKey(deviceId, direction);
-    const window = this.windows.get(key) ?? (await this.load(key));
-    if (floor > window.highest) {
-      window.highest = floor;
-      window.seen = WINDOW_MASK;
-    }
-    this.pending.delete(key);
-    return this.current(key);
   }
 
   /** Forgets the in-memory window (the device was changed in the store by someone else). */

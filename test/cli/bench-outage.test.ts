@@ -26,7 +26,7 @@ for (const cut of ['refuse', 'blackhole'] as const) {
     assert.equal(run.status, 0, run.stderr);
     const lines = run.stdout.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
     assert.deepEqual(lines.map((l) => l.measure), ['cachedGet', 'allocation', 'uncoveredGet', 'recovery']);
-    for (const line of lines) assert.deepEqual({ bench: line.bench, cut: line.cut, devices: line.devices, outageSeconds: line.outageSeconds }, { bench: 'outage', cut, devices: 3, outageSeconds: 2 });
+    for (const line of lines) assert.deepEqual({ bench: line.bench, cut: line.cut, devices: line.devices, outageSeconds: line.outageSeconds, resendMs: line.resendMs }, { bench: 'outage', cut, devices: 3, outageSeconds: 2, resendMs: 5000 });
     const [cached, allocation, uncovered, recovery] = lines as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>];
     for (const field of ['answered', 'errors', 'refused', 'finishedAfterReturn', 'baselineAnswered', 'baselineErrors', 'afterAnswered', 'afterErrors']) assert.ok(isCount(cached[field]), `cachedGet.${field}`);
     for (const field of ['P50Ms', 'P99Ms', 'baselineP50Ms', 'baselineP99Ms', 'afterP50Ms']) assert.ok(isMsOrNull(cached[field]), `cachedGet.${field}`);
@@ -48,7 +48,7 @@ for (const cut of ['refuse', 'blackhole'] as const) {
 }
 
 it('bench outage flags: a mistake is one line and exit 2, before anything starts', () => {
-  for (const args of [['outage', '--cut', 'unplug'], ['outage', '--devices', '1,2'], ['outage', '--outage-seconds', '0'], ['outage', '--rate', 'fast'], ['devices', '--cut', 'refuse']]) {
+  for (const args of [['outage', '--cut', 'unplug'], ['outage', '--devices', '1,2'], ['outage', '--outage-seconds', '0'], ['outage', '--rate', 'fast'], ['outage', '--resend-ms', '10'], ['devices', '--cut', 'refuse']]) {
     const run = bench(args);
     assert.equal(run.status, 2, `${args.join(' ')}: ${run.stderr}`);
     assert.equal(run.stdout, '');

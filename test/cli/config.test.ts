@@ -137,6 +137,10 @@ describe('configuration errors, one line each: field, value given, what is allow
     const duplicate = file('duplicate.yaml', `${VALID}data: /elsewhere\n`);
     assert.deepEqual(errors([duplicate]), [`kmip-edge: ${duplicate}:8:1 not valid YAML: Map keys must be unique`]);
   });
+  it('a key that is not a plain value: one line, no YAML library warning on stderr', () => {
+    const path = file('collection-key.yaml', '? {a: 1}\n: x\n');
+    assert.deepEqual(errors([path]), [`kmip-edge: ${path}:1:3 not valid YAML: a key must be a plain name, not a mapping or list`]);
+  });
   it('not a mapping', () => {
     const path = file('list.yaml', '- data\n- upstream\n');
     assert.deepEqual(errors([path]), [`kmip-edge: ${path}: got a list of 2; expected a mapping of settings (data:, upstream:, mqtt:, …)`]);

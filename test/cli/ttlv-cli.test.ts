@@ -65,16 +65,17 @@ describe('kmip-edge ttlv', () => {
     }
   });
 
-  it('demo runs the embedded default end to end', () => {
+  it('demo runs the embedded default end to end (every stage: test/cli/demo-events.test.ts)', () => {
     const run = runCli(['demo']);
     assert.equal(run.status, 0, run.stderr);
     assert.match(run.stdout, /tape-drive-7 Get tape-key: served, fingerprint [0-9a-f]{16} = the key server's/);
-    assert.match(run.stdout, /ledger: \d+ allocated from upstream, 900 granted to devices/);
+    assert.match(run.stdout, /tape-drive-7 encrypted 6144 bytes in 6 chunks; the ledger shows 6144 bytes granted/);
     assert.match(run.stdout, /HMAC and its own x-Nonce verified at the device/);
     assert.match(run.stdout, /sensor-1 Get tape-key \(not on its allow-list\): refused/);
-    assert.match(run.stdout, /acknowledged by the agent; relayed to tape-drive-7: Put received and acknowledged/);
-    assert.match(run.stdout, /key server stopped — tape-drive-7 Get of the new key: served from the cache; 100 more bytes: served/);
-    assert.match(run.stdout, /demo complete\n$/);
+    assert.match(run.stdout, /acknowledged by the agent \(on disk first\); relayed to tape-drive-7: received and acknowledged/);
+    assert.match(run.stdout, /tape-drive-7 Get tape-key with the key server away: served from the cache/);
+    assert.match(run.stdout, /refills resumed: the ledger draws from the key server again; upstream shown online/);
+    assert.match(run.stdout, /demo complete: keys, encrypt, put-replace, notify, offline, online\n$/);
   });
 
   it('bench devices --json: agent and echo through a real Mosquitto, alternated rounds, the placement it ran with; bad --rounds / --placement are usage errors', () => {

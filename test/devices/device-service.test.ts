@@ -136,6 +136,22 @@ describe('device service: a resent read (PROTOCOL.md §3.1)', () => {
   });
 });
 
+describe('device service: a device removed and added again', () => {
+  it('starts afresh: its counters and kept replies went with it (a new key, so no nonce is reused)', async () => {
+    const first = await gateway.registry.add('re-added', { keys: [{ name: 'tape-key' }] });
+    const old = new DeviceClient(first.id, first.key, first.suite, memoryCounters(5000n));
+    assert.equal((await ask(old, Operation.GetUsageAllocation, payload.getUsageAllocation(allowedKey, 1n))).resultStatus, ResultStatus.Success);
+    assert.equal(await gateway.registry.remove('re-added'), true);
+    service.forget('re-added');
+    const kept: unknown[] = [];
+    for await (const entry of deviceStore.entries('device/reply/re-added/')) kept.push(entry);
+    assert.deepEqual(kept, [], 'no kept replies left');
+    const again = await gateway.registry.add('re-added', { keys: [{ name: 'tape-key' }] });
+    const fresh = new DeviceClient(again.id, again.key, again.suite, memoryCounters()); // counters from the start
+    assert.equal((await ask(fresh, Operation.Get)).resultStatus, ResultStatus.Success);
+  });
+});
+
 describe('device service: refused frames change nothing', () => {
   /** Sends a frame that must be dropped and checks counters, ledger and replies did not move. */
   async function refused(frame: Uint8Array, topicDeviceId: string | undefined, code: string): Promise<void> {

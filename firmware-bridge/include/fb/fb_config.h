@@ -27,6 +27,12 @@
 #define FB_DEFAULT_COUNTER_BLOCK 1000u
 #endif
 
+/** 1 (default): fb_status_name returns each status's constant name ("FB_ERR_AUTH"). 0: it
+ *  returns "FB_OK", "FB_AGAIN" or "FB_ERR" only, and the names' ~290 bytes of flash are gone. */
+#ifndef FB_CONFIG_STATUS_NAMES
+#define FB_CONFIG_STATUS_NAMES 1
+#endif
+
 #if FB_MAX_FRAME > 4096u
 #error "FB_MAX_FRAME may not exceed PROTOCOL.md's 4096 bytes"
 #endif

@@ -75,7 +75,10 @@ fb_status fb_device_begin(const fb_device *dev, uint8_t *frame, size_t frame_siz
  * Seals the message written through `body` (from fb_device_begin on the same `frame`) with the
  * next up counter, reserved durably first. With reply_to == 0 it is a request: it is recorded in
  * flight (FB_ERR_BUSY, before any counter is used, when FB_MAX_IN_FLIGHT are waiting); else an
- * acknowledgement answering down counter `reply_to`. Writes *frame_len and *counter.
+ * acknowledgement answering down counter `reply_to`. Either is FB_ERR_BUSY, before any counter is
+ * used, while its counter would be 64 or more above the oldest request waiting (PROTOCOL.md §3.1
+ * lead rule): wait for that answer, or give the request up with fb_device_forget. Writes
+ * *frame_len and *counter.
  */
 fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
                          uint64_t reply_to, size_t *frame_len, uint64_t *counter);
