@@ -23,6 +23,7 @@ import { it } from 'node:test';
 import { UsageLimitsUnit, Tag } from '../../src/kmip/tables.generated.ts';
 import { LevelStore } from '../../src/store/kv-store.ts';
 import { readBackup } from '../../src/store/snapshot.ts';
+import { counterKey } from '../../src/devices/replay-guard.ts';
 import { enumeration, longInteger, structure } from '../../src/ttlv/build.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
@@ -91,6 +92,7 @@ it('backup and restore SIGKILLed in the middle lose nothing; the restored agent 
     agent = (await run()).child;
     for (const uid of uids) served('get', '--uid', uid);
     served('allocate', '--uid', uids[0]!, '--count', '4096', '--repeat', '3');
+    served('get', '--uid', uids[1]!); // its counter's write is held back by the agent (replay-guard.ts)
 
     // While it runs: no rotation, no restore into its folder; the backup is the agent's.
     const rotate = runCli(['master-key', 'rotate', '--data', data]);
@@ -103,6 +105,10 @@ it('backup and restore SIGKILLed in the middle lose nothing; the restored agent 
     assert.equal(live.masterKey.included, false);
     assert.ok(live.records > 3000, `${live.records} records`);
     assert.equal(statSync(live.backup).mode & 0o777, 0o600);
+    // The backup has the device's latest counter: a restored agent refuses a replay of any frame sent so far.
+    const sent = BigInt(readFileSync(join(work, 'tape.counter'), 'utf8').trim().split(' ')[0]!);
+    const counter = readBackup(live.backup).records.find(([k]) => k === counterKey('tape-1', 'up'))![1];
+    assert.equal(new DataView(counter.buffer, counter.byteOffset).getBigUint64(0), sent);
     const intoRunning = runCli(['restore', '--data', data, '--from', live.backup, '--replace']);
     assert.equal(intoRunning.status, 2);
     assert.match(intoRunning.stderr, /^kmip-edge: the agent on .* is running \(its store is locked\); stop it, then restore\n$/);
