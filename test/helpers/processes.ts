@@ -39,7 +39,8 @@ export function upstreamArgs(kms: string, port: number): string[] {
 }
 
 export function exited(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+  // A process that already ended has exitCode set, or signalCode when a signal ended it.
+  return new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
 }
 
 /** Asks a process to stop (SIGTERM: the agent drains and exits) and resolves with its exit code. */
