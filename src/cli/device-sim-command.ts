@@ -73,7 +73,7 @@ options:
   --suite aes-256-gcm|chacha20-poly1305   the device's suite (default aes-256-gcm)
   --state F                    the counter file (default ID.counter)
   --timeout SECONDS            give up on a request (or on reaching the broker) after this long (default 10): exit 1
-  --resend-ms MS               resend an unanswered request after MS (default 1000)
+  --resend-ms MS               resend an unanswered request after MS (default 3000)
   --prefix P                   the MQTT topic prefix (default kmip-edge)
   --serial PATH                a serial line instead of MQTT
 ${MQTT_FLAGS_HELP}`;
@@ -103,7 +103,7 @@ export async function runDeviceSimCommand(args: string[], out: (text: string) =>
       id: { type: 'string' }, key: { type: 'string' }, 'key-file': { type: 'string' }, suite: { type: 'string', default: 'aes-256-gcm' },
       mqtt: { type: 'string' }, ...MQTT_FLAG_OPTIONS, serial: { type: 'string' }, prefix: { type: 'string', default: 'kmip-edge' }, state: { type: 'string' },
       uid: { type: 'string' }, count: { type: 'string' }, repeat: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '1' },
-      'resend-ms': { type: 'string', default: '1000' }, pushes: { type: 'string', default: '1' }, seconds: { type: 'string', default: '30' },
+      'resend-ms': { type: 'string', default: '3000' }, pushes: { type: 'string', default: '1' }, seconds: { type: 'string', default: '30' },
       timeout: { type: 'string', default: '10' },
       'mac-uid': { type: 'string' }, 'mac-key': { type: 'string' }, 'mac-key-file': { type: 'string' },
     },

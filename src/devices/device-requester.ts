@@ -14,6 +14,14 @@ import type { DeviceClient } from './device-client.ts';
 import { parseFrameHeader } from './frame.ts';
 
 /** Requests a device may have in flight (and waiting for a slot) at once. */
+/**
+ * Resend an unanswered frame after this long (PROTOCOL.md §3.1): longer than the agent's 2 s
+ * answer deadline (a resend then finds the answer ready instead of joining the wait), and, like
+ * CoAP's ACK_TIMEOUT (RFC 7252 §4.8: 2 s × 1–1.5), slow enough that resends do not snowball when
+ * answers are slow (1 s resends collapsed `bench outage` at 1,000 devices).
+ */
+export const DEFAULT_RESEND_MS = 3000;
+
 export const MAX_IN_FLIGHT = 16;
 /**
  * PROTOCOL.md §3.1: a frame's counter minus the counter of the oldest request still waiting for
@@ -110,7 +118,7 @@ export class DeviceRequester {
     const { frame, counter } = this.device.seal(message);
     return new Promise((resolve, reject) => {
       const now = Date.now();
-      const resendMs = options.resendMs ?? 1000;
+      const resendMs = options.resendMs ?? DEFAULT_RESEND_MS;
       this.waiting.set(counter, { frame, counter, resolve, reject, resendMs, resendAt: now + resendMs, deadline: now + (options.deadlineMs ?? 30_000) });
       this.send(frame);
       this.watch(resendMs);

@@ -205,7 +205,7 @@ describe('flags and folders', () => {
   });
   define({ name: 'an unknown flag', args: () => ['run', '--colour'], lines: () => ["Unknown option '--colour'; try kmip-edge run --help"] });
   define({ name: 'an unknown command', args: () => ['serve'], lines: () => ['unknown command "serve"; try kmip-edge --help'] });
-  define({ name: 'demo with arguments', args: () => ['demo', 'now'], lines: () => ['demo takes no arguments, not "now"; try kmip-edge demo --help'] });
+  define({ name: 'demo with arguments', args: () => ['demo', 'now'], lines: () => ["Unexpected argument 'now'. This command does not take positional arguments; try kmip-edge demo --help"] });
   define({ name: 'device update with nothing to change', args: () => ['device', 'update', '--data', join(work, 'nowhere'), '--id', 'd1'], lines: () => ['device update needs what to change: --key-uid, --key-name, --key-group, --operation, --rate or --max-frame'] });
 });
 

@@ -66,7 +66,7 @@ int options_parse(int argc, char **argv, example_transport transport, example_op
     const char *mac_key_file = NULL;
     char mac_text[160];
     const char *count = NULL, *repeat = "1", *pushes = "1", *seconds = "30", *bytes = NULL, *chunk = NULL;
-    const char *timeout = "30", *resend = "1000", *baud = "115200", *block = "0";
+    const char *timeout = "30", *resend = "3000", *baud = "115200", *block = "0";
     int64_t value = 0;
     char key_text[80];
 

@@ -9,7 +9,7 @@
  *         | tape --uid U --bytes N --chunk N   (get the key, then per chunk: allocate, encrypt)
  *         | get-verified --uid U --mac-uid M (--mac-key HEX | --mac-key-file F)
  *                                    (end-to-end nonce-MAC, PROTOCOL.md §5.1, verified here)
- *   common: [--timeout SECONDS] (per request, default 30) [--resend-ms MS] (default 1000)
+ *   common: [--timeout SECONDS] (per request, default 30) [--resend-ms MS] (default 3000)
  */
 #ifndef EXAMPLE_OPTIONS_H
 #define EXAMPLE_OPTIONS_H
