@@ -219,11 +219,13 @@ export async function deviceScenario(program: DeviceProgram, transport: 'serial'
     assert.equal(tap.down.filter((f) => f.replyTo === old.counter).length, repliesBefore, 'the replayed frame was not answered');
 
     // Put Replace: the key server pushes it, the agent relays it, the example acknowledges it.
-    // The activation Notify of `first` may be relayed too (to whichever run of the example hears it first).
+    // Notifies queued before it are relayed first, one per run of the example: the activation of
+    // `first`, and one for each change of its Usage Limits the allocations made (the development
+    // server sends a Notify for every attribute change) — as many as the runs above drew.
     tap.phase = 'push';
     const pushLines: DeviceLine[] = [];
     let pushed: { pushed: number; acknowledged: number } | undefined;
-    for (let attempt = 0; attempt < 4 && !pushLines.some((l) => l.operation === 'Put'); attempt++) {
+    for (let attempt = 0; attempt < 16 && !pushLines.some((l) => l.operation === 'Put'); attempt++) {
       const listener = startDevice(program, [...identity, 'listen', '--pushes', '1', '--seconds', '30']);
       await until(() => listener.lines.some((l) => l.op === 'hello') || listener.child.exitCode !== null, 'the example announced itself', 30_000);
       if (pushed === undefined) pushed = JSON.parse(runCli(['dev-server', 'push', '--dir', kms, '--put', second, '--replaces', first]).stdout) as { pushed: number; acknowledged: number };
