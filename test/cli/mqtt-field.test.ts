@@ -7,21 +7,15 @@
  * hint, its --suite checked, its key from a file or standard input.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { connect as connectMqtt } from 'mqtt';
 import { freePort } from '../../src/bench/free-port.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
-import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
-import { TlsPool } from '../../src/net/tls-pool.ts';
-import { enumeration, integer } from '../../src/ttlv/build.ts';
-import { toHex } from '../../src/ttlv/hex.ts';
-import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { spawnCli, stopCli, type CliProcess } from '../helpers/cli-process.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { addDevice, createActiveKey, startKeyServer, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, adminClient, createActiveKey, createMacKey, startKeyServer, upstreamArgs } from '../helpers/processes.ts';
 
 const WARN = 40;
 const INFO = 30;
@@ -189,15 +183,10 @@ it('device-sim: --timeout ends an unanswered request with exit 1 and a hint; an 
 it('device-sim get-verified with the device key on standard input and the MAC key in a file: nothing secret on its command line', async () => {
   const broker = await startMosquitto();
   const { work, kms, data, port, server } = await startKeyServer('mqtt-secrets');
-  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  const admin = adminClient(kms, port);
   let agent: CliProcess | undefined;
   try {
-    const macUid = await admin.create(ObjectType.SymmetricKey, [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
-    ]);
-    const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
+    const { uid: macUid, material: macKey } = await createMacKey(admin);
     const uid = await createActiveKey(kms, port, 'secret-verified');
     const key = addDevice(data, 'secret-dev', uid, macUid);
     const url = `mqtt://127.0.0.1:${broker.port}`;

@@ -5,31 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
-import { TlsPool } from '../../src/net/tls-pool.ts';
-import { enumeration, integer } from '../../src/ttlv/build.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
-import { KmipClient } from '../../src/upstream/client.ts';
 import { runCli } from '../helpers/cli.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { addDevice, createActiveKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, adminClient, createActiveKey, createMacKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
 
 it('run --nonce-mac-key and device-sim get-verified: keys verified at the agent and at the device', async () => {
   const broker = await startMosquitto();
   const { work, kms, data, port, server } = await startKeyServer('nonce-e2e');
-  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  const admin = adminClient(kms, port);
   let agent: ChildProcess | undefined;
   try {
-    const macUid = await admin.create(ObjectType.SymmetricKey, [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
-    ]);
-    const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
+    const { uid: macUid, material: macKey } = await createMacKey(admin);
     const agentKey = await createActiveKey(kms, port, 'agent-verified');
     const deviceKey = await createActiveKey(kms, port, 'device-verified');
     const key = addDevice(data, 'verifier', agentKey, deviceKey, macUid);

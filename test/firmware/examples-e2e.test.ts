@@ -8,17 +8,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, it } from 'node:test';
 import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
-import { TlsPool } from '../../src/net/tls-pool.ts';
-import { enumeration, integer } from '../../src/ttlv/build.ts';
-import { toHex } from '../../src/ttlv/hex.ts';
-import { KmipClient } from '../../src/upstream/client.ts';
 import { startMosquitto } from '../helpers/mosquitto.ts';
-import { addDevice, createActiveKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
+import { addDevice, adminClient, createActiveKey, createMacKey, startKeyServer, startProcess, terminate, upstreamArgs } from '../helpers/processes.ts';
 import { buildFirmware, type FirmwareBuild } from './firmware-build.ts';
 import { device, deviceScenario } from './device-scenario.ts';
 
@@ -38,15 +32,10 @@ it('posix-mqtt-device through Mosquitto against kmip-edge run', async () => {
 it('posix-mqtt-device get-verified: end-to-end nonce-MAC verified in C (the key server\'s key); a wrong MAC key is refused', async () => {
   const broker = await startMosquitto();
   const { work, kms, data, port, server } = await startKeyServer('fb-nonce');
-  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  const admin = adminClient(kms, port);
   let agent: ChildProcess | undefined;
   try {
-    const macUid = await admin.create(ObjectType.SymmetricKey, [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
-    ]);
-    const macKey = toHex(keyMaterialOf(keyBlockOf((await admin.get(macUid)).object)));
+    const { uid: macUid, material: macKey } = await createMacKey(admin);
     const uid = await createActiveKey(kms, port, 'fb-verified');
     const key = addDevice(data, 'fb-verifier', uid, macUid);
     agent = (await startProcess(['run', '--data', data, ...upstreamArgs(kms, port), '--mqtt', `mqtt://127.0.0.1:${broker.port}`])).child;

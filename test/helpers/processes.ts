@@ -3,8 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ObjectType } from '../../src/kmip/tables.generated.ts';
+import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../../src/kmip/tables.generated.ts';
 import { TlsPool } from '../../src/net/tls-pool.ts';
+import { enumeration, integer } from '../../src/ttlv/build.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
 import { KmipClient } from '../../src/upstream/client.ts';
 import { aesKey } from './client-interop-suite.ts';
 import { ROOT, runCli } from './cli.ts';
@@ -21,9 +24,24 @@ export function startProcess(args: string[]): Promise<{ child: ChildProcess; rea
   });
 }
 
+/** A KMIP 1.2 client of the development server in `kms` (its client certificate), as an administrator's. */
+export function adminClient(kms: string, port: number): KmipClient {
+  return new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+}
+
+/** An HMAC-SHA256 key on the server (for nonce-MAC): its Unique Identifier and its material as hex. */
+export async function createMacKey(admin: KmipClient): Promise<{ uid: string; material: string }> {
+  const uid = await admin.create(ObjectType.SymmetricKey, [
+    { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.HMAC_SHA256) },
+    { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
+    { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.MACGenerate | CryptographicUsageMask.MACVerify) },
+  ]);
+  return { uid, material: toHex(keyMaterialOf(keyBlockOf((await admin.get(uid)).object))) };
+}
+
 /** An active AES key on the development server, created over mutual TLS as an administrator would. */
 export async function createActiveKey(kms: string, port: number, name: string, attributes?: Parameters<typeof aesKey>[2]): Promise<string> {
-  const admin = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port, ca: readFileSync(join(kms, 'ca.pem')), cert: readFileSync(join(kms, 'client.pem')), key: readFileSync(join(kms, 'client.key')) }), version: { major: 1, minor: 2 } });
+  const admin = adminClient(kms, port);
   try {
     const uid = await admin.create(ObjectType.SymmetricKey, aesKey(name, undefined, attributes));
     await admin.activate(uid);
