@@ -13,7 +13,7 @@
  * before they end; SIGHUP reloads what can change without a restart (../config/reload.ts); on
  * SIGTERM stops taking frames, lets the store drain, and exits 0. Logs are JSON lines on stderr.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { isKmipEdgeError } from '../errors.ts';
 import { createServer } from 'node:net';
 import { AgentCore } from '../agent/agent-core.ts';
@@ -27,7 +27,7 @@ import type { AgentConfig } from '../config/schema.ts';
 import { checkPinnedCertificate, checkTlsFiles } from '../config/tls-files.ts';
 import { DeviceService } from '../devices/device-service.ts';
 import { startEmbeddedBroker } from '../devices/embedded-broker.ts';
-import { agentClientId, MqttDeviceTransport, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
+import { agentClientId, MqttDeviceTransport, readMqttPassword, resolveMqttSettings, type MqttConnectOptions, type MqttSettings } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { startSerialTransport } from '../devices/serial-transport.ts';
 import { UpstreamPeers } from '../agent/upstream-peers.ts';
@@ -108,10 +108,12 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     }
   }
   if (config.mqtt?.passwordFile !== undefined) {
+    // The transport's own reader (bounded, one line, not empty), so that both say the same; the
+    // password is read again when the transport starts and not kept here.
     try {
-      if (readFileSync(config.mqtt.passwordFile, 'utf8').split('\n')[0]!.length === 0) problems.push(`${config.mqtt.passwordFile}: the MQTT password file is empty (the password is its first line)`);
+      readMqttPassword(config.mqtt.passwordFile).fill(0);
     } catch (error) {
-      problems.push(`${config.mqtt.passwordFile}: cannot read the MQTT password file (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+      problems.push((error as Error).message);
     }
   }
   if (problems.length > 0) throw new ConfigError('CONFIG_INVALID', problems);

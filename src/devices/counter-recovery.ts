@@ -22,8 +22,6 @@ import { counterKey, KEPT_REPLY_PREFIX, REPLAY_WINDOW } from './replay-guard.ts'
 /** Counters skipped above the highest the agent accepted (2^32: more than any block a device reserves). */
 export const RECOVERY_GAP = 1n << 32n;
 const MAX_COUNTER = (1n << 64n) - 1n;
-const DOWN = DOWN_COUNTER_PREFIX;
-const KEPT_REPLY = KEPT_REPLY_PREFIX;
 
 export interface CounterFloor {
   id: string;
@@ -48,9 +46,9 @@ export async function resetDeviceCounter(store: KeyValueStore, id: string, exist
   const view = new DataView(window.buffer);
   view.setBigUint64(0, counter);
   view.setBigUint64(8, (1n << REPLAY_WINDOW) - 1n); // every counter up to the floor counts as used
-  const pushCounter = readU64(await store.get(DOWN + id));
+  const pushCounter = readU64(await store.get(DOWN_COUNTER_PREFIX + id));
   const writes: BatchOperation[] = [{ type: 'put', key: counterKey(id, 'up'), value: window }];
-  for await (const [key] of store.entries(`${KEPT_REPLY}${id}/`)) writes.push({ type: 'del', key });
+  for await (const [key] of store.entries(`${KEPT_REPLY_PREFIX}${id}/`)) writes.push({ type: 'del', key });
   await store.commit(writes);
   return { id, counter, pushCounter };
 }

@@ -39,7 +39,6 @@ import { observer, SUCCESS } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
-const KEPT_REPLY = KEPT_REPLY_PREFIX;
 /**
  * How long a device's read waits for the upstream before it is answered "not now" (issue #13
  * finding 7): a blackholed key server must not hold a device for the client's whole timeout.
@@ -52,7 +51,7 @@ export const ANSWER_DEADLINE_MS = 2000;
 
 /** The disk key of the reply kept for a request with an effect: one per counter (16 hex digits, sorting by counter). */
 function keptReplyKey(deviceId: string, counter: bigint): string {
-  return `${KEPT_REPLY}${deviceId}/${counter.toString(16).padStart(16, '0')}`;
+  return `${KEPT_REPLY_PREFIX}${deviceId}/${counter.toString(16).padStart(16, '0')}`;
 }
 
 class Refusal extends Error {
@@ -281,7 +280,7 @@ export class DeviceService {
    * (`device/reply/<id>/<n>`) is found too.
    */
   private async keptReply(deviceId: string, counter: bigint): Promise<Uint8Array | undefined> {
-    for (const key of [keptReplyKey(deviceId, counter), `${KEPT_REPLY}${deviceId}/${counter % 16n}`]) {
+    for (const key of [keptReplyKey(deviceId, counter), `${KEPT_REPLY_PREFIX}${deviceId}/${counter % 16n}`]) {
       const stored = await this.store.get(key);
       if (stored && stored.length >= 8 && new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) === counter) return stored.slice(8);
     }
@@ -295,7 +294,7 @@ export class DeviceService {
    */
   private async expiredReplies(deviceId: string, highest: bigint): Promise<BatchOperation[]> {
     const out: BatchOperation[] = [];
-    for await (const [key, value] of this.store.entries(`${KEPT_REPLY}${deviceId}/`)) {
+    for await (const [key, value] of this.store.entries(`${KEPT_REPLY_PREFIX}${deviceId}/`)) {
       const counter = value.length >= 8 ? new DataView(value.buffer, value.byteOffset, 8).getBigUint64(0) : 0n;
       if (counter + REPLAY_WINDOW <= highest) out.push({ type: 'del', key });
     }

@@ -8,7 +8,6 @@
 import type { KeyValueStore } from '../store/kv-store.ts';
 
 export const DOWN_COUNTER_PREFIX = 'device/down/';
-const PREFIX = DOWN_COUNTER_PREFIX;
 /** Counters reserved per durable write. */
 const BLOCK = 1024n;
 
@@ -55,7 +54,7 @@ export class DownCounters {
       const value = new Uint8Array(8);
       new DataView(value.buffer).setBigUint64(0, upTo);
       block.reservingUpTo = upTo;
-      block.reserving = this.store.commit([{ type: 'put', key: PREFIX + deviceId, value }]).then(() => {
+      block.reserving = this.store.commit([{ type: 'put', key: DOWN_COUNTER_PREFIX + deviceId, value }]).then(() => {
         if (upTo > block.limit) block.limit = upTo;
       }, (error: unknown) => {
         // Not reserved (disk full): the next counter asks again, instead of this failure for ever.
@@ -69,7 +68,7 @@ export class DownCounters {
   }
 
   private async load(deviceId: string): Promise<Block> {
-    const stored = await this.store.get(PREFIX + deviceId);
+    const stored = await this.store.get(DOWN_COUNTER_PREFIX + deviceId);
     const reservedUpTo = stored ? new DataView(stored.buffer, stored.byteOffset, 8).getBigUint64(0) : 0n;
     const block = { next: reservedUpTo + 1n, limit: reservedUpTo, reserving: undefined, reservingUpTo: reservedUpTo };
     this.loaded.set(deviceId, block);
