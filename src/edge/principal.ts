@@ -1,0 +1,64 @@
+/**
+ * Who asks the edge KMIP service (issue #16): a device, through the device protocol's door
+ * (MQTT, serial), or a local KMIP client — a tape library, a storage array — through the KMIP
+ * over mutual TLS door (`run --kmip-listen`). Both doors authenticate first and hand the service
+ * a principal; the service answers only with what the principal's allow-lists let it see.
+ */
+import type { KeyRule } from '../devices/registry.ts';
+import type { Attribute } from '../kmip/attributes.ts';
+
+export interface Principal {
+  kind: 'device' | 'client';
+  /** The device id or the local client id (`client add --id`): named in every audit event. */
+  id: string;
+  /** Keys it may see, by Unique Identifier, Name or Object Group; any other key is as if it did not exist (Item Not Found). */
+  keys: readonly KeyRule[];
+  /** KMIP operations it may ask for, by the Operation enumeration's KMIP XML name ('Get', 'Locate', 'Create', …). */
+  operations: readonly string[];
+}
+
+/**
+ * A key template of a local client's pool (issue #16: offline Create): the agent keeps `size`
+ * keys with these attributes created upstream ahead of need, sealed in the store like every key.
+ */
+export interface PoolTemplate {
+  /** Cryptographic Algorithm enumeration value (e.g. AES = 3). */
+  algorithm: number;
+  /** Cryptographic Length in bits. */
+  length: number;
+  /** Cryptographic Usage Mask; undefined = Encrypt | Decrypt. */
+  usageMask?: number | undefined;
+  objectGroup?: string | undefined;
+  size: number;
+}
+
+/** A registered local KMIP client: identified by the SHA-256 of its certificate's SubjectPublicKeyInfo. */
+export interface LocalClient extends Principal {
+  kind: 'client';
+  /** Lower-case hex SHA-256 of the client certificate's DER SubjectPublicKeyInfo. */
+  spkiSha256: string;
+  pool: PoolTemplate[];
+}
+
+/** What a Create asks for, matched against the client's pool templates while the key server is unreachable. */
+export interface OfflineCreateRequest {
+  clientId: string;
+  algorithm: number | undefined;
+  length: number | undefined;
+  usageMask: number | undefined;
+  objectGroup: string | undefined;
+  /** The attributes to apply locally and write upstream later (Name, x- attributes, …), as KMIP attributes. */
+  attributes: Attribute[];
+  /** Activate the key as well (a Create + Activate batch, or an Activation Date of now). */
+  activate: boolean;
+}
+
+/**
+ * The key pool as the service sees it (src/edge/key-pool.ts): hands out one pooled key per
+ * offline Create, durably (the pool entry removed and the outbox entry written in one synced
+ * batch before the answer), never the same key twice; undefined when no template matches or the
+ * pool is empty.
+ */
+export interface OfflineCreator {
+  takeOffline(request: OfflineCreateRequest): Promise<string | undefined>;
+}
