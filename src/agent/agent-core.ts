@@ -76,7 +76,17 @@ export class AgentCore {
     private readonly nonceMac: NonceMacExchanger,
     private readonly log: Logger,
     private readonly now: () => bigint,
+    private readonly client: KmipClient,
   ) {}
+
+  /**
+   * A call to the upstream key server behind the circuit breaker (AGENT_OFFLINE while it is
+   * open): for what the cache and the ledger do not cover — the local KMIP endpoint's writes
+   * and Locate, and the key pool's fills (issue #16).
+   */
+  upstream<T>(what: string, call: (client: KmipClient) => Promise<T>): Promise<T> {
+    return this.breaker.run(what, () => call(this.client));
+  }
 
   /** Pushes are applied one at a time (one lane for all). */
   private readonly pushes = new Lanes();
@@ -113,7 +123,7 @@ export class AgentCore {
       ...options.ledger,
     });
     log.info({ data: options.data }, 'agent core open');
-    return new AgentCore(store, masterKey, cache, ledger, breaker, nonceMac, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))));
+    return new AgentCore(store, masterKey, cache, ledger, breaker, nonceMac, log, options.now ?? (() => BigInt(Math.floor(Date.now() / 1000))), client);
   }
 
   /** The key `uid` for `device`, if its state, dates and lease allow `purpose` now. */

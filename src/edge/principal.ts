@@ -62,3 +62,21 @@ export interface OfflineCreateRequest {
 export interface OfflineCreator {
   takeOffline(request: OfflineCreateRequest): Promise<string | undefined>;
 }
+
+/** The edge KMIP service's answer to one request of the local KMIP door. */
+export interface KmipAnswer {
+  /** A KMIP Response Message (TTLV), always — refusals are results, never exceptions. */
+  response: Uint8Array;
+  /** The request was not a valid KMIP Request Message: the door sends the response (Invalid Message) and closes the connection. */
+  invalid: boolean;
+}
+
+/** What the local KMIP door calls (src/edge/edge-kmip-service.ts implements it). */
+export interface KmipRequestHandler {
+  /**
+   * One KMIP Request Message (TTLV bytes, already within the door's size limit) from an
+   * authenticated principal. `requestId` is unique per request and names its effects (a usage
+   * grant is idempotent by it). Never rejects.
+   */
+  handle(principal: Principal, request: Uint8Array, requestId: string): Promise<KmipAnswer>;
+}
