@@ -1,8 +1,10 @@
 /**
  * The agent's side of the device protocol (firmware-bridge/PROTOCOL.md, ARCHITECTURE.md §3): a
  * frame in, a reply frame out (or nothing — bad frames are dropped silently). Transports only move
- * frames; this is where they are authenticated, replay-checked, authorized against the device's
- * allow-lists and answered through the agent core (cache, ledger, leases).
+ * frames; this is where they are authenticated, replay-checked and rate-limited, and where replies
+ * are kept and pushes relayed. The KMIP requests they carry are answered by the edge KMIP service
+ * (src/edge/edge-kmip-service.ts) with the device as principal — its allow-lists, through the
+ * agent core (cache, ledger, leases); a reply too large for a frame is refused here.
  *
  * Replay and retries: the up counter is accepted once, within a sliding window (replay-guard.ts),
  * and stored — synced with the reply when the request had an effect, written behind for reads;
@@ -13,29 +15,23 @@
  * double-count. No device frame ends the process: handle() never rejects.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
-import type { CachedKey, KeyMetadata } from '../agent/key-cache.ts';
-import { mayUse } from '../agent/key-policy.ts';
+import { EdgeKmipService, type AnswerOptions, type ServiceAnswer } from '../edge/edge-kmip-service.ts';
+import type { Principal } from '../edge/principal.ts';
 import { isKmipEdgeError } from '../errors.ts';
-import { attributeItem, nameValue, type Attribute } from '../kmip/attributes.ts';
-import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, protocolVersionItem, readProtocolVersion, type ProtocolVersion, type RequestMessage, type ResponseBatchItemInput } from '../kmip/message.ts';
-import { readNonceMacItems } from '../upstream/nonce-mac.ts';
-import { KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, Tag } from '../kmip/tables.generated.ts';
-import { childrenOf, findChildren, optionalValue } from '../kmip/tree.ts';
+import { buildResponseMessage, parseRequestMessage, type ProtocolVersion } from '../kmip/message.ts';
+import { ResultReason, ResultStatus } from '../kmip/tables.generated.ts';
 import type { Push } from '../kmip/push.ts';
-import { enumerationText } from '../kmip/vocabulary.ts';
 import type { Logger } from '../log.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
-import { byteString, dateTime, enumeration, integer, interval, structure, textString } from '../ttlv/build.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
-import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { MAX_FRAME_BYTES, openFrame, parseFrameHeader, sealFrame, TAG_BYTES, type ParsedFrameHeader } from './frame.ts';
-import { keyAllowed, type Device, type DeviceOperation, type DeviceRegistry } from './registry.ts';
+import type { Device, DeviceRegistry } from './registry.ts';
 import { counterKey, KEPT_REPLY_PREFIX, REPLAY_WINDOW, ReplayGuard, type CounterWrite } from './replay-guard.ts';
 import { DropLog } from './drop-log.ts';
 import { DownCounters } from './down-counters.ts';
 import { PushRelay, type FrameSender, type RelayOptions } from './push-relay.ts';
-import { observer, SUCCESS } from '../metrics/observer.ts';
+import { observer } from '../metrics/observer.ts';
 
 /** A device request is small: its TTLV limits (a frame is at most 4096 bytes anyway). */
 const BODY_LIMITS = Object.freeze({ maxMessageBytes: 4096, maxDepth: 12, maxItems: 256, maxValueBytes: 1024, maxBigIntegerBytes: 64 });
@@ -54,15 +50,11 @@ function keptReplyKey(deviceId: string, counter: bigint): string {
   return `${KEPT_REPLY_PREFIX}${deviceId}/${counter.toString(16).padStart(16, '0')}`;
 }
 
-class Refusal extends Error {
-  constructor(readonly reason: number, message: string) {
-    super(message);
-  }
-}
-
 export interface DeviceServiceOptions extends RelayOptions {
   /** ANSWER_DEADLINE_MS unless given. */
   answerDeadlineMs?: number;
+  /** The edge KMIP service that answers the requests (shared with the local KMIP door); one of its own unless given. */
+  service?: EdgeKmipService;
 }
 
 export class DeviceService {
@@ -84,7 +76,12 @@ export class DeviceService {
   private readonly devices = new Map<string, Device>();
   /** Token buckets per device (updated in place: this runs for every frame). */
   private readonly buckets = new Map<string, { tokens: number; refilledAt: number }>();
-  private readonly answerDeadlineMs: number;
+  /** The devices as principals of the edge KMIP service, by id. */
+  private readonly principals = new Map<string, Principal>();
+  /** How the service answers a device: a device's TTLV limits and its answer deadline. */
+  private readonly answerOptions: AnswerOptions;
+  /** Answers the KMIP requests the frames carry (this layer keeps frames, replay, rate limits and delivery). */
+  readonly service: EdgeKmipService;
 
   constructor(
     private readonly agent: AgentCore,
@@ -93,8 +90,9 @@ export class DeviceService {
     private readonly log: Logger,
     options: DeviceServiceOptions = {},
   ) {
-    const { answerDeadlineMs, ...relayOptions } = options;
-    this.answerDeadlineMs = answerDeadlineMs ?? ANSWER_DEADLINE_MS;
+    const { answerDeadlineMs, service, ...relayOptions } = options;
+    this.answerOptions = Object.freeze({ limits: BODY_LIMITS, deadlineMs: answerDeadlineMs ?? ANSWER_DEADLINE_MS });
+    this.service = service ?? new EdgeKmipService(agent, store, log);
     this.replay = new ReplayGuard(store);
     this.downCounters = new DownCounters(store);
     this.drops = new DropLog(log);
@@ -124,6 +122,7 @@ export class DeviceService {
   /** The device was added, changed or removed in the registry: drop what is held in memory for it. */
   forget(deviceId: string): void {
     this.devices.delete(deviceId);
+    this.principals.delete(deviceId);
     this.buckets.delete(deviceId);
     this.replay.forget(deviceId);
     this.downCounters.forget(deviceId);
@@ -228,7 +227,7 @@ export class DeviceService {
 
   /** Acts on a request and returns the reply frame; `counterWrite` undefined for a resend acted on again. */
   private async answer(device: Device, counter: bigint, body: Uint8Array, counterWrite: CounterWrite | undefined): Promise<Uint8Array> {
-    const answer = this.withinRate(device) ? this.respond(device, counter, body) : { response: this.rateLimited(body), effect: false };
+    const answer = this.withinRate(device) ? this.respond(device, counter, body) : { response: this.rateLimited(body), effect: false, invalid: false };
     const { response, effect } = answer instanceof Promise ? await answer : answer;
     const next = this.downCounters.next(device.id);
     const reply = this.sealReply(device, next instanceof Promise ? await next : next, counter, response, body);
@@ -340,189 +339,26 @@ export class DeviceService {
   }
 
   /**
-   * The KMIP Response Message for a device's request body (always a valid message): at once when
-   * memory answers it (a Get of a cached key — the hot path, without the promises and suspended
-   * frames of the general path), otherwise once the agent core has.
+   * The KMIP Response Message for a device's request body (always a valid message), from the edge
+   * KMIP service with the device as principal: at once when memory answers it (a Get of a cached
+   * key — the hot path, without the promises and suspended frames of the general path), otherwise
+   * once the agent core has, or "not now" at the answer deadline. The frame counter names the
+   * request's effects (a grant is idempotent by device and counter).
    */
-  private respond(device: Device, counter: bigint, body: Uint8Array): Answer | Promise<Answer> {
-    let request: RequestMessage;
-    try {
-      request = parseRequestMessage(decodeTtlv(body, BODY_LIMITS));
-    } catch {
-      return { response: invalidMessage(), effect: false };
+  private respond(device: Device, counter: bigint, body: Uint8Array): ServiceAnswer | Promise<ServiceAnswer> {
+    return this.service.answer(this.principal(device), body, String(counter), this.answerOptions);
+  }
+
+  /** The device as the service's principal (one object per device, not per frame). */
+  private principal(device: Device): Principal {
+    let principal = this.principals.get(device.id);
+    if (principal?.keys !== device.keys || principal.operations !== device.operations) {
+      principal = { kind: 'device', id: device.id, keys: device.keys, operations: device.operations };
+      this.principals.set(device.id, principal);
     }
-    const [only] = request.batchItems;
-    const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.getFromMemory(device, only!.payload) : undefined;
-    if (fromMemory) {
-      const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
-      observer.deviceRequest(Operation.Get, SUCCESS);
-      return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false };
-    }
-    const through = this.respondThroughAgent(device, counter, request);
-    // A request with an effect is never answered before its outcome is known (a grant made after
-    // "not now" was said would be debited and never delivered); anything else is answered "not
-    // now" at the deadline, and the upstream call it waits for goes on (issue #13 finding 7).
-    if (request.batchItems.some((item) => item.operation === Operation.GetUsageAllocation)) return through;
-    return this.withDeadline(through, request);
-  }
-
-  private withDeadline(through: Promise<Answer>, request: RequestMessage): Promise<Answer> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<Answer>((resolve) => {
-      timer = setTimeout(() => {
-        this.log.warn({ event: 'device_answer_deadline', deadlineMs: this.answerDeadlineMs, offline: this.agent.breaker.offline }, 'the upstream did not answer in time: the device is told to try again later');
-        resolve({ response: encodeTtlv(buildResponseMessage(request.protocolVersion, request.batchItems.map((item) => ({
-          operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
-          resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.PermissionDenied, resultMessage: 'UPSTREAM_TIMEOUT',
-        })))), effect: false });
-      }, this.answerDeadlineMs);
-    });
-    return Promise.race([through.finally(() => clearTimeout(timer)), late]);
-  }
-
-  /** A Get answered from memory, when the device may have the key, it is cached and policy allows it now. */
-  private getFromMemory(device: Device, payload: TtlvItem): TtlvItem[] | undefined {
-    if (!device.operations.includes('Get')) return undefined;
-    const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
-    const key = uid === undefined ? undefined : this.agent.cache.useFromMemory(uid, 'process');
-    if (!key || !keyAllowed(device, key.metadata)) return undefined;
-    if (this.log.isLevelEnabled('debug')) this.log.debug({ device: device.id, uid, purpose: 'process', state: key.metadata.state }, 'key served');
-    return getPayload(uid!, key);
-  }
-
-  private async respondThroughAgent(device: Device, counter: bigint, request: RequestMessage): Promise<Answer> {
-    const version = request.protocolVersion;
-    let items: ResponseBatchItemInput[];
-    let effect = false;
-    try {
-      items = [];
-      const nonceMac = readNonceMacItems(request.batchItems);
-      if (nonceMac) return { response: encodeTtlv(buildResponseMessage(version, await this.nonceMacExchange(device, request.batchItems, nonceMac))), effect: false };
-      for (const [index, item] of request.batchItems.entries()) {
-        const base = { operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }) };
-        try {
-          items.push({ ...base, resultStatus: ResultStatus.Success, payload: await this.operate(device, item.operation, item.payload, `${counter}/${index}`) });
-          observer.deviceRequest(item.operation, SUCCESS);
-          if (item.operation === Operation.GetUsageAllocation) effect = true; // a refused grant debited nothing
-        } catch (error) {
-          const refusal = error instanceof Refusal ? error : this.refusalFor(error);
-          this.log.info({ event: 'device_request_refused', device: device.id, operation: enumerationText(Tag.Operation, item.operation), reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device request refused');
-          observer.deviceRequest(item.operation, refusal.reason);
-          items.push({ ...base, resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message });
-        }
-      }
-    } catch {
-      return { response: invalidMessage(), effect };
-    }
-    return { response: encodeTtlv(buildResponseMessage(version, items)), effect };
-  }
-
-  /**
-   * End-to-end nonce-MAC (ARCHITECTURE.md §6 (b)): the device sets its own nonce and gets the key
-   * MAC-wrapped; the agent checks the operations and both keys (the key and the MAC key) against
-   * the allow-lists, forwards a request rebuilt from the checked parts, and returns the server's
-   * response items untouched (Key Block, Key Wrapping Data) so that the device verifies them.
-   */
-  private async nonceMacExchange(device: Device, requested: RequestMessage['batchItems'], parts: NonNullable<ReturnType<typeof readNonceMacItems>>): Promise<ResponseBatchItemInput[]> {
-    try {
-      for (const item of requested) this.allowedOperation(device, item.operation);
-      await this.allowedKey(device, structure(Tag.RequestPayload, [textString(Tag.UniqueIdentifier, parts.uid)]));
-      await this.allowedKey(device, structure(Tag.RequestPayload, [textString(Tag.UniqueIdentifier, parts.macKeyUid)]));
-      const answered = await this.agent.forwardNonceMac(device.id, parts.uid, parts.macKeyUid, parts.nonce, parts.setter);
-      return answered.map((item, i) => ({
-        operation: requested[i]!.operation, ...(requested[i]!.uniqueBatchItemId && { uniqueBatchItemId: requested[i]!.uniqueBatchItemId }),
-        resultStatus: item.resultStatus, ...(item.resultReason !== undefined && { resultReason: item.resultReason }), ...(item.resultMessage !== undefined && { resultMessage: item.resultMessage }),
-        ...(item.payload && { payload: childrenOf(item.payload) }),
-      }));
-    } catch (error) {
-      const refusal = error instanceof Refusal ? error : this.refusalFor(error);
-      this.log.info({ device: device.id, uid: parts.uid, reason: enumerationText(Tag.ResultReason, refusal.reason), detail: refusal.message }, 'device nonce-MAC request refused');
-      return requested.map((item) => ({ operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }), resultStatus: ResultStatus.OperationFailed, resultReason: refusal.reason, resultMessage: refusal.message }));
-    }
-  }
-
-  /** Agent errors as KMIP results; their codes are safe to tell the device, their causes are not. */
-  private refusalFor(error: unknown): Refusal {
-    const code = isKmipEdgeError(error) ? error.code : 'GENERAL';
-    if (code === 'KMIP_OPERATION_FAILED' && (error as { resultReason?: string }).resultReason === 'ItemNotFound') return new Refusal(ResultReason.ItemNotFound, 'no such key');
-    if (code.startsWith('KEY_') || code.startsWith('LEDGER_') || code === 'AGENT_OFFLINE') return new Refusal(ResultReason.PermissionDenied, code);
-    if (code === 'STORE_FULL' || code === 'STORE_WRITE_FAILED') return new Refusal(ResultReason.GeneralFailure, `${code}: the agent cannot store anything now; try again later`);
-    // The upstream could not be reached for what the cache does not hold: the device may retry later.
-    if (code.startsWith('NET_')) return new Refusal(ResultReason.PermissionDenied, 'AGENT_OFFLINE');
-    return new Refusal(ResultReason.GeneralFailure, 'the agent could not complete the request');
-  }
-
-  private allowedOperation(device: Device, operation: number): void {
-    const name = enumerationText(Tag.Operation, operation) as DeviceOperation;
-    if (!device.operations.includes(name)) throw new Refusal(ResultReason.PermissionDenied, `operation ${name} is not allowed for this device`);
-  }
-
-  /** The key a request names, if the device may use it (otherwise: as if it did not exist). */
-  private async allowedKey(device: Device, payload: TtlvItem): Promise<{ uid: string; metadata: KeyMetadata }> {
-    const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
-    if (uid === undefined) throw new Refusal(ResultReason.InvalidMessage, 'a device request names its key');
-    // Check the allow-list by identifier first: a device must not make the agent fetch keys it may not use.
-    const byId = keyAllowed(device, { uniqueIdentifier: uid, names: [], objectGroups: [] });
-    const needsMetadata = !byId && device.keys.some((rule) => rule.uniqueIdentifier === undefined);
-    if (!byId && !needsMetadata) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
-    const { metadata } = await this.agent.cache.get(uid);
-    if (!keyAllowed(device, metadata)) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
-    return { uid, metadata };
-  }
-
-  private async operate(device: Device, operation: number, payload: TtlvItem, requestId: string): Promise<TtlvItem[]> {
-    this.allowedOperation(device, operation);
-    switch (operation) {
-      case Operation.Query:
-        return device.operations.map((name) => enumeration(Tag.Operation, Operation[name as keyof typeof Operation]));
-      case Operation.DiscoverVersions: {
-        const asked = findChildren(payload, Tag.ProtocolVersion).map(readProtocolVersion);
-        const ours = KMIP_VERSIONS.filter((v) => asked.length === 0 || asked.some((a) => a.major === v.major && a.minor === v.minor));
-        return ours.map(protocolVersionItem);
-      }
-      case Operation.Get: {
-        const { uid } = await this.allowedKey(device, payload);
-        return getPayload(uid, await this.agent.getKey(device.id, uid, 'process'));
-      }
-      case Operation.GetUsageAllocation: {
-        const { uid } = await this.allowedKey(device, payload);
-        const count = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger);
-        if (count === undefined) throw new Refusal(ResultReason.InvalidMessage, 'Usage Limits Count is required');
-        await this.agent.grantUnits(device.id, requestId, uid, count);
-        return [textString(Tag.UniqueIdentifier, uid)];
-      }
-      case Operation.ObtainLease: {
-        const { uid, metadata } = await this.allowedKey(device, payload);
-        let current = metadata;
-        try {
-          current = await this.agent.obtainLease(uid);
-        } catch (error) {
-          if (!isKmipEdgeError(error, 'AGENT_OFFLINE')) throw error; // offline: the lease the agent holds
-        }
-        const now = BigInt(Math.floor(Date.now() / 1000));
-        const decision = mayUse(current, 'process', now);
-        if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
-        const seconds = current.leaseExpiresAt === undefined ? 0 : Number(current.leaseExpiresAt - now);
-        return [textString(Tag.UniqueIdentifier, uid), interval(Tag.LeaseTime, seconds), dateTime(Tag.LastChangeDate, current.lastChangeDate ?? now)];
-      }
-      case Operation.Check: {
-        const { uid } = await this.allowedKey(device, payload);
-        const protect = optionalValue(payload, Tag.UsageLimitsCount, ItemType.LongInteger) !== undefined || optionalValue(payload, Tag.CryptographicUsageMask, ItemType.Integer) !== undefined;
-        const { decision } = await this.agent.cache.decide(uid, protect ? 'protect' : 'process');
-        if (!decision.allowed) throw new Refusal(ResultReason.PermissionDenied, decision.code);
-        return [textString(Tag.UniqueIdentifier, uid)];
-      }
-      case Operation.GetAttributes: {
-        const { uid, metadata } = await this.allowedKey(device, payload);
-        return [textString(Tag.UniqueIdentifier, uid), ...metadataAttributes(metadata).map(attributeItem)];
-      }
-      default:
-        throw new Refusal(ResultReason.OperationNotSupported, `${enumerationText(Tag.Operation, operation)} is not a device operation`);
-    }
+    return principal;
   }
 }
-
-type Answer = { response: Uint8Array; effect: boolean };
 
 /** Operation Failed / Response Too Large for each item of the request in `body` (KMIP 1.2 §11). */
 function tooLarge(body: Uint8Array, bytes: number, limit: number): Uint8Array {
@@ -540,38 +376,4 @@ function tooLarge(body: Uint8Array, bytes: number, limit: number): Uint8Array {
     ...(item.operation !== undefined && { operation: item.operation }), ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
     resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.ResponseTooLarge, resultMessage: message,
   }))));
-}
-
-function invalidMessage(): Uint8Array {
-  return encodeTtlv(buildResponseMessage({ major: 1, minor: 2 }, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: 'the frame does not hold a valid KMIP request' }]));
-}
-
-/** A Get Response Payload: the key as a Raw Symmetric Key (what a device reads). */
-function getPayload(uid: string, key: CachedKey): TtlvItem[] {
-  const { metadata } = key;
-  return [
-    enumeration(Tag.ObjectType, ObjectType.SymmetricKey),
-    textString(Tag.UniqueIdentifier, uid),
-    structure(Tag.SymmetricKey, [structure(Tag.KeyBlock, [
-      enumeration(Tag.KeyFormatType, KeyFormatType.Raw),
-      structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, key.material)]),
-      ...(metadata.algorithm !== undefined ? [enumeration(Tag.CryptographicAlgorithm, metadata.algorithm)] : []),
-      ...(metadata.length !== undefined ? [integer(Tag.CryptographicLength, metadata.length)] : []),
-    ])]),
-  ];
-}
-
-/** The attributes a device may read: what the cache knows, never the material. */
-function metadataAttributes(meta: KeyMetadata): Attribute[] {
-  const value = (item: TtlvItem): TtlvItem => ({ ...item, tag: Tag.AttributeValue });
-  const out: Attribute[] = [{ name: 'State', value: value(enumeration(0, meta.state)) }];
-  if (meta.algorithm !== undefined) out.push({ name: 'Cryptographic Algorithm', value: value(enumeration(0, meta.algorithm)) });
-  if (meta.length !== undefined) out.push({ name: 'Cryptographic Length', value: value(integer(0, meta.length)) });
-  if (meta.usageMask !== undefined) out.push({ name: 'Cryptographic Usage Mask', value: value(integer(0, meta.usageMask)) });
-  for (const name of meta.names) out.push({ name: 'Name', value: nameValue(name) });
-  for (const [attribute, field] of [['Activation Date', 'activationDate'], ['Process Start Date', 'processStartDate'], ['Protect Stop Date', 'protectStopDate'], ['Deactivation Date', 'deactivationDate']] as const) {
-    const date = meta[field];
-    if (date !== undefined) out.push({ name: attribute, value: value(dateTime(0, date)) });
-  }
-  return out;
 }

@@ -133,7 +133,7 @@ export class DeviceRegistry {
 }
 
 /** Whether a key (its identifier, names and groups) is on a device's allow-list. */
-export function keyAllowed(device: Pick<Device, 'keys'>, key: { uniqueIdentifier: string; names: readonly string[]; objectGroups: readonly string[] }): boolean {
+export function keyAllowed(device: { readonly keys: readonly KeyRule[] }, key: { uniqueIdentifier: string; names: readonly string[]; objectGroups: readonly string[] }): boolean {
   return device.keys.some((rule) =>
     (rule.uniqueIdentifier !== undefined && rule.uniqueIdentifier === key.uniqueIdentifier) ||
     (rule.name !== undefined && key.names.includes(rule.name)) ||
