@@ -20,6 +20,7 @@ import { silentLogger, type Logger } from '../log.ts';
 import { observer } from '../metrics/observer.ts';
 import { resetCounterAnswer } from './device-reset-counter.ts';
 import { agentBackup, isBackupRequest, type BackupRequest } from './backup-agent.ts';
+import { isClientRequest, type ClientRequest } from './client-admin.ts';
 
 export const AGENT_SOCKET = 'agent.sock';
 /** A request line is small: an id, a few key rules and operations. */
@@ -76,13 +77,18 @@ const DEVICE_EVENTS: Record<string, string> = { add: 'device_added', remove: 'de
 /**
  * The running agent's side: serves device requests on `<data>/agent.sock`; `changed` hears each
  * add or remove; `queries` answers the read-only questions; `log` gets one line per change;
- * `flushCounters` writes the device counters the agent holds back.
+ * `flushCounters` writes the device counters the agent holds back; `clients` carries out the
+ * requests of `kmip-edge client` (./client-admin.ts).
  */
-export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger, flushCounters: () => Promise<void> = async () => undefined): Promise<Server> {
+export function serveDeviceAdmin(data: string, registry: DeviceRegistry, changed: (id: string) => void, queries: AgentQueries = {}, log: Logger = silentLogger, flushCounters: () => Promise<void> = async () => undefined, clients?: (request: ClientRequest) => Promise<DeviceAnswer>): Promise<Server> {
   // The store lock guarantees this process is the only agent on `data`: a socket file left by a killed one is replaced.
   return serveJsonLines(join(data, AGENT_SOCKET), async (line): Promise<DeviceAnswer | { error: { code: string; message: string } }> => {
     try {
-      const request = JSON.parse(line) as DeviceRequest | BackupRequest | { action: AgentQuery };
+      const request = JSON.parse(line) as DeviceRequest | BackupRequest | ClientRequest | { action: AgentQuery };
+      if (isClientRequest(request)) {
+        if (!clients) throw new KmipEdgeError('CLIENT_UNSUPPORTED', 'this agent does not keep KMIP clients');
+        return await clients(request);
+      }
       const query = (AGENT_QUERIES as readonly string[]).includes(request.action) ? queries[request.action as AgentQuery] : undefined;
       if (query) return { output: await query(), code: 0 };
       // A counter reset starts from the highest counter accepted: the counters of reads are
@@ -118,12 +124,17 @@ export function sendDeviceAdmin(data: string, request: DeviceRequest): Promise<D
   return sendAdminLine(data, request);
 }
 
+/** The client command's side: sends `request` to the agent running on `data`, if its socket is there. */
+export function sendClientAdmin(data: string, request: ClientRequest): Promise<DeviceAnswer | undefined> {
+  return sendAdminLine(data, request);
+}
+
 /** `kmip-edge backup`'s side: asks the agent running on `data` to write a backup; undefined when no agent socket is there. */
 export function sendBackupRequest(data: string, request: BackupRequest): Promise<DeviceAnswer | undefined> {
   return sendAdminLine(data, request);
 }
 
-async function sendAdminLine(data: string, request: DeviceRequest | BackupRequest | { action: AgentQuery }): Promise<DeviceAnswer | undefined> {
+async function sendAdminLine(data: string, request: DeviceRequest | BackupRequest | ClientRequest | { action: AgentQuery }): Promise<DeviceAnswer | undefined> {
   const path = join(data, AGENT_SOCKET);
   if (!existsSync(path)) return undefined;
   const text = await requestJsonLine(path, request).catch((error: Error) => {

@@ -16,6 +16,7 @@ commands:
   run --config FILE | --data DIR …        the agent: upstream client, cache, ledger, devices
   config check FILE [run flags]           validate a configuration; print the effective one
   device add|list|remove|update --data …  provision devices (add prints the device key once)
+  client add|list|remove|update --data …  register local KMIP clients (tape libraries) by certificate
   ledger --data DIR [--json]              usage allocations recorded by the agent
   cache --data DIR [--json]               the agent's cached keys, never their material
   status --data DIR [--json]              a running agent: upstream, keys, devices, pushes
@@ -82,6 +83,38 @@ run checks certificates and keys when it starts.
                       ObtainLease, Check, Query, DiscoverVersions, AddAttribute, ModifyAttribute
   --rate N            requests per second (default 50, bursts of twice that)
   --max-frame BYTES   largest frame accepted, 64-4096 (default 4096)
+`,
+  client: () => `usage:
+  kmip-edge client add --data DIR --id ID --cert FILE [--key-id UID …] [--key-name N …] [--key-group G …]
+        [--operation OP …] [--pool ALG-BITS[:GROUP]=N …]
+        prints the client: {"id","spkiSha256","subject","keys","operations","pool"}
+  kmip-edge client update --data DIR --id ID [--cert FILE] [--key-id UID …] [--key-name N …] [--key-group G …]
+        [--operation OP …] [--pool ALG-BITS[:GROUP]=N …]
+        replaces the lists given (any of --key-id/--key-name/--key-group replaces all key rules;
+        --operation the operations; --pool the pool); --cert re-keys the client; effective at once
+  kmip-edge client list --data DIR [--json]
+  kmip-edge client remove --data DIR --id ID
+
+Local KMIP clients (tape libraries, storage arrays) of the agent's KMIP endpoint (run --kmip-listen).
+A client is its certificate's key: the SHA-256 of the certificate's SubjectPublicKeyInfo (the same
+after a renewal with the same key). It connects over mutual TLS with that certificate, which must
+chain to run --kmip-ca; a certificate of that CA that is not registered is refused (and logged with
+its fingerprint). Keys outside its list are, to it, keys that do not exist (Item Not Found).
+  --data DIR          the agent's data folder; while the agent runs, through its admin socket
+  --id ID             1-64 of [A-Za-z0-9._-]
+  --cert FILE         the client's certificate (PEM), valid for TLS client authentication
+  --key-id UID        allow the key with this Unique Identifier (repeatable; --key-uid too)
+  --key-name N        allow keys with this Name (repeatable)
+  --key-group G       allow keys of this Object Group (repeatable)
+  --operation OP      allow this operation (repeatable): DiscoverVersions, Query, Locate, Get,
+                      GetAttributes, GetAttributeList, Check, GetUsageAllocation, ObtainLease, Create,
+                      Register, Activate, AddAttribute, ModifyAttribute, DeleteAttribute, Revoke, Destroy
+                      default (a tape library): DiscoverVersions, Query, Locate, Get, GetAttributes,
+                      GetAttributeList, Check, ObtainLease, Create, Activate, AddAttribute, ModifyAttribute
+  --pool ALG-BITS[:GROUP]=N   keep N keys of this algorithm and length (in Object Group GROUP)
+                      created upstream ahead of need, for Create while the key server is
+                      unreachable (repeatable), e.g. --pool AES-256:tape-lib-1=20
+  --json              list: one JSON object {"clients":[…]}
 `,
   'device-sim': () => `usage: ${DEVICE_SIM_USAGE}\n`,
   kmip: () => `${KMIP_USAGE}

@@ -9,6 +9,7 @@ import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
 import { runDevServerCommand } from './dev-server-command.ts';
 import { runDeviceCommand } from './device-command.ts';
+import { runClientCommand } from './client-command.ts';
 import { runDeviceSimCommand } from './device-sim-command.ts';
 import { runAgentCommand } from './run-command.ts';
 import { runKmipCommand } from './kmip-command.ts';
@@ -26,7 +27,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
-const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CONFIG_|DEV_PKI_|MASTER_KEY_)/;
+const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CLIENT_|CONFIG_|DEV_PKI_|MASTER_KEY_)/;
 
 export async function main(argv: string[]): Promise<number> {
   const write = (text: string): void => {
@@ -57,6 +58,8 @@ export async function main(argv: string[]): Promise<number> {
         return await runDeviceSimCommand(rest, write);
       case 'device':
         return await runDeviceCommand(rest, write);
+      case 'client':
+        return await runClientCommand(rest, write);
       case 'cache':
         return await runCacheCommand(rest, write);
       case 'ledger':

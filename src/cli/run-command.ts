@@ -7,7 +7,9 @@
  *      an operator error is one line per problem and exit 2, before anything starts;
  *   4. wire the parts: the upstream client (mutual TLS), the store, key cache and ledger (agent
  *      core), the device registry and service, the MQTT and serial transports, the Put/Notify
- *      listener whose pushes are applied, then acknowledged, then relayed to the devices.
+ *      listener whose pushes are applied, then acknowledged, then relayed to the devices, and the
+ *      local KMIP endpoint (`--kmip-listen`): the edge KMIP service's second door, for the
+ *      registered local clients (`kmip-edge client add`).
  * Prints {"ready":true,…,"upstream":"online"|"offline"} on stdout when serving (an unreachable
  * upstream is allowed: devices are served from the cache, and the reason is logged); renews leases
  * before they end; SIGHUP reloads what can change without a restart (../config/reload.ts); on
@@ -38,6 +40,9 @@ import { parseHostPort, readPem } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { guardProcess } from '../process-guard.ts';
+import { ClientRegistry } from '../endpoint/client-registry.ts';
+import { KmipListener } from '../endpoint/kmip-listener.ts';
+import { executeClientRequest } from './client-admin.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { helpText } from './help.ts';
 
@@ -93,6 +98,12 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
     problems.push(...checkTlsFiles({ role: 'push listener', ...config.pushListener }));
     if (config.pushListener.peerCert !== undefined) problems.push(...checkPinnedCertificate(config.pushListener.peerCert, config.pushListener.ca, 'upstream'));
   }
+  if (config.kmip) {
+    // The CA verifies the clients; the endpoint's own certificate is what the clients verify (it
+    // may come from another CA, the one the clients trust): checked on its own, as MQTT's is.
+    problems.push(...checkTlsFiles({ role: 'KMIP endpoint', caRole: 'KMIP client', ca: config.kmip.ca }));
+    problems.push(...checkTlsFiles({ role: 'KMIP endpoint', cert: config.kmip.cert, key: config.kmip.key }));
+  }
   if (config.mqtt && (config.mqtt.ca !== undefined || config.mqtt.cert !== undefined)) {
     // The CA verifies the broker; the client certificate may come from another CA (the broker's
     // own cafile decides), so it is checked on its own: parses, in date, matches its key.
@@ -125,7 +136,7 @@ function checkStartup(config: AgentConfig, sources: ConfigSources): void {
  * themselves say the same, should another process take the port in between).
  */
 async function checkListenAddresses(config: AgentConfig, sources: ConfigSources): Promise<void> {
-  const addresses: [string, string | undefined][] = [['embeddedBroker', config.embeddedBroker], ['pushListener.listen', config.pushListener?.listen], ['metrics.listen', config.metrics?.listen]];
+  const addresses: [string, string | undefined][] = [['embeddedBroker', config.embeddedBroker], ['pushListener.listen', config.pushListener?.listen], ['metrics.listen', config.metrics?.listen], ['kmip.listen', config.kmip?.listen]];
   for (const [path, address] of addresses) {
     if (address === undefined) continue;
     const { host, port } = parseHostPort(address, 0, { listen: true });
@@ -196,6 +207,8 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
+  let kmipListener: KmipListener | undefined;
+  const clients = new ClientRegistry(agent.store);
   // A client id that stays the same across restarts, with a persistent session: the broker keeps
   // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
   const session = { clientId: agentClientId(config.data), persistentSession: true };
@@ -224,7 +237,8 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
       closers.push(() => line.close());
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush());
+    // … and `kmip-edge client …`, whose changes the KMIP endpoint sees from the next request on.
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush(), (request) => executeClientRequest(clients, request, log));
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {
@@ -242,6 +256,18 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
         log,
       }));
       closers.push(() => pushListener!.close());
+    }
+    const kmip = config.kmip;
+    if (kmip) {
+      const at = parseHostPort(kmip.listen, 0, { listen: true });
+      kmipListener = await listening(fieldName('kmip.listen', sources), kmip.listen, () => KmipListener.start({
+        ...at,
+        ca: readPem(kmip.ca, 'KMIP client CA'), cert: readPem(kmip.cert, 'KMIP endpoint certificate'), key: readPem(kmip.key, 'KMIP endpoint key'),
+        ...(kmip.ciphers !== undefined && { ciphers: kmip.ciphers }),
+        clients, handler: service.service, log,
+      }));
+      watch.attachKmipEndpoint(kmipListener.counts);
+      closers.push(() => kmipListener!.close());
     }
     if (config.metrics) {
       const metrics = await listening(fieldName('metrics.listen', sources), config.metrics.listen, () => watch.serve(config.metrics!.listen));
@@ -288,9 +314,9 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, metrics: watch.metricsAddress }) + '\n');
+  out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, kmipListen: kmipListener?.address ?? null, metrics: watch.metricsAddress }) + '\n');
   watch.serving();
-  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, outboxesResumed: resumed }, 'agent serving');
+  log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, kmipListen: kmipListener?.address, outboxesResumed: resumed }, 'agent serving');
   await stopped;
   watch.stopping();
   clearInterval(renewal);

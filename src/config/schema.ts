@@ -8,8 +8,8 @@
  * feature off). Secrets are never inline: only paths of files holding them (`passwordFile`,
  * key files), so the file can be shared, logged and diffed (STYLE.md: key material never in logs).
  *
- * Later sections (e.g. `kmipListener: {listen, cert, key, ca}` for the local KMIP endpoint) are
- * added as one more optional strict object here and one row per flag in ./flags.ts.
+ * A section is one optional strict object here and one row per flag in ./flags.ts (as `kmip:`,
+ * the local KMIP endpoint of issue #16, was added).
  */
 import { z } from 'zod';
 
@@ -69,6 +69,14 @@ const pushListener = section({
   ciphers: text('an OpenSSL TLS 1.2 cipher list, for old key servers (default: ECDHE with AES-GCM or ChaCha20-Poly1305)').optional(),
 }, 'the Put/Notify listener');
 
+const kmip = section({
+  listen: listen('0.0.0.0:5696'),
+  cert: filePath("the PEM file of the KMIP endpoint's certificate"),
+  key: filePath("the PEM file of the KMIP endpoint certificate's private key"),
+  ca: filePath("the PEM file of the CA(s) the local KMIP clients' certificates chain to"),
+  ciphers: text('an OpenSSL cipher list, for old KMIP clients (default: ECDHE with AES-GCM or ChaCha20-Poly1305, then the KMIP Basic Authentication Suite AES-CBC-SHA256)').optional(),
+}, 'the local KMIP endpoint for tape libraries and storage arrays');
+
 const nonceMac = section({
   defaultKey: text('the Unique Identifier of the upstream HMAC-SHA256 key used for every key').optional(),
   perKey: z.record(text('a key Unique Identifier'), text('the Unique Identifier of an HMAC-SHA256 key'), { error: 'a mapping of key Unique Identifier to MAC key Unique Identifier' }).default({}),
@@ -86,14 +94,16 @@ export const agentConfigSchema = section({
   embeddedBroker: listen('127.0.0.1:1883').optional(),
   serial: z.array(filePath('a serial device, e.g. /dev/ttyUSB0'), { error: 'a list of serial device paths' }).default([]),
   pushListener: pushListener.optional(),
+  kmip: kmip.optional(),
   nonceMac: nonceMac.optional(),
   metrics: metrics.optional(),
 }, 'the agent configuration').superRefine((config, context) => {
   // Rules across fields: each issue names the field the operator has to change.
   const problem = (path: (string | number)[], message: string): void => void context.addIssue({ code: 'custom', path, message });
   const url = config.mqtt?.url;
-  if (url === undefined && config.embeddedBroker === undefined && config.serial.length === 0) {
-    problem(['mqtt', 'url'], 'a device transport: mqtt.url (--mqtt), embeddedBroker (--embedded-broker) or serial (--serial)');
+  // Something to serve: devices (a transport), or local KMIP clients (a tape library site may have no devices).
+  if (url === undefined && config.embeddedBroker === undefined && config.serial.length === 0 && config.kmip === undefined) {
+    problem(['mqtt', 'url'], 'a device transport: mqtt.url (--mqtt), embeddedBroker (--embedded-broker) or serial (--serial); or the local KMIP endpoint, kmip.listen (--kmip-listen)');
   }
   if (url !== undefined && config.embeddedBroker !== undefined) problem(['embeddedBroker'], 'not both: mqtt.url names an external broker, embeddedBroker starts one');
   for (const field of ['username', 'passwordFile', 'ca', 'cert', 'key', 'clientId'] as const) {

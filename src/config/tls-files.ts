@@ -153,3 +153,28 @@ export function checkPinnedCertificate(path: string, ca: string, role: string, n
   }
   return problems;
 }
+
+/** Extended Key Usage: TLS client authentication (RFC 5280 §4.2.1.12), and any purpose. */
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const ANY_PURPOSE = '2.5.29.37.0';
+
+/**
+ * A local KMIP client's certificate, as `kmip-edge client add --cert` registers it (issue #16):
+ * the first certificate of the file must parse, be in date, not be a CA, and be valid for TLS
+ * client authentication — the handshake would refuse it otherwise, after the operator thought
+ * the client registered. Problems are one line each.
+ */
+export function readClientCertificate(path: string, now = new Date()): { certificate?: X509Certificate; problems: string[] } {
+  const problems: string[] = [];
+  const file = read(path);
+  if (!file.ok) return { problems: [file.problem] };
+  const [leaf] = certificates(path, file.text, "the KMIP client's certificate", problems);
+  if (!leaf) return { problems };
+  dates(path, leaf, now, problems);
+  if (leaf.ca) problems.push(`${path}: the certificate for ${subject(leaf)} is a CA certificate; give the client's own certificate (the CA goes to run --kmip-ca)`);
+  const purposes = leaf.keyUsage; // Node names the Extended Key Usage OIDs so
+  if (purposes !== undefined && !purposes.includes(CLIENT_AUTH) && !purposes.includes(ANY_PURPOSE)) {
+    problems.push(`${path}: the certificate for ${subject(leaf)} is not for TLS clients (its extendedKeyUsage lacks clientAuth); issue one with extendedKeyUsage=clientAuth`);
+  }
+  return problems.length > 0 ? { problems } : { certificate: leaf, problems };
+}

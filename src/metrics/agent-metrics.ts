@@ -8,7 +8,8 @@
  *   (the ledger), upstream state (the circuit breaker), pushes pending per device (the outbox),
  *   relay counts, MQTT connected. A scrape costs a ledger and an outbox scan, the hot path nothing.
  *
- * Cardinality is bounded: operations, results and reasons are enumerations; keys are those with a
+ * Cardinality is bounded: operations, results and reasons are enumerations (the local KMIP
+ * endpoint's too, never a client id); keys are those with a
  * ledger; devices appear only in `kmip_edge_pushes_pending` and only those with pushes pending, at
  * most MAX_DEVICE_SERIES of them (the most behind first; the total is always exact). No key
  * material and no device key is ever a label or a value (ARCHITECTURE.md §4 invariant 5).
@@ -32,6 +33,8 @@ export interface MetricSources {
   relayCounts?: { readonly sent: number; readonly acknowledged: number; readonly undeliverable: number };
   /** undefined: the agent has no MQTT transport. */
   mqttConnected?: () => boolean | undefined;
+  /** The local KMIP endpoint's counts (src/endpoint/endpoint-counts.ts), when it listens. */
+  kmipEndpoint?: { readonly connections: Readonly<Record<string, number>>; requests(): { operation: string; result: string; count: number }[] };
 }
 
 export class AgentMetrics {
@@ -159,6 +162,26 @@ export class AgentMetrics {
         this.inc({ event: 'sent' }, counts.sent);
         this.inc({ event: 'acknowledged' }, counts.acknowledged);
         this.inc({ event: 'undeliverable' }, counts.undeliverable);
+      },
+    });
+    new Counter({
+      name: 'kmip_edge_kmip_connections_total',
+      help: 'Connections to the local KMIP endpoint, by what became of them: accepted (a registered client), handshake_refused (TLS: no certificate, another CA), unregistered (a certificate of the CA that is no registered client), over_capacity, timed_out, framing_lost, invalid_message.',
+      labelNames: ['event'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const [event, count] of Object.entries(self.sources.kmipEndpoint?.connections ?? {})) this.inc({ event }, count);
+      },
+    });
+    new Counter({
+      name: 'kmip_edge_kmip_requests_total',
+      help: 'Batch items answered on the local KMIP endpoint, by operation and result (Success or the KMIP Result Reason).',
+      labelNames: ['operation', 'result'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const { operation, result, count } of self.sources.kmipEndpoint?.requests() ?? []) this.inc({ operation, result }, count);
       },
     });
     new Gauge({

@@ -54,6 +54,11 @@ export class AgentWatch {
     this.metrics.attach({ mqttConnected: connected });
   }
 
+  /** The local KMIP endpoint's counts (connections, requests by result), for /metrics. */
+  attachKmipEndpoint(counts: NonNullable<Parameters<AgentMetrics['attach']>[0]['kmipEndpoint']>): void {
+    this.metrics.attach({ kmipEndpoint: counts });
+  }
+
   /** The push listener's apply step, logged and counted. */
   pushes<Outcome extends string>(apply: (push: Push) => Promise<Outcome>): (push: Push) => Promise<Outcome> {
     return watchPushes(this.log, this.metrics, apply);

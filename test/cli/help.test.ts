@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { RUN_FLAGS } from '../../src/config/flags.ts';
 import { DEV_SERVER_OPTIONS } from '../../src/cli/dev-server-command.ts';
 import { DEVICE_OPTIONS } from '../../src/cli/device-command.ts';
+import { CLIENT_OPTIONS } from '../../src/cli/client-command.ts';
 import { KMIP_OPTIONS } from '../../src/cli/kmip-command.ts';
 import { ROOT, runCli } from '../helpers/cli.ts';
 
@@ -19,6 +20,7 @@ const FLAGS: Record<string, string[]> = {
   run: ['config', ...Object.keys(RUN_FLAGS)],
   config: [],
   device: Object.keys(DEVICE_OPTIONS),
+  client: Object.keys(CLIENT_OPTIONS),
   kmip: Object.keys(KMIP_OPTIONS).concat('secret-file'),
   'dev-server': [...Object.keys(DEV_SERVER_OPTIONS), 'put', 'replaces', 'notify', 'list'],
   // parsers owned elsewhere: their flags as of this commit
