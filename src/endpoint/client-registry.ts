@@ -234,7 +234,7 @@ export class ClientRegistry {
  * length (in that Object Group) made upstream ahead of need, for Create while offline.
  */
 export function parsePoolTemplate(text: string): PoolTemplate {
-  const match = /^(.+)-(\d+)(?::([^=]+))?=(\d+)$/.exec(text);
+  const match = /^([^:=]+)-(\d+)(?::([^=]+))?=(\d+)$/.exec(text);
   if (!match) throw invalid(`--pool ${JSON.stringify(text)}: expected ALG-BITS[:GROUP]=N, e.g. AES-256:tape-lib-1=20`);
   const fold = (name: string): string => name.toLowerCase().replace(/[-_\s]/g, '');
   const name = Object.keys(CryptographicAlgorithm).find((candidate) => fold(candidate) === fold(match[1]!));

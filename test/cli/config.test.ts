@@ -39,8 +39,8 @@ function errors(args: string[]): string[] {
 
 describe('deploy/ examples', () => {
   const examples = readdirSync(join(ROOT, 'deploy')).filter((name) => name.endsWith('.yaml'));
-  it('there are the three documented examples', () => {
-    assert.deepEqual(examples.sort(), ['gateway-embedded-broker.yaml', 'mosquitto-tls.yaml', 'serial-tape-drive.yaml']);
+  it('there are the four documented examples', () => {
+    assert.deepEqual(examples.sort(), ['gateway-embedded-broker.yaml', 'mosquitto-tls.yaml', 'serial-tape-drive.yaml', 'tape-library.yaml']);
   });
   for (const name of examples) {
     it(`${name} passes config check`, () => {

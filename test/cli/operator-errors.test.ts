@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -207,6 +207,62 @@ describe('flags and folders', () => {
   define({ name: 'an unknown command', args: () => ['serve'], lines: () => ['unknown command "serve"; try kmip-edge --help'] });
   define({ name: 'demo with arguments', args: () => ['demo', 'now'], lines: () => ["Unexpected argument 'now'. This command does not take positional arguments; try kmip-edge demo --help"] });
   define({ name: 'device update with nothing to change', args: () => ['device', 'update', '--data', join(work, 'nowhere'), '--id', 'd1'], lines: () => ['device update needs what to change: --key-uid, --key-name, --key-group, --operation, --rate or --max-frame'] });
+});
+
+describe('the local KMIP endpoint and its clients (issue #16)', () => {
+  let siteCa: TestCa | undefined;
+  const site = (): TestCa => (siteCa ??= new TestCa('branch site CA'));
+  const pem = (name: string, bytes: Buffer): string => {
+    const path = join(work, name);
+    writeFileSync(path, bytes);
+    return path;
+  };
+  const library = (): { cert: string; key: string } => {
+    const issued = site().issue('tape-lib-1', 'client');
+    return { cert: pem('lib-1.pem', issued.cert), key: pem('lib-1.key', issued.key) };
+  };
+  const kmipArgs = (...extra: string[]): string[] => ['run', '--data', data(), ...upstreamArgs(kms, port), '--kmip-ca', pem('site-ca.pem', site().cert), ...extra];
+  define({ name: 'client add without --cert', args: () => ['client', 'add', '--data', data(), '--id', 'lib-1'], lines: () => ["client add needs --cert FILE: the client's certificate (PEM); its key identifies the client"] });
+  define({ name: 'client add --cert that is not PEM', args: () => ['client', 'add', '--data', data(), '--id', 'lib-1', '--cert', notPem()], lines: () => [`--cert ${join(work, 'not-pem.txt')}: not a PEM certificate (no -----BEGIN CERTIFICATE----- block); expected the KMIP client's certificate`] });
+  define({ name: 'client add --cert of a CA', args: () => ['client', 'add', '--data', data(), '--id', 'lib-1', '--cert', join(kms, 'ca.pem')], lines: () => [`--cert ${join(kms, 'ca.pem')}: the certificate for CN=kmip-edge development CA is a CA certificate; give the client's own certificate (the CA goes to run --kmip-ca)`] });
+  define({
+    name: 'client add --cert that is not for TLS clients',
+    args: () => ['client', 'add', '--data', data(), '--id', 'lib-1', '--cert', pem('server-only.pem', site().issue('a-server', 'server').cert)],
+    lines: () => [`--cert ${join(work, 'server-only.pem')}: the certificate for CN=a-server is not for TLS clients (its extendedKeyUsage lacks clientAuth); issue one with extendedKeyUsage=clientAuth`],
+  });
+  define({ name: 'client add --operation that is not one', args: () => ['client', 'add', '--data', data(), '--id', 'lib-1', '--cert', library().cert, '--operation', 'Explode'], lines: () => ['--operation Explode: one of DiscoverVersions, Query, Locate, Get, GetAttributes, GetAttributeList, Check, GetUsageAllocation, ObtainLease, Create, Register, Activate, AddAttribute, ModifyAttribute, DeleteAttribute, Revoke, Destroy'] });
+  define({ name: 'client add --pool without the length', args: () => ['client', 'add', '--data', data(), '--id', 'lib-1', '--cert', library().cert, '--pool', 'AES256=3'], lines: () => ['--pool "AES256=3": expected ALG-BITS[:GROUP]=N, e.g. AES-256:tape-lib-1=20'] });
+  define({ name: 'client add --id with a space', args: () => ['client', 'add', '--data', data(), '--id', 'lib 1', '--cert', library().cert], lines: () => ['client id "lib 1" is not 1-64 of [A-Za-z0-9._-]'] });
+  const registered = (): string => {
+    const folder = data();
+    const first = run(['client', 'add', '--data', folder, '--id', 'lib-1', '--cert', library().cert]);
+    assert.equal(first.status, 0, first.stderr);
+    return folder;
+  };
+  define({ name: 'client add of an id already registered', args: () => ['client', 'add', '--data', registered(), '--id', 'lib-1', '--cert', pem('lib-2.pem', site().issue('tape-lib-2', 'client').cert)], lines: () => ['client lib-1 is already registered; change it with kmip-edge client update --id lib-1'] });
+  define({
+    name: 'client add of a certificate another client has',
+    args: () => ['client', 'add', '--data', registered(), '--id', 'lib-2', '--cert', join(work, 'lib-1.pem')],
+    lines: () => [`this certificate's key (SPKI sha256 ${createHash('sha256').update(new X509Certificate(readFileSync(join(work, 'lib-1.pem'))).publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}) is already client lib-1's; one key, one client`],
+  });
+  define({ name: 'client update with nothing to change', args: () => ['client', 'update', '--data', join(work, 'nowhere'), '--id', 'lib-1'], lines: () => ['client update needs what to change: --cert, --key-id, --key-name, --key-group, --operation or --pool'] });
+  define({ name: 'client list with a mistyped --data', args: () => ['client', 'list', '--data', join(work, 'no-agent-here')], lines: () => [`no agent store in ${join(work, 'no-agent-here')}; give the agent's --data folder (client add makes a new one)`] });
+  define({
+    name: 'run --kmip-key that does not belong to --kmip-cert',
+    args: () => kmipArgs('--kmip-listen', '127.0.0.1:0', '--kmip-cert', pem('endpoint.pem', site().issue('endpoint', 'server').cert), '--kmip-key', join(kms, 'client.key')),
+    lines: () => [`${join(kms, 'client.key')}: this private key does not belong to the certificate in ${join(work, 'endpoint.pem')}`],
+  });
+  define({
+    name: 'run --kmip-ca that is no CA',
+    args: () => ['run', '--data', data(), ...upstreamArgs(kms, port), '--kmip-listen', '127.0.0.1:0', '--kmip-ca', join(kms, 'client.pem'), '--kmip-cert', join(kms, 'server.pem'), '--kmip-key', join(kms, 'server.key')],
+    lines: () => [`${join(kms, 'client.pem')}: no CA certificate in it (the KMIP client CA must have basicConstraints CA:TRUE)`],
+  });
+  define({
+    name: 'run --kmip-listen on a port in use',
+    args: () => ['run', '--data', data(), ...upstreamArgs(kms, port), '--kmip-listen', `127.0.0.1:${heldPort}`, '--kmip-ca', join(kms, 'ca.pem'), '--kmip-cert', join(kms, 'server.pem'), '--kmip-key', join(kms, 'server.key')],
+    lines: () => [`--kmip-listen 127.0.0.1:${heldPort}: ${IN_USE}`],
+  });
+  define({ name: 'run --kmip-listen without its certificate', args: () => ['run', '--data', data(), ...upstreamArgs(kms, port), '--kmip-listen', '127.0.0.1:0', '--kmip-ca', join(kms, 'ca.pem')], lines: () => ["--kmip-cert: missing; expected the path of the PEM file of the KMIP endpoint's certificate", "--kmip-key: missing; expected the path of the PEM file of the KMIP endpoint certificate's private key"] });
 });
 
 it('the whole list: every operator error above is exit 2, lines of "kmip-edge: …", no stack trace', () => {
