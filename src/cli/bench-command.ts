@@ -15,6 +15,7 @@ import { benchOutage } from '../bench/outage-bench.ts';
 import { runOutageLoad, stdinLines } from '../bench/outage-load.ts';
 import { benchFirmware } from '../bench/firmware-bench.ts';
 import { benchFootprint } from '../bench/footprint-bench.ts';
+import { benchKmipEndpoint, runEndpointLoad, type EndpointLoadConfig } from '../bench/kmip-endpoint-bench.ts';
 
 const NOT_YET_BUILT: Readonly<Record<string, string>> = {};
 
@@ -22,7 +23,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   const { values, positionals } = parseArgs({
     args,
     options: { json: { type: 'boolean', default: false }, input: { type: 'string', multiple: true }, seconds: { type: 'string' }, keys: { type: 'string' }, devices: { type: 'string' }, rounds: { type: 'string' }, placement: { type: 'string' },
-      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' }, 'resend-ms': { type: 'string' } },
+      'outage-seconds': { type: 'string' }, cut: { type: 'string' }, rate: { type: 'string' }, 'resend-ms': { type: 'string' }, clients: { type: 'string' } },
     allowPositionals: true,
     strict: true,
   });
@@ -37,6 +38,9 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
   if (rounds !== undefined && !(Number.isInteger(rounds) && rounds >= 1 && rounds <= 20)) throw new UsageError('--rounds must be a whole number in [1, 20]');
   if (values.placement !== undefined && values.placement !== 'split' && values.placement !== 'shared') throw new UsageError('--placement is split or shared');
   const outage = outageOptions(positionals, values);
+  // bench kmip-endpoint --clients 1,16: the numbers of concurrent TLS clients.
+  const clientCounts = values.clients === undefined ? undefined : values.clients.split(',').map(Number);
+  if (clientCounts?.some((n) => !(Number.isInteger(n) && n > 0 && n <= 256))) throw new UsageError('--clients takes counts from 1 to 256, comma-separated');
   const names = positionals.length > 0 ? positionals : ['ttlv', 'upstream', 'ledger', 'devices', ...Object.keys(NOT_YET_BUILT)];
   let status = 0;
   for (const name of names) {
@@ -47,6 +51,11 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
     } else if (name === 'outage-load') {
       // Internal: the devices of `bench outage` (configuration and phases on stdin).
       await runOutageLoad(stdinLines(), out);
+    } else if (name === 'kmip-endpoint-load') {
+      // Internal: the TLS clients of `bench kmip-endpoint` (configuration on stdin).
+      out(JSON.stringify(await runEndpointLoad(JSON.parse(readFileSync(0, 'utf8')) as EndpointLoadConfig)) + '\n');
+    } else if (name === 'kmip-endpoint') {
+      await benchKmipEndpoint({ seconds, json: values.json, out, ...(clientCounts && { counts: clientCounts }), ...(rounds && { rounds }), ...(values.placement && { placement: values.placement as 'split' | 'shared' }) });
     } else if (name === 'outage') {
       await benchOutage({ ...outage!, json: values.json, out });
     } else if (name === 'ttlv') {
@@ -67,7 +76,7 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       process.stderr.write(`bench ${name}: not built yet — it measures ${NOT_YET_BUILT[name]}\n`);
       if (positionals.length > 0) status = 1;
     } else {
-      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage, firmware or footprint`);
+      throw new UsageError(`unknown benchmark ${JSON.stringify(name)}: ttlv, upstream, ledger, devices, outage, firmware, footprint or kmip-endpoint`);
     }
   }
   return status;

@@ -27,7 +27,7 @@ commands:
   kmip --server … OP …                    one KMIP operation against a server
   dev-server --port P --dir D             the development KMIP server (and its push command)
   ttlv decode|encode …                    TTLV ⇄ KMIP XML / JSON
-  bench [ttlv|upstream|ledger|devices|outage|firmware]  benchmarks with same-run baselines
+  bench [ttlv|upstream|ledger|devices|outage|firmware|kmip-endpoint]  benchmarks, same-run baselines
   demo                                    the all-in-one demo on embedded defaults
 `;
 
@@ -208,6 +208,11 @@ Benchmarks, each next to a baseline measured in the same run.
   --cut MODE          outage: refuse (connections refused) or blackhole (accepted, never answered)
   --rate R            outage: requests per second per device (default 1)
   --resend-ms M       outage: a device's resend interval while unanswered (default 5000)
+  kmip-endpoint (not run by default): Gets of a cached key through the local KMIP endpoint by
+  concurrent TLS clients, next to the same Gets to the dev server and a bare TLS echo (target:
+  p50 <= 1.25x the echo)
+  --clients 1,16      kmip-endpoint: numbers of concurrent TLS clients (default 1,16)
+  --rounds N          kmip-endpoint: alternated rounds, best of each (default 3)
 `,
   demo: () => `usage: kmip-edge demo [--seconds S] [--events FILE] [--keep DIR] [--pace MS] [--plain]
 

@@ -28,7 +28,7 @@ const FLAGS: Record<string, string[]> = {
   ttlv: ['hex', 'file', 'format'],
   ledger: ['data', 'json'],
   cache: ['data', 'json'],
-  bench: ['json', 'input', 'seconds', 'keys', 'devices', 'rounds', 'placement', 'outage-seconds', 'cut', 'rate', 'resend-ms'],
+  bench: ['json', 'input', 'seconds', 'keys', 'devices', 'rounds', 'placement', 'outage-seconds', 'cut', 'rate', 'resend-ms', 'clients'],
   status: ['data', 'json'],
   backup: ['data', 'out', 'include-master-key'],
   restore: ['data', 'from', 'master-key', 'replace'],
