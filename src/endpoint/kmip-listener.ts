@@ -222,7 +222,7 @@ export class KmipListener {
     const limits = this.limits;
     socket.setNoDelay(true);
     const framer = new TtlvFramer(limits.maxMessageBytes);
-    this.log.debug({ event: 'kmip_client_connected', client: first.id, connection, remote: socket.remoteAddress }, 'KMIP client connected');
+    this.log.debug({ event: 'kmip_client_connected', client: first.id, connection, remote: socket.remoteAddress, tls: `${socket.getProtocol()} ${socket.getCipher().name}` }, 'KMIP client connected');
     let queue = Promise.resolve();
     let sequence = 0;
     /** Messages received and not yet answered. */
