@@ -86,7 +86,7 @@ describe('configuration errors, one line each: field, value given, what is allow
   });
   it('an unknown field (a misspelling is not ignored)', () => {
     const path = file('unknown.yaml', `${VALID}pushListner:\n  listen: 0.0.0.0:5697\n`);
-    assert.deepEqual(errors([path]), [`kmip-edge: ${path}: pushListner: unknown field (got a mapping); allowed fields: data, logLevel, upstream, mqtt, embeddedBroker, serial, pushListener, nonceMac, metrics`]);
+    assert.deepEqual(errors([path]), [`kmip-edge: ${path}: pushListner: unknown field (got a mapping); allowed fields: data, logLevel, upstream, mqtt, embeddedBroker, serial, pushListener, kmip, nonceMac, metrics`]);
   });
   it('a value outside the allowed set', () => {
     const path = file('level.yaml', `${VALID}logLevel: verbose\n`);
