@@ -276,6 +276,11 @@ export class Outbox {
   private async writeUpstream(entry: OutboxEntry): Promise<{ problems: OutboxProblem[]; unmarked: boolean }> {
     const { uid } = entry;
     const up = this.options.upstream;
+    /** A write upstream, logged once the key server has it (debug: the crash test's kill point). */
+    const write = async (what: string, call: (client: KmipClient) => Promise<unknown>): Promise<void> => {
+      await up(what, call);
+      this.log.debug({ event: 'outbox_written', clientId: entry.clientId, uid, what }, 'written to the key server');
+    };
     const problems: OutboxProblem[] = [];
     const at = (): string => this.now().toISOString();
     const refused = (attribute: string, error: KmipResultError, value?: string): void => void problems.push({ kind: 'refused', attribute, ...(value !== undefined && { value }), reason: error.message, at: at() });
@@ -297,7 +302,7 @@ export class Outbox {
       const instances = held.filter((a) => a.name === marker).map((a) => a.index ?? 0).sort((a, b) => b - a);
       for (const index of instances) {
         try {
-          await up(`deleting ${marker} of ${uid}`, (client) => client.deleteAttribute(uid, marker, index));
+          await write(`deleting ${marker} of ${uid}`, (client) => client.deleteAttribute(uid, marker, index));
         } catch (error) {
           const refusedDelete = refusal(error);
           if (!refusedDelete) throw error;
@@ -323,7 +328,7 @@ export class Outbox {
             problems.push({ kind: 'name_taken', attribute: 'Name', ...(text !== undefined && { value: text }), takenBy: holders[0]!, reason: `the key server holds the Name on ${holders.join(', ')}`, at: at() });
             continue;
           }
-          await up(what, (client) => client.addAttribute(uid, { name: 'Name', value: attribute.value! }));
+          await write(what, (client) => client.addAttribute(uid, { name: 'Name', value: attribute.value! }));
           names.add(text);
         } else if (multiInstance(attribute.name)) {
           const key = `${attribute.name}\u0000${valueKey(attribute.value)}`;
@@ -331,12 +336,12 @@ export class Outbox {
           const present = heldValues(attribute.name).filter((v) => v === valueKey(attribute.value)).length;
           counted.set(key, already + 1);
           if (already < present) continue; // this instance is there already
-          await up(what, (client) => client.addAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
+          await write(what, (client) => client.addAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
         } else {
           const present = heldValues(attribute.name);
           if (present.includes(valueKey(attribute.value))) continue;
-          if (present.length > 0) await up(what, (client) => client.modifyAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
-          else await up(what, (client) => client.addAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
+          if (present.length > 0) await write(what, (client) => client.modifyAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
+          else await write(what, (client) => client.addAttribute(uid, { name: attribute.name, ...(attribute.value && { value: attribute.value }) }));
         }
       } catch (error) {
         const refusedWrite = refusal(error);
@@ -350,7 +355,7 @@ export class Outbox {
       // Active already: done (KMIP 1.2 §4.19 refuses a second Activate).
       if (state === State.PreActive) {
         try {
-          await up(`activating ${uid}`, (client) => client.activate(uid));
+          await write(`activating ${uid}`, (client) => client.activate(uid));
         } catch (error) {
           const refusedActivate = refusal(error);
           if (!refusedActivate) throw error;
