@@ -86,12 +86,14 @@ export interface PoolTemplateStatus {
 export interface KeyPoolStatus {
   templates: PoolTemplateStatus[];
   outbox: { pending: number; conflicted: number; entries: OutboxEntryView[] };
-  lastSync: { at: string; drained: number; conflicted: number; created: number; adopted: number; error: { code: string; reason: string } | null } | null;
+  lastSync: { at: string; drained: number; conflicted: number; created: number; adopted: number; dropped: number; error: { code: string; reason: string } | null } | null;
 }
 
 export interface SyncReport extends DrainReport {
   created: number;
   adopted: number;
+  /** Pooled keys found in use on the key server by the first pass after open, and dropped. */
+  dropped: number;
   /** The failure that ended the pass early (retried with back-off). */
   error?: { code: string; reason: string };
 }
@@ -105,6 +107,15 @@ interface PoolRecord {
 }
 
 const enc = encodeURIComponent;
+const recordKeyOf = (record: Pick<PoolRecord, 'clientId' | 'templateId' | 'uid'>): string => POOL_KEYS + [enc(record.clientId), record.templateId, enc(record.uid)].join('/');
+const takenRecord = (uid: string, clientId: string, at: string): BatchOperation => ({ type: 'put', key: POOL_TAKEN + enc(uid), value: new Uint8Array(Buffer.from(JSON.stringify({ clientId, at }))) });
+
+/** Unused on the key server: this pool's marker, Pre-Active, no Name — as a fill left it. */
+function unusedUpstream(attributes: readonly Attribute[], marker: string): boolean {
+  return attributes.some((a) => a.name === POOL_MARKER && a.value?.value === marker) &&
+    attributes.find((a) => a.name === 'State')?.value?.value === State.PreActive &&
+    !attributes.some((a) => a.name === 'Name');
+}
 
 /** A template's identity: what the keys are, not how many (a new size keeps the keys). */
 export function templateId(template: Omit<PoolTemplate, 'size'>): string {
@@ -150,6 +161,8 @@ export class KeyPool implements OfflineCreator {
   private delayMs = 0;
   private started = false;
   private last: KeyPoolStatus['lastSync'] = null;
+  /** The pooled keys were checked with the key server since open (verifyPooled). */
+  private verified = false;
 
   private constructor(
     private readonly options: KeyPoolOptions,
@@ -231,7 +244,7 @@ export class KeyPool implements OfflineCreator {
   /** Records the take of `uid`; false when its key is no longer in the cache (the record is dropped, the key found again by a fill). */
   private async handOut(uid: string, template: PoolTemplate, request: OfflineCreateRequest, ready: string[]): Promise<boolean> {
     const record = this.records.get(uid)!;
-    const recordKey = POOL_KEYS + [enc(record.clientId), record.templateId, enc(uid)].join('/');
+    const recordKey = recordKeyOf(record);
     const at = this.now();
     const cached = await this.options.agent.cache.cached(uid);
     const upstream = upstreamAttributes(template, request);
@@ -239,7 +252,7 @@ export class KeyPool implements OfflineCreator {
     let missing = cached === undefined;
     const taken: BatchOperation[] = [
       { type: 'del', key: recordKey },
-      { type: 'put', key: POOL_TAKEN + enc(uid), value: new Uint8Array(Buffer.from(JSON.stringify({ clientId: request.clientId, at: entry.takenAt }))) },
+      takenRecord(uid, request.clientId, entry.takenAt),
       ...operations,
     ];
     try {
@@ -297,9 +310,10 @@ export class KeyPool implements OfflineCreator {
   }
 
   private async pass(drain: boolean): Promise<SyncReport> {
-    const report: SyncReport = { drained: 0, conflicted: 0, created: 0, adopted: 0 };
+    const report: SyncReport = { drained: 0, conflicted: 0, created: 0, adopted: 0, dropped: 0 };
     try {
       if (drain) Object.assign(report, await this.outbox.drain());
+      if (!this.verified) report.dropped = await this.verifyPooled();
       for (const client of await this.options.clients()) {
         for (const template of client.pool) {
           if (template.size <= 0) continue;
@@ -317,7 +331,7 @@ export class KeyPool implements OfflineCreator {
       report.error = errorSummary(error);
       this.log.debug({ event: 'pool_sync_failed', ...report.error }, 'key pool sync ended early; retried later');
     }
-    this.last = { at: this.now().toISOString(), drained: report.drained, conflicted: report.conflicted, created: report.created, adopted: report.adopted, error: report.error ?? null };
+    this.last = { at: this.now().toISOString(), drained: report.drained, conflicted: report.conflicted, created: report.created, adopted: report.adopted, dropped: report.dropped, error: report.error ?? null };
     return report;
   }
 
@@ -339,7 +353,9 @@ export class KeyPool implements OfflineCreator {
       if (this.claimed.has(uid)) continue;
       if (await this.adopt(clientId, id, template, uid)) filled.adopted++;
     }
-    while (ready.length < template.size) {
+    // At most the keys missing when the pass began: takes meanwhile wait for the next pass, so
+    // that a pass ends (and the next one drains first) however fast keys are taken.
+    for (let missing = template.size - ready.length; missing > 0 && ready.length < template.size; missing--) {
       const attributes: Attribute[] = [
         { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, template.algorithm) },
         { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, template.length) },
@@ -355,14 +371,48 @@ export class KeyPool implements OfflineCreator {
     return filled;
   }
 
+  /**
+   * Once per open, on the first pass that reaches the key server: is every pooled key still unused
+   * there? One that an operator named, activated, revoked or destroyed meanwhile — or one handed
+   * out after the backup this store was restored from, and written upstream since — is dropped
+   * from the pool and kept as taken (never pooled again).
+   */
+  private async verifyPooled(): Promise<number> {
+    let dropped = 0;
+    for (const record of [...this.records.values()]) {
+      let attributes: Attribute[] | undefined;
+      try {
+        attributes = (await this.upstream(`reading attributes of ${record.uid}`, (client) => client.getAttributes(record.uid))).attributes;
+      } catch (error) {
+        if (!(error instanceof KmipResultError)) throw error; // offline: the check waits for a later pass
+        // refused (Item Not Found): gone from the key server
+      }
+      if (attributes && unusedUpstream(attributes, this.markerValue(record.clientId, record.templateId))) continue;
+      const ready = this.readyList(record.clientId, record.templateId);
+      const at = ready.indexOf(record.uid);
+      if (at < 0) continue; // taken meanwhile
+      ready.splice(at, 1); // before the await: no take gets it now
+      try {
+        await this.options.agent.store.commit([{ type: 'del', key: recordKeyOf(record) }, takenRecord(record.uid, record.clientId, this.now().toISOString())]);
+      } catch (error) {
+        ready.unshift(record.uid);
+        throw error;
+      }
+      this.records.delete(record.uid);
+      this.log.warn({ event: 'pool_key_dropped', clientId: record.clientId, uid: record.uid, found: attributes !== undefined }, 'a pooled key is in use (or gone) on the key server: dropped from the pool');
+      dropped++;
+    }
+    this.verified = true;
+    return dropped;
+  }
+
   /** A key of this pool found upstream without a pool record: taken into the pool if still unused. */
   private async adopt(clientId: string, id: string, template: PoolTemplate, uid: string): Promise<boolean> {
     this.claimed.add(uid);
     try {
       const { attributes } = await this.upstream(`reading attributes of ${uid}`, (client) => client.getAttributes(uid));
-      const markers = attributes.filter((a) => a.name === POOL_MARKER).map((a) => a.value?.value);
       const state = attributes.find((a) => a.name === 'State')?.value?.value;
-      const unused = markers.includes(this.markerValue(clientId, id)) && state === State.PreActive && !attributes.some((a) => a.name === 'Name');
+      const unused = unusedUpstream(attributes, this.markerValue(clientId, id));
       if (!unused) {
         this.claimed.delete(uid);
         this.log.info({ event: 'pool_key_not_adopted', clientId, uid, state }, 'a key with this pool\'s marker is in use upstream: left alone');
@@ -391,7 +441,7 @@ export class KeyPool implements OfflineCreator {
         template: { algorithm: template.algorithm, length: template.length, usageMask: template.usageMask ?? DEFAULT_USAGE_MASK, objectGroup: template.objectGroup },
         addedAt: this.now().toISOString(),
       };
-      await this.options.agent.store.commit([{ type: 'put', key: POOL_KEYS + [enc(clientId), id, enc(uid)].join('/'), value: new Uint8Array(Buffer.from(JSON.stringify(record))) }]);
+      await this.options.agent.store.commit([{ type: 'put', key: recordKeyOf(record), value: new Uint8Array(Buffer.from(JSON.stringify(record))) }]);
       this.records.set(uid, record);
       this.readyList(clientId, id).push(uid);
     } catch (error) {

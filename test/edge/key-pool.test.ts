@@ -293,12 +293,12 @@ describe('KeyPool', () => {
       assert.ok(handed.includes(lost));
       assert.ok(!handed.includes(named) && !handed.includes(active), 'a key with a Name or Active is in use: not adopted');
       // The taken keys carry the marker upstream until the drain: a fill must not adopt them ...
-      assert.deepEqual(await pool.fill(), { drained: 0, conflicted: 0, created: 2, adopted: 0 });
+      assert.deepEqual(await pool.fill(), { drained: 0, conflicted: 0, created: 2, adopted: 0, dropped: 0 });
       // ... nor after a restart.
       await opened.close();
       const reopened = (current = await openPool([{ id: 'lib-4', pool: [template] }], undefined, data));
       handed.push(await reopened.pool.takeOffline(bare()), await reopened.pool.takeOffline(bare()));
-      assert.deepEqual(await reopened.pool.fill(), { drained: 0, conflicted: 0, created: 2, adopted: 0 });
+      assert.deepEqual(await reopened.pool.fill(), { drained: 0, conflicted: 0, created: 2, adopted: 0, dropped: 0 });
       assert.equal(new Set(handed).size, 4);
       assert.ok(handed.every((uid) => uid !== undefined));
       const drained = await reopened.pool.sync();
@@ -308,6 +308,28 @@ describe('KeyPool', () => {
       });
       const next = [await reopened.pool.takeOffline(bare()), await reopened.pool.takeOffline(bare())];
       assert.ok(next.every((uid) => uid !== undefined && !handed.includes(uid)));
+    } finally {
+      await current.close();
+    }
+  });
+
+  it('after a restart, drops a pooled key that was put to use on the key server meanwhile, and refills', async () => {
+    const clients = [{ id: 'lib-5', pool: [{ ...TAPES, size: 2 }] }];
+    const opened = await openPool(clients);
+    let current = opened;
+    try {
+      await syncOnline(opened.pool);
+      const pooled = (await opened.agent.listKeys()).map((k) => k.uniqueIdentifier);
+      assert.equal(pooled.length, 2);
+      await opened.close();
+      // An operator names one of them at the key server (or a restored backup's pool lists a key handed out since).
+      await server.admin((admin) => admin.addAttribute(pooled[0]!, { name: 'Name', value: nameValue('used-elsewhere') }));
+      current = await openPool(clients, undefined, opened.data);
+      const report = await current.pool.sync();
+      assert.deepEqual([report.error, report.dropped, report.created], [undefined, 1, 1]);
+      const handed = [await current.pool.takeOffline(request('lib-5', [])), await current.pool.takeOffline(request('lib-5', []))];
+      assert.ok(handed.includes(pooled[1]) && !handed.includes(pooled[0]), 'the used key is not handed out');
+      assert.equal((await current.pool.sync()).dropped, 0, 'checked once per open');
     } finally {
       await current.close();
     }
