@@ -520,6 +520,15 @@ export class KeyPool implements OfflineCreator {
     return this.outbox.conflicts();
   }
 
+  /**
+   * What a local client asked of a key taken offline and not yet on the key server (its `x-`
+   * attributes, which the cache's metadata does not hold): for answering Get Attributes and
+   * Locate offline. Undefined once the key server holds them.
+   */
+  pendingAttributes(uid: string): Attribute[] | undefined {
+    return this.outbox.entryOf(uid)?.attributes;
+  }
+
   /** An operator retries a conflicted entry (after freeing the name upstream): written on the next pass. */
   async retry(seq: number): Promise<void> {
     await this.outbox.retry(seq);

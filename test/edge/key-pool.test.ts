@@ -122,6 +122,7 @@ describe('KeyPool', () => {
       assert.equal(first.state, State.Active);
       assert.ok(first.activationDate !== undefined && first.activationDate <= now);
       assert.deepEqual(mayUse(first, 'protect', now), { allowed: true }, 'usable at once, offline');
+      assert.deepEqual(opened.pool.pendingAttributes(uids[1]!)?.map((a) => [a.name, a.name === 'Name' ? nameText(a) : a.value?.value]), [['Name', 'tape-A00002'], ['x-barcode', 'A00002']], 'what the key server is yet to hold');
       const pre = (await opened.agent.cache.cached(third))!.metadata;
       assert.equal(pre.state, State.PreActive);
       assert.deepEqual(pre.names, ['tape-A00003']);
@@ -157,6 +158,7 @@ describe('KeyPool', () => {
           assert.deepEqual(upstream.filter((a) => a.name === 'Object Group').map((a) => a.value?.value), ['tapes']);
         }
       });
+      assert.equal(opened.pool.pendingAttributes(uids[1]!), undefined);
       const refreshed = (await opened.agent.cache.cached(uids[0]!))!.metadata;
       assert.equal(refreshed.state, State.Active);
       assert.ok(refreshed.leaseExpiresAt !== undefined, 'the key server\'s lease replaces the offline "no limit"');
