@@ -42,6 +42,8 @@ import { KmipClient } from '../upstream/client.ts';
 import { guardProcess } from '../process-guard.ts';
 import { ClientRegistry } from '../endpoint/client-registry.ts';
 import { KmipListener } from '../endpoint/kmip-listener.ts';
+import { EdgeKmipService } from '../edge/edge-kmip-service.ts';
+import { KeyPool } from '../edge/key-pool.ts';
 import { executeClientRequest } from './client-admin.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
 import { helpText } from './help.ts';
@@ -203,12 +205,17 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   const learned = pushPeer && pushPeer.peerCert === undefined && pushPeer.peerName === undefined ? await learnedUpstream(agent, pool, log) : undefined;
   const upstreamState = probeUpstream(client, log, config.upstream.address);
   const registry = new DeviceRegistry(agent.store, agent.masterKey);
-  const service = new DeviceService(agent, registry, agent.store, log);
+  const clients = new ClientRegistry(agent.store);
+  // Offline Create for the local KMIP clients (issue #16): their pool templates' keys made upstream
+  // ahead of need, and the outbox that writes a taken key's attributes upstream when it is back.
+  const keyPool = config.kmip ? await KeyPool.open({ agent, clients: () => clients.list(), log }) : undefined;
+  // One edge KMIP service behind both doors: the device protocol and the local KMIP endpoint.
+  const edge = new EdgeKmipService(agent, agent.store, log, { offlineCreator: keyPool });
+  const service = new DeviceService(agent, registry, agent.store, log, { service: edge });
   watch.attach({ agent, service });
   const closers: (() => Promise<void>)[] = [];
   let pushListener: PushListener | undefined;
   let kmipListener: KmipListener | undefined;
-  const clients = new ClientRegistry(agent.store);
   // A client id that stays the same across restarts, with a persistent session: the broker keeps
   // the QoS 1 frames devices publish while the agent is away (restart or broker restart).
   const session = { clientId: agentClientId(config.data), persistentSession: true };
@@ -238,7 +245,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
     // … and `kmip-edge client …`, whose changes the KMIP endpoint sees from the next request on.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush(), (request) => executeClientRequest(clients, request, log));
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush(), (request) => executeClientRequest(clients, request, log).finally(() => keyPool?.wake()));
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {
@@ -264,10 +271,12 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
         ...at,
         ca: readPem(kmip.ca, 'KMIP client CA'), cert: readPem(kmip.cert, 'KMIP endpoint certificate'), key: readPem(kmip.key, 'KMIP endpoint key'),
         ...(kmip.ciphers !== undefined && { ciphers: kmip.ciphers }),
-        clients, handler: service.service, log,
+        clients, handler: edge, log,
       }));
       watch.attachKmipEndpoint(kmipListener.counts);
       closers.push(() => kmipListener!.close());
+      keyPool!.start();
+      closers.push(() => keyPool!.stop());
     }
     if (config.metrics) {
       const metrics = await listening(fieldName('metrics.listen', sources), config.metrics.listen, () => watch.serve(config.metrics!.listen));

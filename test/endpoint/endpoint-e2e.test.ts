@@ -5,7 +5,8 @@
  * the tape library: a Get of a key served (bytes equal the key server's). While the agent runs,
  * `client add|list|update|remove` go through its admin socket and apply at once; a key outside the
  * client's list is Item Not Found; a certificate of the site CA that is not registered is refused
- * and logged with its fingerprint; the endpoint's counts reach /metrics.
+ * and logged with its fingerprint; the client's key pool is filled; the endpoint's counts reach
+ * /metrics.
  */
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
@@ -54,6 +55,9 @@ it('run --kmip-listen serves a registered tape library its key; clients are mana
     const ready = await agent.firstLine();
     assert.equal(ready.ready, true);
     assert.match(String(ready.kmipListen), /^127\.0\.0\.1:\d+$/);
+    // The client's pool template is filled from the key server (offline Create's keys, issue #16).
+    const filled = await agent.waitForLog((line) => line.event === 'pool_filled' && line.clientId === 'lib-1', 'the pool of lib-1 filled');
+    assert.equal(filled.size, 4);
     const kmip = (identity: { cert: string; key: string }, ...args: string[]) => {
       const run = runCli(['kmip', '--server', String(ready.kmipListen), '--ca', paths.ca, '--cert', identity.cert, '--key', identity.key, '--version', '1.2', ...args]);
       return { status: run.status, json: run.stdout ? (JSON.parse(run.stdout) as Record<string, unknown>) : {}, stderr: run.stderr };
