@@ -259,4 +259,28 @@ describe('refusals: each serves nothing', () => {
     assert.ok(endpoint.handler.calls.length < requests, `${endpoint.handler.calls.length} of ${requests} answered before the disconnect`);
     endpoint.handler.calls.length = 0;
   });
+
+  it('random bytes from registered clients (random headers, lengths, truncations): each connection answered or closed, the endpoint still serves', async () => {
+    let seed = 0x5eed;
+    const random = () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) & 0xff;
+    const before = endpoint.listener.counts.connections.framing_lost + endpoint.listener.counts.connections.invalid_message;
+    for (let round = 0; round < 20; round++) {
+      const peer = RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert);
+      await peer.secured;
+      const body = Buffer.from(Array.from({ length: 8 + (random() << 2) }, random));
+      // Half start like a Request Message, so that the body (or the length) is what is wrong.
+      if (round % 2 === 0) body.set([0x42, 0x00, 0x78, 0x01, 0, 0, (random() & 0x0f) << 1, random() & 0xf8]);
+      peer.write(body);
+      peer.socket.end();
+      await peer.closed;
+    }
+    assert.ok(endpoint.listener.counts.connections.framing_lost + endpoint.listener.counts.connections.invalid_message > before);
+    const client = clientOf(endpoint);
+    try {
+      assert.equal((await client.discoverVersions([{ major: 1, minor: 2 }])).length, 2);
+    } finally {
+      await client.close();
+    }
+    endpoint.handler.calls.length = 0;
+  });
 });
