@@ -56,6 +56,10 @@ export interface EndpointMeasurement {
   p99Ms: number;
   /** The TLS version and cipher the first connection negotiated. */
   tls: string;
+  /** Every request made, warm-up included (to share out the server's CPU time). */
+  requests: number;
+  /** This process's CPU time (the server's) per request, filled in by the bench. */
+  serverCpuUs?: number;
 }
 
 const percentile = (sorted: number[], p: number): number => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!);
@@ -100,11 +104,12 @@ export async function runEndpointLoad(config: EndpointLoadConfig): Promise<Endpo
     return { latencies, elapsed: (performance.now() - started) / 1000 };
   };
   try {
-    await drive(Math.min(1, config.seconds / 2)); // not counted: both sides compile their hot paths
+    const warmUp = await drive(Math.min(1, config.seconds / 2)); // not counted: both sides compile their hot paths
     const { latencies, elapsed } = await drive(config.seconds);
+    const requests = warmUp.latencies.length + latencies.length;
     latencies.sort((a, b) => a - b);
     const cipher = clients[0]!.socket.getCipher();
-    return { requestsPerSec: Math.round(latencies.length / elapsed), p50Ms: Number(percentile(latencies, 50).toFixed(3)), p99Ms: Number(percentile(latencies, 99).toFixed(3)), tls: `${clients[0]!.socket.getProtocol()} ${cipher.name}` };
+    return { requestsPerSec: Math.round(latencies.length / elapsed), p50Ms: Number(percentile(latencies, 50).toFixed(3)), p99Ms: Number(percentile(latencies, 99).toFixed(3)), tls: `${clients[0]!.socket.getProtocol()} ${cipher.name}`, requests };
   } finally {
     for (const { socket } of clients) socket.destroy();
   }
@@ -169,7 +174,12 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     const echo = await startEcho(identity, response);
     closers.push(echo.close);
     const targets = { endpoint: listener.port, direct: serverPort, echo: echo.port };
-    const load = (port: number, clients: number) => loadProcess({ port, clients, seconds: options.seconds, request: toHex(request), ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, where);
+    const load = async (port: number, clients: number): Promise<EndpointMeasurement> => {
+      const before = process.cpuUsage();
+      const measured = await loadProcess({ port, clients, seconds: options.seconds, request: toHex(request), ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, where);
+      const cpu = process.cpuUsage(before);
+      return { ...measured, serverCpuUs: Math.round((cpu.user + cpu.system) / Math.max(1, measured.requests)) };
+    };
     if (!options.json) options.out(`kmip-endpoint: Get of a cached key (${response.length}-byte response) over mutual TLS, next to the dev server direct and a bare TLS echo of the same bytes\n`);
     for (const clients of options.counts ?? [1, 16]) {
       const rounds: Record<keyof typeof targets, EndpointMeasurement>[] = [];
@@ -188,11 +198,13 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
         directRequestsPerSec: direct.requestsPerSec, directP50Ms: direct.p50Ms, directP99Ms: direct.p99Ms,
         echoRequestsPerSec: floor.requestsPerSec, echoP50Ms: floor.p50Ms, echoP99Ms: floor.p99Ms,
         p50VsEcho, p50VsDirect, target: 'p50 <= 1.25x echo (median of the per-round ratios)', meetsTarget: p50VsEcho <= 1.25,
+        // CPU time of the server side (this process) per request, in the same best rounds.
+        serverCpuUsPerRequest: { endpoint: ours.serverCpuUs, direct: direct.serverCpuUs, echo: floor.serverCpuUs },
         tls: { endpoint: ours.tls, direct: direct.tls, echo: floor.tls },
         rounds: rounds.map((r) => ({ requestsPerSec: r.endpoint.requestsPerSec, p50Ms: r.endpoint.p50Ms, directP50Ms: r.direct.p50Ms, echoP50Ms: r.echo.p50Ms })),
       };
       if (options.json) options.out(JSON.stringify(result) + '\n');
-      else options.out(`  ${String(clients).padStart(2)} clients: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  direct ${direct.requestsPerSec}/s p50 ${direct.p50Ms} ms  |  echo ${floor.requestsPerSec}/s p50 ${floor.p50Ms} ms p99 ${floor.p99Ms} ms  (p50 ${result.p50VsEcho}× echo, target ≤ 1.25×: ${result.meetsTarget ? 'met' : 'NOT met'}; ${result.p50VsDirect}× direct; best of ${rounds.length} rounds, ${where.kind})\n`);
+      else options.out(`  ${String(clients).padStart(2)} clients: ${ours.requestsPerSec}/s p50 ${ours.p50Ms} ms p99 ${ours.p99Ms} ms  |  direct ${direct.requestsPerSec}/s p50 ${direct.p50Ms} ms  |  echo ${floor.requestsPerSec}/s p50 ${floor.p50Ms} ms p99 ${floor.p99Ms} ms  (p50 ${result.p50VsEcho}× echo, target ≤ 1.25×: ${result.meetsTarget ? 'met' : 'NOT met'}; ${result.p50VsDirect}× direct; best of ${rounds.length} rounds, ${where.kind}; server CPU µs/request ${ours.serverCpuUs} / direct ${direct.serverCpuUs} / echo ${floor.serverCpuUs})\n`);
     }
   } finally {
     for (const close of closers.reverse()) await close();

@@ -127,6 +127,8 @@ function toClient(stored: StoredClient): ClientRecord {
 export class ClientRegistry {
   /** All clients by id and by fingerprint, loaded once; kept in step with every write of this instance. */
   private index: Promise<{ byId: Map<string, ClientRecord>; bySpki: Map<string, ClientRecord> }> | undefined;
+  /** The index once loaded: the listener's per-request look-up is then a Map get, no promise. */
+  private loaded: { byId: Map<string, ClientRecord>; bySpki: Map<string, ClientRecord> } | undefined;
   private readonly writes = new Lanes();
 
   constructor(readonly store: KeyValueStore) {}
@@ -140,7 +142,7 @@ export class ClientRegistry {
         byId.set(client.id, client);
         bySpki.set(client.spkiSha256, client);
       }
-      return { byId, bySpki };
+      return (this.loaded = { byId, bySpki });
     })();
     return this.index;
   }
@@ -204,8 +206,9 @@ export class ClientRegistry {
   }
 
   /** The client whose certificate has this SubjectPublicKeyInfo digest (what the listener asks on each connection and request). */
-  async bySpki(spkiSha256: string): Promise<ClientRecord | undefined> {
-    return (await this.load()).bySpki.get(spkiSha256);
+  bySpki(spkiSha256: string): ClientRecord | undefined | Promise<ClientRecord | undefined> {
+    if (this.loaded) return this.loaded.bySpki.get(spkiSha256);
+    return this.load().then((index) => index.bySpki.get(spkiSha256));
   }
 
   async list(): Promise<ClientRecord[]> {

@@ -33,9 +33,9 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
 import { EndpointCounts } from './endpoint-counts.ts';
 
-/** Who may connect: the registered client with this certificate key, or none. */
+/** Who may connect: the registered client with this certificate key, or none (at once when known in memory). */
 export interface ClientLookup {
-  bySpki(spkiSha256: string): Promise<LocalClient | undefined>;
+  bySpki(spkiSha256: string): LocalClient | undefined | Promise<LocalClient | undefined>;
 }
 
 /**
@@ -243,19 +243,26 @@ export class KmipListener {
       socket.end(last);
       setTimeout(() => socket.destroy(), limits.readTimeoutMs).unref();
     };
-    // No timeout while answers are being worked out (the peer waits for us); otherwise the bytes of
-    // a message must keep coming, the next message must come within the idle time, and an answer
-    // the peer does not read (or a close it does not complete) must be done within the read time.
+    // The bytes of a message must keep coming, the next message must come within the idle time,
+    // and an answer the peer does not read (or a close it does not complete) must be done within
+    // the read time; while answers are being worked out the peer waits for us, and a timeout then
+    // is ignored (the answer's write re-arms it). The timer is only set when its duration changes:
+    // a socket's setTimeout makes a new timer each time, and this runs on every request.
+    let armedMs = -1;
     const arm = () => {
       if (socket.destroyed) return;
-      const waitingForUs = unanswered > 0 && !ended && !draining;
       const waitingForPeer = framer.pendingBytes > 0 || socket.writableLength > 0 || ended;
-      socket.setTimeout(waitingForUs ? 0 : waitingForPeer ? limits.readTimeoutMs : limits.idleTimeoutMs);
+      const ms = waitingForPeer ? limits.readTimeoutMs : limits.idleTimeoutMs;
+      if (ms !== armedMs) socket.setTimeout((armedMs = ms));
     };
     // Reading stops while the peer has maxPipelined answers coming or does not take what is sent.
+    let paused = true; // until serving starts, below
     const flow = () => {
       if (socket.destroyed || !reading) return;
-      if (unanswered >= limits.maxPipelined || socket.writableNeedDrain) socket.pause();
+      const pause = unanswered >= limits.maxPipelined || socket.writableNeedDrain;
+      if (pause === paused) return;
+      paused = pause;
+      if (pause) socket.pause();
       else socket.resume();
     };
     socket.on('drain', () => {
@@ -263,6 +270,7 @@ export class KmipListener {
       arm();
     });
     socket.on('timeout', () => {
+      if (unanswered > 0 && !ended && !draining) return; // the peer waits for us
       this.counts.connection('timed_out');
       this.log.info({ event: 'kmip_connection_timed_out', client: first.id, connection, partialMessage: framer.pendingBytes > 0, closing: ended }, 'KMIP client connection closed: the peer went quiet');
       socket.destroy();
@@ -286,7 +294,8 @@ export class KmipListener {
       }
       if (ended || socket.destroyed) return;
       // The registry as it is now: an update applies to the next request, a removal closes the connection.
-      const client = await this.options.clients.bySpki(spki).catch(() => undefined);
+      const found = this.options.clients.bySpki(spki);
+      const client = found instanceof Promise ? await found.catch(() => undefined) : found;
       if (!client) {
         this.log.info({ event: 'kmip_client_gone', client: first.id, connection }, 'KMIP client connection closed: the client is no longer registered');
         end(undefined);
@@ -317,13 +326,17 @@ export class KmipListener {
       const { messages, error } = framer.pushSome(chunk);
       for (const message of messages) {
         unanswered++;
-        queue = queue.then(() => answerOne(message)).catch((failure: unknown) => {
-          this.log.error({ event: 'kmip_request_failed', client: first.id, err: failure }, 'KMIP request failed: connection closed');
-          socket.destroy();
-        }).finally(() => {
-          unanswered--;
-          flow();
-          arm();
+        queue = queue.then(async () => {
+          try {
+            await answerOne(message);
+          } catch (failure) {
+            this.log.error({ event: 'kmip_request_failed', client: first.id, err: failure }, 'KMIP request failed: connection closed');
+            socket.destroy();
+          } finally {
+            unanswered--;
+            flow();
+            arm();
+          }
         });
       }
       if (error) {
@@ -340,7 +353,7 @@ export class KmipListener {
     });
     socket.on('close', () => this.log.debug({ event: 'kmip_client_disconnected', client: first.id, connection, requests: sequence }, 'KMIP client disconnected'));
     arm();
-    socket.resume();
+    flow();
   }
 
   /** Stops listening and closes every connection. */
