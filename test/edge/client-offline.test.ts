@@ -13,7 +13,7 @@ import { nameValue, type Attribute } from '../../src/kmip/attributes.ts';
 import { buildRequestMessage, parseResponseMessage, type ResponseBatchItem } from '../../src/kmip/message.ts';
 import { keyBlockOf, keyMaterialOf, payload, readAttributeList, readAttributes, readGet, readLocate, readUniqueIdentifier } from '../../src/kmip/payloads.ts';
 import {
-  CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, RevocationReasonCode, State, Tag, UsageLimitsUnit,
+  CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, RevocationReasonCode, SecretDataType, State, Tag, UsageLimitsUnit,
 } from '../../src/kmip/tables.generated.ts';
 import { optionalValue } from '../../src/kmip/tree.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -32,6 +32,8 @@ let tapeB: string;
 let other: string;
 let limited: string;
 let uncached: string;
+let secret: string;
+const SECRET = new Uint8Array(Buffer.from('the library\'s passphrase'));
 const bytes: Record<string, string> = {};
 const barcode = (code: string): Attribute => ({ name: 'x-barcode', value: textString(Tag.AttributeValue, code) });
 const group = (name: string): Attribute => ({ name: 'Object Group', value: textString(Tag.AttributeValue, name) });
@@ -71,7 +73,12 @@ before(async () => {
   limited = await activeKey('tape-limited', [group('tapes'), { name: 'Usage Limits', value: limits }]);
   uncached = await activeKey('tape-uncached', [group('tapes')]);
   // While online: the client's keys are fetched (the cache now holds them), and a first grant brings an allocation of 50 units.
-  for (const uid of [tapeA, tapeB, limited]) await ok(lib, Operation.Get, payload.get(uid));
+  const secretObject = structure(Tag.SecretData, [enumeration(Tag.SecretDataType, SecretDataType.Seed), structure(Tag.KeyBlock, [
+    enumeration(Tag.KeyFormatType, KeyFormatType.Opaque), structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, SECRET)]),
+  ])]);
+  secret = await edge.admin.register(ObjectType.SecretData, [group('tapes'), { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Verify) }], secretObject);
+  await edge.admin.activate(secret);
+  for (const uid of [tapeA, tapeB, limited, secret]) await ok(lib, Operation.Get, payload.get(uid));
   await edge.agent.cache.get(other); // cached for someone else
   await ok(lib, Operation.GetUsageAllocation, payload.getUsageAllocation(limited, 5n));
   for (let i = 0; i < 3; i++) await pool.add(await edge.admin.create(ObjectType.SymmetricKey, aesKey(`pool-${i}`)), AES, 256, MASK);
@@ -83,6 +90,10 @@ after(() => edge.stop());
 describe('edge KMIP service, local client offline: reads from the cache', () => {
   it('Get, Get Attributes (all and by name), Get Attribute List, Check, Obtain Lease', async () => {
     assert.equal(material(await ok(lib, Operation.Get, payload.get(tapeA))), bytes[tapeA]);
+    const got = readGet((await ok(lib, Operation.Get, payload.get(secret))).payload!);
+    assert.equal(got.objectType, ObjectType.SecretData);
+    assert.equal(optionalValue(got.object, Tag.SecretDataType, ItemType.Enumeration), SecretDataType.Seed);
+    assert.equal(toHex(keyMaterialOf(keyBlockOf(got.object))), toHex(SECRET));
     const all = readAttributes((await ok(lib, Operation.GetAttributes, payload.getAttributes(tapeA))).payload!).attributes;
     for (const name of ['Unique Identifier', 'Name', 'Object Type', 'Cryptographic Algorithm', 'Cryptographic Length', 'State', 'Object Group', 'x-barcode', 'Last Change Date']) {
       assert.ok(all.some((a) => a.name === name), `${name} in ${all.map((a) => a.name).join(', ')}`);
@@ -108,7 +119,7 @@ describe('edge KMIP service, local client offline: reads from the cache', () => 
     assert.deepEqual(await located(lib, [byName('tape-A')]), [tapeA]);
     assert.deepEqual(await located(lib, [barcode('OF0002')]), [tapeB]);
     assert.deepEqual(await located(lib, [barcode('OF0003')]), [], 'cached, but another client\'s key');
-    assert.deepEqual(new Set(await located(lib, [group('tapes')])), new Set([tapeA, tapeB, limited]), 'tape-uncached is not in the cache');
+    assert.deepEqual(new Set(await located(lib, [group('tapes')])), new Set([tapeA, tapeB, limited, secret]), 'tape-uncached is not in the cache');
     const aes = [
       { name: 'Object Type', value: enumeration(Tag.AttributeValue, ObjectType.SymmetricKey) },
       { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, AES) },

@@ -14,10 +14,13 @@ import { buildRequestMessage, parseResponseMessage, type ResponseBatchItem } fro
 import { decodeTtlv } from '../../src/ttlv/decode.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import { keyBlockOf, keyMaterialOf, payload, readAttributes, readGet, readLocate, readUniqueIdentifier } from '../../src/kmip/payloads.ts';
-import { CryptographicAlgorithm, KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, RevocationReasonCode, State, Tag } from '../../src/kmip/tables.generated.ts';
+import { CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, SecretDataType, ObjectType, Operation, ResultReason, ResultStatus, RevocationReasonCode, State, Tag } from '../../src/kmip/tables.generated.ts';
 import { silentLogger } from '../../src/log.ts';
 import { byteString, enumeration, integer, structure, textString } from '../../src/ttlv/build.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
+import { optionalValue } from '../../src/kmip/tree.ts';
+import { ItemType } from '../../src/ttlv/item.ts';
+import { keyWrappingSpecification, unwrapKeyBlock } from '../../src/upstream/key-wrapping.ts';
 import { aesKey } from '../helpers/client-interop-suite.ts';
 import { localClient, startEdge } from '../helpers/edge.ts';
 
@@ -81,6 +84,34 @@ describe('edge KMIP service, local client online: keys it creates', () => {
     const got = await ok(creator, Operation.Get, payload.get(uid));
     assert.equal(toHex(keyMaterialOf(keyBlockOf(readGet(got.payload!).object))), toHex(bytes));
     assert.equal((await one(neighbour, Operation.Get, payload.get(uid))).resultReason, ResultReason.ItemNotFound);
+  });
+});
+
+describe('edge KMIP service, local client online: what the cache does not serve as it is', () => {
+  it('Secret Data registered is served back from the cache with its Secret Data Type', async () => {
+    const secret = new Uint8Array(Buffer.from('a passphrase of the tape library'));
+    const object = structure(Tag.SecretData, [enumeration(Tag.SecretDataType, SecretDataType.Password), structure(Tag.KeyBlock, [
+      enumeration(Tag.KeyFormatType, KeyFormatType.Opaque), structure(Tag.KeyValue, [byteString(Tag.KeyMaterial, secret)]),
+    ])]);
+    const mask = { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Verify) };
+    const uid = readUniqueIdentifier((await ok(creator, Operation.Register, payload.register(ObjectType.SecretData, [mask, byName('w-secret')], object))).payload!);
+    assert.equal((await edge.agent.cache.get(uid)).metadata.secretDataType, SecretDataType.Password, 'kept in the cache (served from it offline: client-offline.test.ts)');
+    const got = readGet((await ok(creator, Operation.Get, payload.get(uid))).payload!);
+    assert.equal(got.objectType, ObjectType.SecretData);
+    assert.equal(optionalValue(got.object, Tag.SecretDataType, ItemType.Enumeration), SecretDataType.Password);
+    assert.equal(toHex(keyMaterialOf(keyBlockOf(got.object))), toHex(secret));
+  });
+
+  it('a Get with a Key Wrapping Specification is the key server\'s to answer, with a wrapping key the client may see', async () => {
+    const wrapping = await create('w-wrapping-key', []);
+    await edge.admin.modifyAttribute(wrapping, { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.WrapKey | CryptographicUsageMask.UnwrapKey) });
+    const uid = await create('w-wrapped');
+    const specification = (keyUid: string) => keyWrappingSpecification({ method: 'encrypt', keyUid, encoding: 'none' });
+    const wrapped = readGet((await ok(creator, Operation.Get, [...payload.get(uid), specification(wrapping)])).payload!);
+    const wrappingBytes = keyMaterialOf(keyBlockOf((await edge.admin.get(wrapping)).object));
+    assert.equal(toHex(unwrapKeyBlock(keyBlockOf(wrapped.object), wrappingBytes)), await upstreamBytes(uid));
+    const theirs = await edge.admin.create(ObjectType.SymmetricKey, aesKey('w-their-wrapping-key', CryptographicUsageMask.WrapKey));
+    assert.equal((await one(creator, Operation.Get, [...payload.get(uid), specification(theirs)])).resultReason, ResultReason.ItemNotFound, 'not with a key it may not see');
   });
 });
 
