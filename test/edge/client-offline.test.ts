@@ -11,9 +11,9 @@ import { after, before, describe, it } from 'node:test';
 import { EdgeKmipService } from '../../src/edge/edge-kmip-service.ts';
 import { nameValue, type Attribute } from '../../src/kmip/attributes.ts';
 import { buildRequestMessage, parseResponseMessage, type ResponseBatchItem } from '../../src/kmip/message.ts';
-import { keyBlockOf, keyMaterialOf, payload, readAttributeList, readAttributes, readGet, readLocate, readUniqueIdentifier } from '../../src/kmip/payloads.ts';
+import { keyBlockOf, keyMaterialOf, payload, readAttributeList, readAttributes, readDiscoverVersions, readGet, readLocate, readQuery, readUniqueIdentifier } from '../../src/kmip/payloads.ts';
 import {
-  CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, ObjectType, Operation, ResultReason, ResultStatus, RevocationReasonCode, SecretDataType, State, Tag, UsageLimitsUnit,
+  CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, ObjectType, Operation, QueryFunction, ResultReason, ResultStatus, RevocationReasonCode, SecretDataType, State, Tag, UsageLimitsUnit,
 } from '../../src/kmip/tables.generated.ts';
 import { optionalValue } from '../../src/kmip/tree.ts';
 import { silentLogger } from '../../src/log.ts';
@@ -106,6 +106,11 @@ describe('edge KMIP service, local client offline: reads from the cache', () => 
     const lease = await ok(lib, Operation.ObtainLease, payload.obtainLease(tapeA));
     const seconds = optionalValue(lease.payload!, Tag.LeaseTime, ItemType.Interval)!;
     assert.ok(seconds > 0 && seconds <= 600, `the lease the agent holds: ${seconds} s`);
+  });
+
+  it('Query and Discover Versions need no key server', async () => {
+    assert.ok(readQuery((await ok(lib, Operation.Query, payload.query([QueryFunction.QueryOperations]))).payload!).operations.includes(Operation.Locate));
+    assert.deepEqual(readDiscoverVersions((await ok(lib, Operation.DiscoverVersions, payload.discoverVersions([{ major: 1, minor: 2 }]))).payload!), [{ major: 1, minor: 2 }]);
   });
 
   it('Get Usage Allocation within the allocation held; beyond it, refused', async () => {
