@@ -11,6 +11,8 @@ import { Tag } from '../kmip/tables.generated.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { BatchOperation, KeyValueStore } from '../store/kv-store.ts';
 import type { MasterKey } from '../store/master-key.ts';
+import { encodeTtlv } from '../ttlv/encode.ts';
+import { toHex } from '../ttlv/hex.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import { mayUse, type Decision, type KeyFacts, type Purpose } from './key-policy.ts';
 import { observer } from '../metrics/observer.ts';
@@ -29,6 +31,15 @@ export interface KeyMetadata extends KeyFacts {
   lastChangeDate: bigint | undefined;
   /** Seconds since the epoch when the agent last heard from the upstream about this key. */
   refreshedAt: bigint;
+  /**
+   * Custom attributes (KMIP 1.2 §3.39: names starting `x-` or `y-`, e.g. a cartridge barcode):
+   * name → the hex of each instance's Attribute Value in TTLV, by Attribute Index — for Locate
+   * and Get Attributes while the key server is unreachable (issue #16). Absent in metadata
+   * cached before.
+   */
+  customAttributes?: Record<string, string[]>;
+  /** KMIP 1.2 §2.2.7 Secret Data Type, for Secret Data (served again by the edge KMIP service). */
+  secretDataType?: number;
 }
 
 /** The upstream calls a fill needs (an adapter over KmipClient, behind the circuit breaker). */
@@ -67,6 +78,7 @@ export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribut
   const touched = new Set(attributes.map((a) => a.name));
   if (touched.has('Name')) meta.names = [];
   if (touched.has('Object Group')) meta.objectGroups = [];
+  for (const name of touched) if (isCustomAttribute(name) && meta.customAttributes) delete meta.customAttributes[name];
   for (const { name, value } of attributes) {
     const v = value?.value;
     const dateField = DATE_ATTRIBUTES[name];
@@ -82,7 +94,13 @@ export function applyAttributes(meta: KeyMetadata, attributes: readonly Attribut
       const text = value.value.find((c) => c.tag === Tag.NameValue)?.value;
       if (typeof text === 'string') meta.names.push(text);
     } else if (name === 'Lease Time' && typeof v === 'number') meta.leaseExpiresAt = v === 0 ? undefined : now + BigInt(v);
+    else if (isCustomAttribute(name) && value !== undefined) ((meta.customAttributes ??= {})[name] ??= []).push(toHex(encodeTtlv(value)));
   }
+}
+
+/** KMIP 1.2 §3.39: a custom attribute's name starts with `x-` (client) or `y-` (server). */
+export function isCustomAttribute(name: string): boolean {
+  return name.startsWith('x-') || name.startsWith('y-');
 }
 
 /** Writes committed in the same synced batch as a cache change, given the metadata it leaves. */
@@ -263,6 +281,16 @@ export class KeyCache {
     return key;
   }
 
+  /**
+   * Forgets the key — material and metadata — in one synced batch with `alongside` (the key was
+   * destroyed upstream: KMIP 1.2 §4.21, its material must not outlive it here).
+   */
+  async remove(uid: string, alongside: BatchOperation[] = []): Promise<void> {
+    await this.store.commit([{ type: 'del', key: META + uid }, { type: 'del', key: MATERIAL + uid }, ...alongside]);
+    this.memory.delete(uid);
+    this.refreshedAtMs.delete(uid);
+  }
+
   private async fill(uid: string): Promise<CachedKey> {
     const [got, attributes, leaseTime] = await Promise.all([this.source.get(uid), this.source.getAttributes(uid), this.source.obtainLease(uid)]);
     const key = this.record(uid, got.objectType, got.object, leaseTime === undefined ? attributes : [...attributes, { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: ItemType.Interval, value: leaseTime } }]);
@@ -280,6 +308,10 @@ export class KeyCache {
       names: [], objectGroups: [], lastChangeDate: undefined, refreshedAt: this.now(),
     };
     applyAttributes(metadata, attributes, this.now());
+    if (object.tag === Tag.SecretData && object.type === ItemType.Structure) {
+      const secretDataType = object.value.find((c) => c.tag === Tag.SecretDataType)?.value;
+      if (typeof secretDataType === 'number') metadata.secretDataType = secretDataType;
+    }
     return { metadata, material };
   }
 

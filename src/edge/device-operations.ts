@@ -99,7 +99,7 @@ export class DeviceOperations {
       }
       case Operation.ObtainLease: {
         const { uid, metadata } = await this.allowedKey(device, payload);
-        return leasePayload(uid, await this.leased(uid, metadata));
+        return leasePayload(uid, await leaseNow(this.agent, uid, metadata));
       }
       case Operation.Check: {
         const { uid } = await this.allowedKey(device, payload);
@@ -116,15 +116,15 @@ export class DeviceOperations {
         throw new Refusal(ResultReason.OperationNotSupported, `${enumerationText(Tag.Operation, operation)} is not a device operation`);
     }
   }
+}
 
-  /** A fresh lease from the upstream; offline, the lease the agent holds. */
-  async leased(uid: string, metadata: KeyMetadata): Promise<KeyMetadata> {
-    try {
-      return await this.agent.obtainLease(uid);
-    } catch (error) {
-      if (!isKmipEdgeError(error, 'AGENT_OFFLINE')) throw error;
-      return metadata;
-    }
+/** A fresh lease from the upstream; offline, the lease the agent holds. */
+export async function leaseNow(agent: AgentCore, uid: string, metadata: KeyMetadata): Promise<KeyMetadata> {
+  try {
+    return await agent.obtainLease(uid);
+  } catch (error) {
+    if (!isKmipEdgeError(error, 'AGENT_OFFLINE')) throw error;
+    return metadata;
   }
 }
 

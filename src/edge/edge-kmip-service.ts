@@ -8,19 +8,27 @@
  * Refusals are results, never exceptions: nothing a principal sends ends the process.
  */
 import type { AgentCore } from '../agent/agent-core.ts';
-import { buildResponseMessage, parseRequestMessage, type RequestMessage, type ResponseBatchItemInput } from '../kmip/message.ts';
+import { isKmipEdgeError } from '../errors.ts';
+import { buildResponseMessage, KMIP_VERSIONS, parseRequestMessage, readProtocolVersion, type ProtocolVersion, type RequestMessage, type ResponseBatchItemInput } from '../kmip/message.ts';
 import { Operation, ResultReason, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { findChild, findChildren, optionalValue, requiredChild } from '../kmip/tree.ts';
 import { enumerationText } from '../kmip/vocabulary.ts';
 import type { Logger } from '../log.ts';
 import { observer, SUCCESS } from '../metrics/observer.ts';
 import type { KeyValueStore } from '../store/kv-store.ts';
 import { decodeTtlv } from '../ttlv/decode.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
+import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import type { TtlvLimits } from '../ttlv/limits.ts';
 import { readNonceMacItems } from '../upstream/nonce-mac.ts';
+import { encodeResponse, runBatch, type ItemResult } from './batch.ts';
+import { ClientOperations } from './client-operations.ts';
+import { ClientWrites } from './client-writes.ts';
+import { CreatedKeys } from './created-keys.ts';
 import { DeviceOperations } from './device-operations.ts';
+import { KeyAccess } from './key-access.ts';
 import type { KmipAnswer, KmipRequestHandler, OfflineCreator, Principal } from './principal.ts';
-import { deviceRefusal } from './refusal.ts';
+import { clientRefusal, deviceRefusal, isUnreachable, Refusal } from './refusal.ts';
 
 export interface EdgeKmipServiceOptions {
   /** The key pool (src/edge/key-pool.ts): answers a Create while the key server is unreachable. */
@@ -47,14 +55,20 @@ export interface AnswerOptions {
 
 export class EdgeKmipService implements KmipRequestHandler {
   private readonly device: DeviceOperations;
+  private readonly client: ClientOperations;
+  /** The keys each local client created or registered here (visible to it whatever its allow-list). */
+  readonly created: CreatedKeys;
 
   constructor(
     private readonly agent: AgentCore,
-    readonly store: KeyValueStore,
+    store: KeyValueStore,
     private readonly log: Logger,
-    readonly options: EdgeKmipServiceOptions = {},
+    options: EdgeKmipServiceOptions = {},
   ) {
     this.device = new DeviceOperations(agent, log);
+    this.created = new CreatedKeys(store);
+    const access = new KeyAccess(agent, this.created);
+    this.client = new ClientOperations(agent, access, new ClientWrites(agent, access, log, options.offlineCreator));
   }
 
   /** The local KMIP door's call (KmipRequestHandler): never rejects. */
@@ -73,20 +87,31 @@ export class EdgeKmipService implements KmipRequestHandler {
    * cached key, the hot path of every device — otherwise once the agent core has.
    */
   answer(principal: Principal, body: Uint8Array, requestId: string, options: AnswerOptions = {}): ServiceAnswer | Promise<ServiceAnswer> {
+    const isDevice = principal.kind === 'device';
+    let message: TtlvItem;
     let request: RequestMessage;
     try {
-      request = parseRequestMessage(decodeTtlv(body, options.limits));
-    } catch {
-      return { response: invalidMessage(), effect: false, invalid: true };
+      message = decodeTtlv(body, options.limits);
+      request = parseRequestMessage(message);
+    } catch (error) {
+      if (isDevice) return { response: invalidMessage(), effect: false, invalid: true };
+      return this.audited(principal, requestId, undefined, clientInvalidMessage(body, options.limits, error), [], true);
     }
     const [only] = request.batchItems;
-    const fromMemory = request.batchItems.length === 1 && only!.operation === Operation.Get ? this.device.getFromMemory(principal, only!.payload) : undefined;
-    if (fromMemory) {
-      const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
-      observer.deviceRequest(Operation.Get, SUCCESS);
-      return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false, invalid: false };
+    if (request.batchItems.length === 1 && only!.operation === Operation.Get && (isDevice || versionServed(request.protocolVersion))) {
+      // A client's Message Extension is looked at by the general path (batch.ts).
+      const fromMemory = isDevice ? this.device.getFromMemory(principal, only!.payload) : hasExtension(message) ? undefined : this.client.getFromMemory(principal, only!.payload);
+      if (fromMemory) {
+        const item = { operation: Operation.Get, ...(only!.uniqueBatchItemId && { uniqueBatchItemId: only!.uniqueBatchItemId }), resultStatus: ResultStatus.Success, payload: fromMemory };
+        if (isDevice) {
+          observer.deviceRequest(Operation.Get, SUCCESS);
+          return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false, invalid: false };
+        }
+        const response = encodeResponse(request.protocolVersion, [item], request.maximumResponseSize);
+        return this.audited(principal, requestId, request, response, [{ item, uid: optionalValue(only!.payload, Tag.UniqueIdentifier, ItemType.TextString) }], false);
+      }
     }
-    const through = this.deviceBatch(principal, requestId, request);
+    const through = isDevice ? this.deviceBatch(principal, requestId, request) : this.clientBatch(principal, requestId, request, message);
     // A request with an effect is never answered before its outcome is known (a grant made after
     // "not now" was said would be debited and never delivered); anything else is answered "not
     // now" at the deadline, and the upstream call it waits for goes on (issue #13 finding 7).
@@ -106,6 +131,50 @@ export class EdgeKmipService implements KmipRequestHandler {
       }, deadlineMs);
     });
     return Promise.race([through.finally(() => clearTimeout(timer)), late]);
+  }
+
+  /**
+   * A local client's batch (batch.ts): Batch Error Continuation, the ID Placeholder, Maximum
+   * Response Size; answered in the request's protocol version (1.0–1.4).
+   */
+  private async clientBatch(principal: Principal, requestId: string, request: RequestMessage, message: TtlvItem): Promise<ServiceAnswer> {
+    const version = request.protocolVersion;
+    if (!versionServed(version)) {
+      // Answered in the highest version served: the client learns which versions it may use.
+      const refused = request.batchItems.map((item) => ({ uid: undefined, item: {
+        operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
+        resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: `protocol version ${version.major}.${version.minor} is not served: KMIP 1.0 to 1.4`,
+      } }));
+      return this.audited(principal, requestId, request, encodeTtlv(buildResponseMessage(KMIP_VERSIONS[0]!, refused.map((r) => r.item))), refused, false);
+    }
+    const { results, effect } = await runBatch(request, message, requestId, (item, context) => this.client.operate(principal, item.operation, item.payload, context), (error, item) => {
+      const refusal = clientRefusal(error, enumerationText(Tag.Operation, item.operation));
+      if (refusal.reason === ResultReason.GeneralFailure && !(error instanceof Refusal) && !isUnreachable(error)) {
+        this.log.warn({ event: 'kmip_client_item_failed', client: principal.id, operation: enumerationText(Tag.Operation, item.operation), code: (error as { code?: string }).code, reason: (error as Error).message }, 'a local KMIP client request failed');
+      }
+      return refusal;
+    });
+    const response = encodeResponse(version, results.map((r) => r.item), request.maximumResponseSize);
+    return { ...this.audited(principal, requestId, request, response, results, false), effect };
+  }
+
+  /**
+   * The audit event of a local client's request (issue #16): who asked, and per item the
+   * operation, the key it was about and the result — never key material nor attribute values.
+   */
+  private audited(principal: Principal, requestId: string, request: RequestMessage | undefined, response: Uint8Array, results: readonly ItemResult[], invalid: boolean): ServiceAnswer {
+    this.log.info({
+      event: 'kmip_client_request', client: principal.id, requestId,
+      ...(request && { version: `${request.protocolVersion.major}.${request.protocolVersion.minor}` }),
+      ...(invalid && { invalid: true }),
+      items: results.map(({ item, uid }) => ({
+        operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
+        ...(uid !== undefined && { uid }),
+        status: enumerationText(Tag.ResultStatus, item.resultStatus),
+        ...(item.resultReason !== undefined && { reason: enumerationText(Tag.ResultReason, item.resultReason) }),
+      })),
+    }, 'local KMIP client request');
+    return { response, effect: false, invalid };
   }
 
   /** A device's batch: each item on its own (PROTOCOL.md §5), or the nonce-MAC exchange. */
@@ -135,6 +204,32 @@ export class EdgeKmipService implements KmipRequestHandler {
     }
     return { response: encodeTtlv(buildResponseMessage(version, items)), effect, invalid: false };
   }
+}
+
+function hasExtension(message: TtlvItem): boolean {
+  return findChildren(message, Tag.BatchItem).some((item) => findChild(item, Tag.MessageExtension) !== undefined);
+}
+
+/** KMIP 1.x, versions 1.0–1.4 (message.ts KMIP_VERSIONS): what the service answers in. */
+function versionServed(version: ProtocolVersion): boolean {
+  return KMIP_VERSIONS.some((v) => v.major === version.major && v.minor === version.minor);
+}
+
+/**
+ * Invalid Message for a client's request that is no KMIP Request Message (KMIP 1.2 §11.1: the
+ * door then closes the connection), in the request's protocol version when it can be read.
+ */
+function clientInvalidMessage(body: Uint8Array, limits: AnswerOptions['limits'], error: unknown): Uint8Array {
+  let version: ProtocolVersion = { major: 1, minor: 0 };
+  try {
+    const header = requiredChild(decodeTtlv(body, limits), Tag.RequestHeader);
+    const read = readProtocolVersion(requiredChild(header, Tag.ProtocolVersion));
+    if (versionServed(read)) version = read;
+  } catch {
+    // not even a header: answered at 1.0, which every KMIP 1.x client reads
+  }
+  const detail = isKmipEdgeError(error) ? `: ${error.message}` : '';
+  return encodeTtlv(buildResponseMessage(version, [{ resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: `not a valid KMIP Request Message${detail}` }]));
 }
 
 function invalidMessage(): Uint8Array {

@@ -6,6 +6,7 @@
  */
 import type { KeyRule } from '../devices/registry.ts';
 import type { Attribute } from '../kmip/attributes.ts';
+import type { BatchOperation } from '../store/kv-store.ts';
 
 export interface Principal {
   kind: 'device' | 'client';
@@ -51,6 +52,13 @@ export interface OfflineCreateRequest {
   attributes: Attribute[];
   /** Activate the key as well (a Create + Activate batch, or an Activation Date of now). */
   activate: boolean;
+  /**
+   * Writes to commit in the same synced batch as the pool entry's removal, given the key handed
+   * out: the edge service's record that the client created it (created-keys.ts), so that a crash
+   * cannot leave a key taken for a client that may not see it. Optional for the pool to honour:
+   * the service writes the record after takeOffline unless it is on disk.
+   */
+  alongside?: (uid: string) => BatchOperation[];
 }
 
 /**
