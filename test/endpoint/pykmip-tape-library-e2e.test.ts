@@ -1,0 +1,108 @@
+/**
+ * Issue #16's tape library, end to end, every part a real process: PyKMIP's ProxyKmipClient
+ * (/usr/bin/python3) as the library against `kmip-edge run --kmip-listen`, the development server
+ * (LevelDB, so it can be stopped and started again) upstream. Online: create an AES-256 key with a
+ * Name, locate it by name, get it (the key server's bytes), get its attributes, activate it — at
+ * KMIP 1.2, and Get at 1.0 and 1.4. The key server is stopped: Get and Locate still answer, and a
+ * Create answers from the client's pool. The key server comes back: the pooled key's Name is on
+ * it (asked with `kmip-edge kmip` straight at the key server).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { it } from 'node:test';
+import { promisify } from 'node:util';
+import { keyBlockOf, keyMaterialOf } from '../../src/kmip/payloads.ts';
+import { toHex } from '../../src/ttlv/hex.ts';
+import { TestCa } from '../helpers/certificates.ts';
+import { runCli } from '../helpers/cli.ts';
+import { spawnCli, stopCli, type CliProcess } from '../helpers/cli-process.ts';
+import { keyServerProcess } from '../helpers/key-server-process.ts';
+import { upstreamArgs } from '../helpers/processes.ts';
+
+/** One PyKMIP session: `phase` says what it does; prints one JSON object. */
+const SCRIPT = `
+import sys, json
+from kmip.pie.client import ProxyKmipClient
+from kmip import enums
+from kmip.core.factories import attributes as attribute_factory
+phase, port, ca, cert, key, version = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+versions = {'1.0': enums.KMIPVersion.KMIP_1_0, '1.2': enums.KMIPVersion.KMIP_1_2, '1.4': enums.KMIPVersion.KMIP_1_4}
+names = lambda name: [attribute_factory.AttributeFactory().create_attribute(enums.AttributeType.NAME, name)]
+out = {}
+with ProxyKmipClient(hostname='127.0.0.1', port=port, cert=cert, key=key, ca=ca, config_file='/dev/null', kmip_version=versions[version]) as c:
+    usage = [enums.CryptographicUsageMask.ENCRYPT, enums.CryptographicUsageMask.DECRYPT]
+    if phase == 'online':
+        uid = c.create(enums.CryptographicAlgorithm.AES, 256, name='cartridge-A00001', cryptographic_usage_mask=usage)
+        out['uid'] = uid
+        out['located'] = c.locate(attributes=names('cartridge-A00001'))
+        out['bytes'] = c.get(uid).value.hex()
+        attributes = c.get_attributes(uid, ['Cryptographic Length', 'Name'])[1]
+        out['attributes'] = {a.attribute_name.value: str(a.attribute_value) for a in attributes}
+        c.activate(uid)
+        out['state'] = str(c.get_attributes(uid, ['State'])[1][0].attribute_value.value)
+    elif phase == 'get':
+        out['bytes'] = c.get(sys.argv[7]).value.hex()
+    elif phase == 'offline':
+        out['bytes'] = c.get(sys.argv[7]).value.hex()
+        out['located'] = c.locate(attributes=names('cartridge-A00001'))
+        out['created'] = c.create(enums.CryptographicAlgorithm.AES, 256, name='cartridge-A00002', cryptographic_usage_mask=usage)
+        out['createdBytes'] = len(c.get(out['created']).value)
+print(json.dumps(out))
+`;
+
+it("PyKMIP's client as the tape library: online, offline (Get, Locate, Create from the pool), and the pooled key's Name upstream once the key server is back", { timeout: 240_000 }, async () => {
+  assert.ok(existsSync('/usr/bin/python3'), 'needs /usr/bin/python3 with python3-pykmip (sudo scripts/install-peers.sh)');
+  const server = await keyServerProcess('tape-library-e2e');
+  await server.start();
+  const work = dirname(server.kms);
+  const data = join(work, 'agent');
+  let agent: CliProcess | undefined;
+  try {
+    const site = new TestCa('branch site CA');
+    const write = (name: string, bytes: Buffer): string => (writeFileSync(join(work, name), bytes), join(work, name));
+    const endpoint = site.issue('kmip-edge endpoint', 'server');
+    const library = site.issue('tape-lib-1', 'client');
+    const files = { ca: write('site-ca.pem', site.cert), cert: write('endpoint.pem', endpoint.cert), key: write('endpoint.key', endpoint.key), library: write('lib.pem', library.cert), libraryKey: write('lib.key', library.key) };
+    const added = runCli(['client', 'add', '--data', data, '--id', 'lib-1', '--cert', files.library, '--pool', 'AES-256=2']);
+    assert.equal(added.status, 0, added.stderr);
+    agent = spawnCli(['run', '--data', data, ...upstreamArgs(server.kms, server.port), '--kmip-listen', '127.0.0.1:0', '--kmip-cert', files.cert, '--kmip-key', files.key, '--kmip-ca', files.ca, '--log-level', 'debug']);
+    const ready = await agent.firstLine();
+    await agent.waitForLog((line) => line.event === 'pool_filled' && line.clientId === 'lib-1' && line.ready === 2, 'the pool of lib-1 filled');
+    const port = Number(String(ready.kmipListen).split(':')[1]);
+    const pykmip = async (phase: string, version: string, ...rest: string[]) => {
+      const run = await promisify(execFile)('/usr/bin/python3', ['-c', SCRIPT, phase, String(port), files.ca, files.library, files.libraryKey, version, ...rest], { encoding: 'utf8', timeout: 60_000 });
+      return JSON.parse(run.stdout) as Record<string, unknown>;
+    };
+
+    // Online, at KMIP 1.2; Get at 1.0 and 1.4 too.
+    const online = await pykmip('online', '1.2');
+    const uid = String(online.uid);
+    const expected = await server.admin(async (admin) => toHex(keyMaterialOf(keyBlockOf((await admin.get(uid)).object))));
+    assert.deepEqual(online.located, [uid]);
+    assert.equal(online.bytes, expected);
+    assert.match(String((online.attributes as Record<string, string>)['Cryptographic Length']), /256/);
+    assert.equal(online.state, 'State.ACTIVE');
+    for (const version of ['1.0', '1.4']) assert.equal((await pykmip('get', version, uid)).bytes, expected, `Get at KMIP ${version}`);
+
+    // The key server is stopped: served from the cache, and a Create from the pool.
+    await server.stop();
+    const offline = await pykmip('offline', '1.2', uid);
+    assert.equal(offline.bytes, expected);
+    assert.deepEqual(offline.located, [uid]);
+    assert.equal(offline.createdBytes, 32);
+    const created = String(offline.created);
+    await agent.waitForLog((line) => line.event === 'pool_key_taken' && line.uid === created, 'the pooled key taken');
+
+    // The key server is back: the outbox writes the Name; the key server has it.
+    await server.start();
+    await agent.waitForLog((line) => line.event === 'outbox_drained' && line.uid === created, 'the outbox entry written upstream', 120_000);
+    const direct = runCli(['kmip', '--server', `127.0.0.1:${server.port}`, '--ca', join(server.kms, 'ca.pem'), '--cert', join(server.kms, 'client.pem'), '--key', join(server.kms, 'client.key'), 'locate', '--name', 'cartridge-A00002']);
+    assert.equal(direct.status, 0, direct.stderr);
+    assert.deepEqual((JSON.parse(direct.stdout) as { uniqueIdentifiers: string[] }).uniqueIdentifiers, [created]);
+  } finally {
+    assert.equal(await stopCli(agent), 0, agent?.stderr.slice(-2000));
+    await server.stop();
+  }
+});
