@@ -245,7 +245,15 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
     }
     // `kmip-edge device add|list|remove|update` while this process holds the store.
     // … and `kmip-edge client …`, whose changes the KMIP endpoint sees from the next request on.
-    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), watch.queries(agent, registry), log, () => service.flush(), (request) => executeClientRequest(clients, request, log).finally(() => keyPool?.wake()));
+    // `status` also shows the local KMIP endpoint and the key pool (its outbox conflicts included).
+    const queries = watch.queries(agent, registry);
+    const agentStatus = queries.status!;
+    queries.status = async () => ({
+      ...(await agentStatus()),
+      kmipEndpoint: kmipListener ? { listen: kmipListener.address, clients: (await clients.list()).length, openConnections: kmipListener.openConnections, connections: kmipListener.counts.connections } : null,
+      keyPool: keyPool ? await keyPool.status() : null,
+    });
+    const admin = await serveDeviceAdmin(config.data, registry, (id) => service.forget(id), queries, log, () => service.flush(), (request) => executeClientRequest(clients, request, log).finally(() => keyPool?.wake()));
     closers.push(() => new Promise<void>((resolve) => admin.close(() => resolve())));
     const push = config.pushListener;
     if (push) {

@@ -99,7 +99,20 @@ export async function runStatusCommand(args: string[], out: (text: string) => vo
     ...status.keys.map((k) => `  ${k.uniqueIdentifier} ${k.names.join(',') || '-'} ${k.state} lease ${k.leaseExpiresAt ?? 'unlimited'}${k.remaining === null ? '' : `, ${k.remaining} units remaining (${k.allocatedFromUpstream} allocated, ${k.grantedToDevices} granted)`}`),
     `devices: ${status.devices.length}`,
     ...status.devices.map((d) => `  ${d.id} ${d.suite} last seen ${d.lastSeen ?? 'never'}, ${d.pendingPushes} pushes pending`),
+    ...kmipEndpointLines(answer),
   ];
   out(lines.join('\n') + '\n');
   return 0;
+}
+
+/** The local KMIP endpoint and the key pool (issue #16), when the agent runs them (`run --kmip-listen`). */
+function kmipEndpointLines(answer: Record<string, unknown>): string[] {
+  const endpoint = answer.kmipEndpoint as { listen: string; clients: number; openConnections: number } | null | undefined;
+  const pool = answer.keyPool as { templates: { clientId: string; templateId: string; size: number; ready: number }[]; outbox: { pending: number; conflicted: number; entries: { uid: string; problems?: unknown }[] } } | null | undefined;
+  if (!endpoint) return [];
+  return [
+    `kmip endpoint on ${endpoint.listen}: ${endpoint.clients} clients registered, ${endpoint.openConnections} connections open`,
+    ...(pool ? pool.templates.map((t) => `  pool ${t.clientId} ${t.templateId}: ${t.ready} of ${t.size} keys ready`) : []),
+    ...(pool ? [`  outbox: ${pool.outbox.pending} pending, ${pool.outbox.conflicted} in conflict${pool.outbox.conflicted > 0 ? ' (see status --json)' : ''}`] : []),
+  ];
 }

@@ -58,6 +58,11 @@ it('run --kmip-listen serves a registered tape library its key; clients are mana
     // The client's pool template is filled from the key server (offline Create's keys, issue #16).
     const filled = await agent.waitForLog((line) => line.event === 'pool_filled' && line.clientId === 'lib-1', 'the pool of lib-1 filled');
     assert.equal(filled.size, 4);
+    const status = JSON.parse(runCli(['status', '--data', data, '--json']).stdout) as { kmipEndpoint: Record<string, unknown>; keyPool: { templates: { clientId: string; ready: number; size: number }[] } };
+    assert.equal(status.kmipEndpoint.listen, ready.kmipListen);
+    assert.equal(status.kmipEndpoint.clients, 1);
+    assert.deepEqual(status.keyPool.templates.map((t) => [t.clientId, t.ready, t.size]), [['lib-1', 4, 4]]);
+    assert.match(runCli(['status', '--data', data]).stdout, /^kmip endpoint on 127\.0\.0\.1:\d+: 1 clients registered, 0 connections open\n {2}pool lib-1 \S+: 4 of 4 keys ready\n {2}outbox: 0 pending, 0 in conflict$/m);
     const kmip = (identity: { cert: string; key: string }, ...args: string[]) => {
       const run = runCli(['kmip', '--server', String(ready.kmipListen), '--ca', paths.ca, '--cert', identity.cert, '--key', identity.key, '--version', '1.2', ...args]);
       return { status: run.status, json: run.stdout ? (JSON.parse(run.stdout) as Record<string, unknown>) : {}, stderr: run.stderr };
