@@ -132,9 +132,9 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
 }
 
 /*
- * Every typed request: open_request starts the body in `frame` (on any error the writer holds
- * it, sticky, and no buffer, so the builder writes nothing), the builder writes, close_request
- * seals (fb_device_seal returns a builder's error, the body zeroized) or returns begin's error. One call sequence shared by every request instead of one each.
+ * Every request: open_request starts the body in `frame` (on any error the writer holds it,
+ * sticky, and no buffer, so the builder writes nothing), the builder writes, close_request
+ * seals (fb_device_seal returns a builder's error, the body zeroized) or returns begin's error.
  */
 static void open_request(const fb_device *dev, uint8_t *frame, size_t frame_size, fb_ttlv_writer *w)
 {
@@ -155,63 +155,13 @@ static fb_status close_request(fb_device *dev, uint8_t *frame, const fb_ttlv_wri
     return fb_device_seal(dev, frame, w, 0u, frame_len, counter);
 }
 
-#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build) \
-    do {                                                            \
-        fb_ttlv_writer w_;                                          \
-        open_request((dev), (frame), (frame_size), &w_);            \
-        build;                                                      \
-        return close_request((dev), (frame), &w_, (frame_len), (counter)); \
-    } while (0)
-
-fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,
-                        size_t frame_size, size_t *frame_len, uint64_t *counter)
+fb_status fb_device_request(fb_device *dev, const fb_request *request, uint8_t *frame,
+                            size_t frame_size, size_t *frame_len, uint64_t *counter)
 {
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_get(&w_, uid, uid_len));
-}
-
-fb_status fb_device_get_attributes(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                   const fb_bytes *names, size_t name_count, uint8_t *frame,
-                                   size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_get_attributes(&w_, uid, uid_len, names, name_count));
-}
-
-fb_status fb_device_get_usage_allocation(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                         uint64_t count, uint8_t *frame, size_t frame_size,
-                                         size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_get_usage_allocation(&w_, uid, uid_len, count));
-}
-
-fb_status fb_device_obtain_lease(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                 uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                 uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_obtain_lease(&w_, uid, uid_len));
-}
-
-fb_status fb_device_check(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                          const uint64_t *usage_limits_count, const uint32_t *usage_mask,
-                          uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_check(&w_, uid, uid_len, usage_limits_count, usage_mask));
-}
-
-fb_status fb_device_query(fb_device *dev, const uint32_t *functions, size_t count, uint8_t *frame,
-                          size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_query(&w_, functions, count));
-}
-
-fb_status fb_device_discover_versions(fb_device *dev, const fb_version *versions, size_t count,
-                                      uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                      uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_discover_versions(&w_, versions, count));
+    fb_ttlv_writer w;
+    open_request(dev, frame, frame_size, &w);
+    fb_kmip_build_request(&w, request);
+    return close_request(dev, frame, &w, frame_len, counter);
 }
 
 fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid_len,
@@ -219,6 +169,7 @@ fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid
                                   uint8_t *nonce, size_t nonce_len, uint8_t *frame,
                                   size_t frame_size, size_t *frame_len, uint64_t *counter)
 {
+    fb_ttlv_writer w;
     if (dev == NULL || nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
         dev->config.crypto->random == NULL) {
         return FB_ERR_ARG;
@@ -227,8 +178,9 @@ fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid
     if (dev->config.crypto->random(dev->config.crypto->ctx, nonce, nonce_len) != FB_OK) {
         return FB_ERR_CRYPTO;
     }
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_nonce_mac(&w_, uid, uid_len, mac_uid, mac_uid_len, nonce, nonce_len, setter));
+    open_request(dev, frame, frame_size, &w);
+    fb_kmip_build_nonce_mac(&w, uid, uid_len, mac_uid, mac_uid_len, nonce, nonce_len, setter);
+    return close_request(dev, frame, &w, frame_len, counter);
 }
 
 fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb_down *down)

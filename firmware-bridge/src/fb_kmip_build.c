@@ -72,21 +72,7 @@ static void put_text(fb_ttlv_writer *w, uint8_t tag, const uint8_t *text, size_t
     w_bytes(w, tag, FB_TTLV_TEXT_STRING, text, len);
 }
 
-/* A Request Message with one Batch Item of `operation`, its payload open. Close with end_one. */
-static void begin_plain(fb_ttlv_writer *w, uint32_t operation, item_marks *m)
-{
-    m->message = begin_request(w, 1, false);
-    begin_item(w, operation, m);
-}
-
-/* The same, the payload starting with the Unique Identifier (NULL or empty: FB_ERR_ARG). */
-static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                      item_marks *m)
-{
-    begin_plain(w, operation, m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-}
-
+/* Closes the Request Message of a fb_kmip_build_request: payload, item, message. */
 static void end_one(fb_ttlv_writer *w, const item_marks *m)
 {
     end_item(w, m);
@@ -95,94 +81,70 @@ static void end_one(fb_ttlv_writer *w, const item_marks *m)
 
 /* ------------------------------------------------------------------ request builders */
 
-/* A request on `uid` with an optional Usage Limits Count and Cryptographic Usage Mask: Get and
- * Obtain Lease (neither), Get Usage Allocation (the count), Check (either or both, §4.10). */
-static void uid_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                        const uint64_t *usage_limits_count, const uint32_t *usage_mask)
+/* What the payload of each operation fb_kmip_build_request builds holds (fb_kmip.h): a table
+ * of (operation, parts) instead of one builder per operation. */
+#define P_UID 0x01u      /* the Unique Identifier, first */
+#define P_UNITS 0x02u    /* the Usage Limits Count, required (>= 1, §4.18) */
+#define P_PROTECT 0x04u  /* Usage Limits Count and Cryptographic Usage Mask, each if non-zero (§4.10) */
+#define P_NAMES 0x08u    /* `count` Attribute Names */
+#define P_FUNCTIONS 0x10u /* `count` Query Functions */
+#define P_VERSIONS 0x20u /* `count` Protocol Versions */
+
+static const uint8_t request_parts[][2] = {
+    {FB_OP_GET, P_UID},
+    {FB_OP_GET_ATTRIBUTES, P_UID | P_NAMES},
+    {FB_OP_GET_USAGE_ALLOCATION, P_UID | P_UNITS},
+    {FB_OP_OBTAIN_LEASE, P_UID},
+    {FB_OP_CHECK, P_UID | P_PROTECT},
+    {FB_OP_QUERY, P_FUNCTIONS},
+    {FB_OP_DISCOVER_VERSIONS, P_VERSIONS},
+};
+
+void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
 {
     item_marks m;
-    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
-        fail(w);
-    }
-    begin_one(w, operation, uid, uid_len, &m);
-    if (usage_limits_count != NULL) {
-        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, *usage_limits_count);
-    }
-    if (usage_mask != NULL) {
-        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, *usage_mask);
-    }
-    end_one(w, &m);
-}
-
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
-{
-    uid_request(w, FB_OP_GET, uid, uid_len, NULL, NULL);
-}
-
-/* A request whose payload is a list: Get Attributes on `uid` (Attribute Names, fb_bytes), Query
- * (Query Functions, uint32_t), Discover Versions (Protocol Versions, fb_version); `uid` NULL for
- * the last two. A NULL list with a count is FB_ERR_ARG. */
-static void list_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                         const void *list, size_t count)
-{
-    item_marks m;
+    unsigned parts = 0;
     size_t i;
-    if (list == NULL && count > 0u) {
-        fail(w);
+    size_t count;
+    const void *list;
+    for (i = 0; request != NULL && i < sizeof request_parts / sizeof request_parts[0]; i++) {
+        if (request_parts[i][0] == request->operation) {
+            parts = request_parts[i][1];
+        }
     }
-    if (operation == FB_OP_GET_ATTRIBUTES) {
-        begin_one(w, operation, uid, uid_len, &m);
-    } else {
-        begin_plain(w, operation, &m);
+    if (parts == 0u) {
+        fail(w); /* not one of the seven (or no request) */
+        return;
+    }
+    list = (parts & P_NAMES) != 0u       ? (const void *)request->names
+           : (parts & P_FUNCTIONS) != 0u ? (const void *)request->functions
+                                         : (const void *)request->versions;
+    count = (parts & (P_NAMES | P_FUNCTIONS | P_VERSIONS)) != 0u ? request->count : 0u;
+    if ((list == NULL && count > 0u) || request->usage_limits_count > (uint64_t)INT64_MAX ||
+        ((parts & P_UNITS) != 0u && request->usage_limits_count == 0u)) {
+        fail(w); /* a Long Integer; at least one unit (§4.18) */
+    }
+    m.message = begin_request(w, 1, false);
+    begin_item(w, request->operation, &m);
+    if ((parts & P_UID) != 0u) {
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->uid.ptr, request->uid.len);
+    }
+    if ((parts & (P_UNITS | P_PROTECT)) != 0u && request->usage_limits_count != 0u) {
+        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, request->usage_limits_count);
+    }
+    if ((parts & P_PROTECT) != 0u && request->usage_mask != 0u) {
+        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, request->usage_mask);
     }
     for (i = 0; w->status == FB_OK && i < count; i++) {
-        if (operation == FB_OP_GET_ATTRIBUTES) {
-            const fb_bytes *name = (const fb_bytes *)list + i;
-            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), name->ptr, name->len);
-        } else if (operation == FB_OP_QUERY) {
-            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, ((const uint32_t *)list)[i]);
+        if ((parts & P_NAMES) != 0u) {
+            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), request->names[i].ptr, request->names[i].len);
+        } else if ((parts & P_FUNCTIONS) != 0u) {
+            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, request->functions[i]);
         } else {
-            const fb_version *v = (const fb_version *)list + i;
-            put_version(w, v->major, v->minor);
+            put_version(w, request->versions[i].major, request->versions[i].minor);
         }
     }
     end_one(w, &m);
-}
-
-void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                  const fb_bytes *names, size_t name_count)
-{
-    list_request(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, names, name_count);
-}
-
-void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                        uint64_t count)
-{
-    if (count == 0u) {
-        fail(w); /* at least one unit (§4.18); above INT64_MAX is refused by uid_request */
-    }
-    uid_request(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &count, NULL);
-}
-
-void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
-{
-    uid_request(w, FB_OP_OBTAIN_LEASE, uid, uid_len, NULL, NULL);
-}
-
-void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                         const uint64_t *usage_limits_count, const uint32_t *usage_mask)
-{
-    uid_request(w, FB_OP_CHECK, uid, uid_len, usage_limits_count, usage_mask);
-}
-
-void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
-{
-    list_request(w, FB_OP_QUERY, NULL, 0, functions, count);
-}
-
-void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count)
-{
-    list_request(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, versions, count);
 }
 
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;

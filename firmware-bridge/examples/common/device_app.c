@@ -264,13 +264,20 @@ static int sealed(app *a, fb_status status, const char *what) {
     return 0;
 }
 
+/** Seals the request of `operation` on the key of the options (fb_device_request; `units`: a
+ * Get Usage Allocation's count; Query ignores the key) into a->request, to send and resend. */
+static fb_status seal_request(app *a, uint32_t operation, uint64_t units) {
+    fb_request request = {.operation = operation, .uid = {(const uint8_t *)a->o->uid, strlen(a->o->uid)}, .usage_limits_count = units};
+    return fb_device_request(&a->dev, &request, a->request, sizeof a->request, &a->request_len, &a->request_counter);
+}
+
 /** Get (§4.11): the key, shown by fingerprint; its material in `material` when wanted. 1 ok. */
 static int do_get(app *a, uint8_t *material, size_t *material_len) {
     fb_response response;
     struct timespec started;
     uint8_t scratch[MATERIAL_MAX];
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_get(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), a->request, sizeof a->request, &a->request_len, &a->request_counter), "Get")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_GET, 0), "Get")) return 0;
     int got = exchange(a, &response);
     line_start(a, "get", NULL);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -296,7 +303,7 @@ static int do_allocate(app *a, int64_t count) {
     fb_response response;
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_get_usage_allocation(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), (uint64_t)count, a->request, sizeof a->request, &a->request_len, &a->request_counter), "Get Usage Allocation")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_GET_USAGE_ALLOCATION, (uint64_t)count), "Get Usage Allocation")) return 0;
     int got = exchange(a, &response);
     line_start(a, "allocate", &count);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -309,7 +316,7 @@ static int do_lease(app *a) {
     fb_response response;
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_obtain_lease(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), a->request, sizeof a->request, &a->request_len, &a->request_counter), "Obtain Lease")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_OBTAIN_LEASE, 0), "Obtain Lease")) return 0;
     int got = exchange(a, &response);
     line_start(a, "lease", NULL);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -415,7 +422,7 @@ static int do_get_verified(app *a) {
  */
 static int do_listen(app *a) {
     fb_response response;
-    if (!sealed(a, fb_device_query(&a->dev, NULL, 0, a->request, sizeof a->request, &a->request_len, &a->request_counter), "Query")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_QUERY, 0), "Query")) return 0;
     int got = exchange(a, &response);
     int hello = got == 1 && response.item_count >= 1 && response.items[0].result_status == FB_RESULT_SUCCESS;
     printf("{\"op\":\"hello\",\"ok\":%s}\n", hello ? "true" : "false");

@@ -106,23 +106,38 @@ typedef struct fb_version {
 
 /* ---- Request Message builders: each writes one whole message into `w` (check w->status). ---- */
 
-/** Get of `uid` (KMIP 1.2 §4.11), the key as the agent holds it. */
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len);
-/** Get Attributes (§4.12) of `uid`: the `name_count` names (each a fb_bytes), or all when 0. */
-void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                  const fb_bytes *names, size_t name_count);
-/** Get Usage Allocation (§4.18) of `count` units (>= 1) on `uid`: a request with an effect. */
-void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                        uint64_t count);
-/** Obtain Lease (§4.17) on `uid`. */
-void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len);
-/** Check (§4.10) of `uid`, optionally for a usage count and/or a usage mask (protect use). */
-void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                         const uint64_t *usage_limits_count, const uint32_t *usage_mask);
-/** Query (§4.25) with `count` Query Functions (0: the agent lists the device's operations). */
-void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count);
-/** Discover Versions (§4.26) of `count` versions (0: all the agent speaks). */
-void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count);
+/**
+ * One device operation's request (§5), for fb_kmip_build_request and fb_device_request: the
+ * operation and its arguments. Members the operation does not use are ignored (leave them 0:
+ * `fb_request r = { .operation = FB_OP_GET, .uid = { uid, uid_len } };`).
+ *
+ * | operation                    | KMIP 1.2 | members                                                |
+ * |------------------------------|----------|--------------------------------------------------------|
+ * | FB_OP_GET                    | §4.11    | uid: the key as the agent holds it                     |
+ * | FB_OP_GET_ATTRIBUTES         | §4.12    | uid; `count` names (Attribute Names), or all when 0    |
+ * | FB_OP_GET_USAGE_ALLOCATION   | §4.18    | uid; usage_limits_count: the units (>= 1), an effect   |
+ * | FB_OP_OBTAIN_LEASE           | §4.17    | uid                                                    |
+ * | FB_OP_CHECK                  | §4.10    | uid; usage_limits_count and usage_mask, each 0: absent |
+ * | FB_OP_QUERY                  | §4.25    | `count` functions (0: the device's operations)         |
+ * | FB_OP_DISCOVER_VERSIONS      | §4.26    | `count` versions (0: all the agent speaks)             |
+ *
+ * FB_ERR_ARG (in w->status) for another operation, an empty uid where one is needed, a Get
+ * Usage Allocation of 0 units, a usage_limits_count above INT64_MAX, an empty name, or a NULL
+ * list with a count.
+ */
+typedef struct fb_request {
+    uint32_t operation;          /**< one of the seven operations above */
+    fb_bytes uid;                /**< the Unique Identifier (not for Query, Discover Versions) */
+    uint64_t usage_limits_count; /**< Get Usage Allocation: units (>= 1); Check: 0 or a count */
+    uint32_t usage_mask;         /**< Check: 0 or the Cryptographic Usage Mask to protect */
+    size_t count;                /**< entries of the operation's list: names, functions, versions */
+    const fb_bytes *names;       /**< Get Attributes */
+    const uint32_t *functions;   /**< Query: Query Functions */
+    const fb_version *versions;  /**< Discover Versions */
+} fb_request;
+
+/** The Request Message (protocol version 1.2, one Batch Item) of `request`. */
+void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request);
 
 typedef enum fb_nonce_setter { FB_NONCE_MODIFY = 0, FB_NONCE_ADD = 1 } fb_nonce_setter;
 /**
