@@ -100,6 +100,9 @@ static const uint8_t request_parts[][2] = {
     {FB_OP_DISCOVER_VERSIONS, P_VERSIONS},
 };
 
+static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
+#define NONCE_NAME_LEN (sizeof nonce_name - 1u)
+
 void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
 {
     item_marks m;
@@ -107,6 +110,7 @@ void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
     size_t i;
     size_t count;
     const void *list;
+    bool nonce_mac;
     for (i = 0; request != NULL && i < sizeof request_parts / sizeof request_parts[0]; i++) {
         if (request_parts[i][0] == request->operation) {
             parts = request_parts[i][1];
@@ -120,14 +124,40 @@ void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
            : (parts & P_FUNCTIONS) != 0u ? (const void *)request->functions
                                          : (const void *)request->versions;
     count = (parts & (P_NAMES | P_FUNCTIONS | P_VERSIONS)) != 0u ? request->count : 0u;
+    nonce_mac = request->operation == FB_OP_GET && request->mac_uid.ptr != NULL;
     if ((list == NULL && count > 0u) || request->usage_limits_count > (uint64_t)INT64_MAX ||
-        ((parts & P_UNITS) != 0u && request->usage_limits_count == 0u)) {
-        fail(w); /* a Long Integer; at least one unit (§4.18) */
+        ((parts & P_UNITS) != 0u && request->usage_limits_count == 0u) ||
+        (nonce_mac && (request->nonce == NULL || request->nonce_len < FB_NONCE_MIN ||
+                       request->nonce_len > FB_NONCE_MAX || (unsigned)request->setter > FB_NONCE_ADD))) {
+        fail(w); /* a Long Integer; at least one unit (§4.18); a nonce of 16..64 bytes (§5.1) */
     }
-    m.message = begin_request(w, 1, false);
+    /* The nonce-MAC batch (§5.1): Batch Order Option true, exactly two items, the first setting
+     * x-Nonce on the key. */
+    m.message = begin_request(w, nonce_mac ? 2 : 1, nonce_mac);
+    if (nonce_mac) {
+        size_t attribute;
+        begin_item(w, request->setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE, &m);
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->uid.ptr, request->uid.len);
+        attribute = w_begin(w, K(FB_TAG_ATTRIBUTE));
+        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
+        w_bytes(w, K(FB_TAG_ATTRIBUTE_VALUE), FB_TTLV_BYTE_STRING, request->nonce, request->nonce_len);
+        fb_ttlv_end(w, attribute);
+        end_item(w, &m);
+    }
     begin_item(w, request->operation, &m);
     if ((parts & P_UID) != 0u) {
         put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->uid.ptr, request->uid.len);
+    }
+    if (nonce_mac) {
+        /* The Get MAC/sign-wrapped with the key mac_uid over the Key Value and x-Nonce. */
+        size_t spec = w_begin(w, K(FB_TAG_KEY_WRAPPING_SPECIFICATION));
+        size_t info;
+        w_i32(w, K(FB_TAG_WRAPPING_METHOD), FB_TTLV_ENUMERATION, (int32_t)FB_WRAPPING_MAC_SIGN);
+        info = w_begin(w, K(FB_TAG_MAC_SIGNATURE_KEY_INFORMATION));
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->mac_uid.ptr, request->mac_uid.len);
+        fb_ttlv_end(w, info);
+        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
+        fb_ttlv_end(w, spec);
     }
     if ((parts & (P_UNITS | P_PROTECT)) != 0u && request->usage_limits_count != 0u) {
         w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, request->usage_limits_count);
@@ -144,43 +174,6 @@ void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
             put_version(w, request->versions[i].major, request->versions[i].minor);
         }
     }
-    end_one(w, &m);
-}
-
-static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
-#define NONCE_NAME_LEN (sizeof nonce_name - 1u)
-
-void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                             const uint8_t *mac_uid, size_t mac_uid_len, const uint8_t *nonce,
-                             size_t nonce_len, fb_nonce_setter setter)
-{
-    item_marks m;
-    size_t attribute;
-    size_t spec;
-    size_t info;
-    if (nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD)) {
-        fail(w);
-        return;
-    }
-    /* §5.1: Batch Order Option true, exactly two items. */
-    m.message = begin_request(w, 2, true);
-    begin_item(w, setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE, &m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    attribute = w_begin(w, K(FB_TAG_ATTRIBUTE));
-    put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
-    w_bytes(w, K(FB_TAG_ATTRIBUTE_VALUE), FB_TTLV_BYTE_STRING, nonce, nonce_len);
-    fb_ttlv_end(w, attribute);
-    end_item(w, &m);
-    begin_item(w, FB_OP_GET, &m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    spec = w_begin(w, K(FB_TAG_KEY_WRAPPING_SPECIFICATION));
-    w_i32(w, K(FB_TAG_WRAPPING_METHOD), FB_TTLV_ENUMERATION, (int32_t)FB_WRAPPING_MAC_SIGN);
-    info = w_begin(w, K(FB_TAG_MAC_SIGNATURE_KEY_INFORMATION));
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), mac_uid, mac_uid_len);
-    fb_ttlv_end(w, info);
-    put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
-    fb_ttlv_end(w, spec);
     end_one(w, &m);
 }
 

@@ -311,6 +311,10 @@ static const field payload_fields[] = {
     F(FB_TAG_REPLACED_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, OPT, key_parts, replaced_uid),
 };
 
+static const field object_fields[] = {
+    F(FB_TAG_KEY_BLOCK, FB_TTLV_STRUCTURE, REQ, key_parts, key_block),
+};
+
 static const field block_fields[] = {
     F(FB_TAG_KEY_VALUE, ANY, REQ, key_parts, key_value),
     F(FB_TAG_KEY_FORMAT_TYPE, FB_TTLV_ENUMERATION, OPT, key_parts, key_format_type),
@@ -329,7 +333,6 @@ static const field wrapping_fields[] = {
 static fb_status read_key_parts(fb_bytes payload, key_parts *k)
 {
     fb_ttlv_reader r;
-    fb_ttlv_item block;
     fb_status status;
     memset(k, 0, sizeof *k);
     if (payload.ptr == NULL) {
@@ -349,14 +352,10 @@ static fb_status read_key_parts(fb_bytes payload, key_parts *k)
     if (k->object.type != FB_TTLV_STRUCTURE) {
         return FB_ERR_MALFORMED;
     }
-    status = fb_ttlv_find(k->object.value, k->object.len, FB_TAG_KEY_BLOCK, &block);
+    status = read_fields(k->object.value, k->object.len, object_fields, 1, k, NULL);
     if (status != FB_OK) {
         return status;
     }
-    if (block.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
-    }
-    k->key_block = bytes_of(block.value, block.len);
     return read_fields(k->key_block.ptr, k->key_block.len, block_fields, 5, k, NULL);
 }
 

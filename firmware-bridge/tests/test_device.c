@@ -372,21 +372,44 @@ static void test_nonce_mac_and_limits(void **state)
     uint8_t *body;
     size_t body_len;
     fb_request_message q;
+    fb_request nonce_mac;
+    uint8_t first[16];
     (void)state;
     rig_init(&r, 10);
     memset(nonce, 0, sizeof nonce);
     memset(zero, 0, sizeof zero);
-    assert_int_equal(fb_device_nonce_mac_get(&r.dev, (const uint8_t *)"tape-key-1", 10, (const uint8_t *)"mac-1", 5, FB_NONCE_MODIFY,
-                                             nonce, sizeof nonce, req, sizeof req, &req_len, &counter), FB_OK);
+    /* A Get with mac_uid: the nonce-MAC batch, its nonce drawn by the device. */
+    nonce_mac = *ON(FB_OP_GET, "tape-key-1");
+    nonce_mac.mac_uid.ptr = (const uint8_t *)"mac-1";
+    nonce_mac.mac_uid.len = 5;
+    nonce_mac.setter = FB_NONCE_MODIFY;
+    nonce_mac.nonce = nonce;
+    nonce_mac.nonce_len = 15; /* out of 16..64: refused before anything is drawn or spent */
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_ERR_ARG);
+    assert_memory_equal(nonce, zero, sizeof nonce);
+    nonce_mac.nonce = NULL;
+    nonce_mac.nonce_len = sizeof nonce;
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_ERR_ARG);
+    assert_int_equal(r.storage.writes, 0);
+    nonce_mac.nonce = nonce;
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(counter, 1);
     assert_memory_not_equal(nonce, zero, sizeof nonce); /* drawn from the backend's generator */
+    memcpy(first, nonce, sizeof first);
     memcpy(copy, req, req_len);
     agent_open(copy, req_len, &h, &body, &body_len);
     assert_int_equal(fb_kmip_parse_request(body, body_len, &q), FB_OK);
     assert_int_equal(q.item_count, 2);
+    assert_int_equal(q.items[0].operation, FB_OP_MODIFY_ATTRIBUTE);
+    /* Each request draws a fresh one (§5.1). */
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_memory_not_equal(nonce, first, sizeof nonce);
+    assert_int_equal(fb_device_forget(&r.dev, counter), FB_OK);
+    assert_int_equal(fb_device_forget(&r.dev, 1), FB_OK);
     /* A frame buffer too small for the request: FB_ERR_TOO_LARGE before a counter is spent. */
     assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "tape-key-1"), req, 60, &req_len, &counter), FB_ERR_TOO_LARGE);
     assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
-    assert_int_equal(counter, 2);
+    assert_int_equal(counter, 3);
     /* A device with a small frame limit. */
     r.config.max_frame = 100;
     assert_int_equal(fb_device_init(&r.dev, &r.config), FB_OK);
@@ -422,7 +445,7 @@ static void test_every_operation(void **state)
     uint32_t functions[1] = {1};
     fb_version versions[1] = {{1, 2}};
     /* The seven operations of fb_device_request, each with its arguments; then the nonce-MAC. */
-    fb_request requests[7];
+    fb_request requests[8];
     uint32_t ops[8] = {FB_OP_GET, FB_OP_GET_ATTRIBUTES, FB_OP_GET_USAGE_ALLOCATION, FB_OP_OBTAIN_LEASE,
                        FB_OP_CHECK, FB_OP_QUERY, FB_OP_DISCOVER_VERSIONS, FB_OP_ADD_ATTRIBUTE};
     size_t i;
@@ -430,8 +453,8 @@ static void test_every_operation(void **state)
     names[0].ptr = (const uint8_t *)"State";
     names[0].len = 5;
     memset(requests, 0, sizeof requests);
-    for (i = 0; i < 7; i++) {
-        requests[i].operation = ops[i];
+    for (i = 0; i < 8; i++) {
+        requests[i].operation = i < 7 ? ops[i] : FB_OP_GET;
         requests[i].uid.ptr = uid;
         requests[i].uid.len = 10;
     }
@@ -444,12 +467,14 @@ static void test_every_operation(void **state)
     requests[5].count = 1;
     requests[6].versions = versions;
     requests[6].count = 1;
+    requests[7].mac_uid.ptr = (const uint8_t *)"mac-1";
+    requests[7].mac_uid.len = 5;
+    requests[7].setter = FB_NONCE_ADD;
+    requests[7].nonce = nonce;
+    requests[7].nonce_len = sizeof nonce;
     rig_init(&r, 1000);
     for (i = 0; i < 8; i++) {
-        fb_status st = i < 7 ? fb_device_request(&r.dev, &requests[i], req, sizeof req, &len, &counter)
-                             : fb_device_nonce_mac_get(&r.dev, uid, 10, (const uint8_t *)"mac-1", 5, FB_NONCE_ADD, nonce,
-                                                       sizeof nonce, req, sizeof req, &len, &counter);
-        assert_int_equal(st, FB_OK);
+        assert_int_equal(fb_device_request(&r.dev, &requests[i], req, sizeof req, &len, &counter), FB_OK);
         assert_int_equal(counter, expected++);
         agent_open(req, len, &h, &body, &body_len);
         assert_false(h.has_reply_to);

@@ -338,9 +338,18 @@ static void test_nonce_mac_request(void **state)
     fb_ttlv_reader attrs;
     fb_attribute a;
     fb_bytes uid;
+    uint8_t nonce[16];
+    fb_request r = on_uid(FB_OP_GET);
+    fb_request plain = on_uid(FB_OP_GET);
     (void)state;
+    /* A Get with mac_uid is the nonce-MAC batch; the builder writes the nonce as given. */
+    memcpy(nonce, nonce_a, sizeof nonce);
+    r.mac_uid = bytes_of(U("mac-key-1"));
+    r.setter = FB_NONCE_MODIFY;
+    r.nonce = nonce;
+    r.nonce_len = 16;
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_nonce_mac(&w, U(UID), U("mac-key-1"), nonce_a, 16, FB_NONCE_MODIFY);
+    fb_kmip_build_request(&w, &r);
     assert_int_equal(w.status, FB_OK);
     assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
     assert_int_equal(q.item_count, 2);
@@ -359,9 +368,49 @@ static void test_nonce_mac_request(void **state)
     assert_memory_equal(a.value.value, nonce_a, 16);
     /* The Get asks for MAC/sign wrapping with key M. */
     assert_int_equal(fb_ttlv_find(q.items[1].payload.ptr, q.items[1].payload.len, FB_TAG_KEY_WRAPPING_SPECIFICATION, &item), FB_OK);
-    /* Nonces outside 16..64 bytes are refused. */
+    assert_memory_equal(nonce, nonce_a, sizeof nonce);
+    /* ADD: Add Attribute first; the second item is the same Get. */
+    r.setter = FB_NONCE_ADD;
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_nonce_mac(&w, U(UID), U("m"), nonce_a, 15, FB_NONCE_ADD);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
+    assert_int_equal(q.items[0].operation, FB_OP_ADD_ATTRIBUTE);
+    assert_int_equal(q.items[1].operation, FB_OP_GET);
+    /* Without mac_uid: a plain Get, one item, no wrapping asked. */
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &plain);
+    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
+    assert_int_equal(q.item_count, 1);
+    assert_int_not_equal(fb_ttlv_find(q.items[0].payload.ptr, q.items[0].payload.len, FB_TAG_KEY_WRAPPING_SPECIFICATION, &item), FB_OK);
+    /* Refused (FB_ERR_ARG): nonces outside 16..64 bytes, no nonce, another setter, an empty
+     * mac_uid. */
+    r.mac_uid = bytes_of(U("m"));
+    r.nonce_len = 15;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce_len = 65;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce_len = 64;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_OK);
+    r.nonce = NULL;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce = nonce;
+    r.nonce_len = 16;
+    r.setter = (fb_nonce_setter)2;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.setter = FB_NONCE_ADD;
+    r.mac_uid = bytes_of((const uint8_t *)"", 0);
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
     assert_int_equal(w.status, FB_ERR_ARG);
 }
 

@@ -389,11 +389,12 @@ static int do_get_verified(app *a) {
     uint8_t material[MATERIAL_MAX];
     int got = 0;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    const uint8_t *uid = (const uint8_t *)a->o->uid;
-    const uint8_t *mac_uid = (const uint8_t *)a->o->mac_uid;
+    /* A Get with mac_uid: the nonce-MAC batch; fb_device_request draws a fresh nonce into `nonce`. */
+    fb_request request = {.operation = FB_OP_GET, .uid = {(const uint8_t *)a->o->uid, strlen(a->o->uid)},
+                          .mac_uid = {(const uint8_t *)a->o->mac_uid, strlen(a->o->mac_uid)}, .nonce = nonce, .nonce_len = sizeof nonce};
     for (int setter = FB_NONCE_MODIFY; setter <= FB_NONCE_ADD; setter++) {
-        if (!sealed(a, fb_device_nonce_mac_get(&a->dev, uid, strlen(a->o->uid), mac_uid, strlen(a->o->mac_uid), (fb_nonce_setter)setter, nonce, sizeof nonce,
-                                               a->request, sizeof a->request, &a->request_len, &a->request_counter), "nonce-MAC")) return 0;
+        request.setter = (fb_nonce_setter)setter;
+        if (!sealed(a, fb_device_request(&a->dev, &request, a->request, sizeof a->request, &a->request_len, &a->request_counter), "nonce-MAC")) return 0;
         got = exchange(a, &response);
         if (got != 1 || response.item_count < 1 || response.items[0].result_status == FB_RESULT_SUCCESS) break;
     }

@@ -87,19 +87,13 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
 /**
  * One call for every device operation (§5): builds `request` (fb_kmip_build_request: the
  * operation and its arguments) into `frame` and seals it. The frame is the caller's to send,
- * and to resend unchanged until a reply to *counter arrives.
+ * and to resend unchanged until a reply to *counter arrives. For the nonce-MAC batch (a Get
+ * with mac_uid, §5.1) it first draws a fresh nonce of nonce_len (16..64) bytes into
+ * request->nonce through crypto->random (FB_ERR_ARG without one; FB_ERR_CRYPTO when it fails):
+ * keep it for fb_kmip_verify_nonce_mac.
  */
 fb_status fb_device_request(fb_device *dev, const fb_request *request, uint8_t *frame,
                             size_t frame_size, size_t *frame_len, uint64_t *counter);
-/**
- * The nonce-MAC batch (§5.1): draws a fresh nonce of nonce_len (16..64) bytes into `nonce`
- * through crypto->random (the caller keeps it for fb_kmip_verify_nonce_mac), then builds and
- * seals. Send MODIFY first; when the reply's first item failed (no nonce on the key yet), ADD.
- */
-fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                  const uint8_t *mac_uid, size_t mac_uid_len, fb_nonce_setter setter,
-                                  uint8_t *nonce, size_t nonce_len, uint8_t *frame,
-                                  size_t frame_size, size_t *frame_len, uint64_t *counter);
 
 typedef enum fb_down_kind { FB_DOWN_REPLY = 1, FB_DOWN_PUSH = 2 } fb_down_kind;
 

@@ -104,26 +104,35 @@ typedef struct fb_version {
     int32_t minor;
 } fb_version;
 
-/* ---- Request Message builders: each writes one whole message into `w` (check w->status). ---- */
+/* ---- Request Message builder: writes one whole message into `w` (check w->status). ---- */
+
+typedef enum fb_nonce_setter { FB_NONCE_MODIFY = 0, FB_NONCE_ADD = 1 } fb_nonce_setter;
 
 /**
  * One device operation's request (§5), for fb_kmip_build_request and fb_device_request: the
  * operation and its arguments. Members the operation does not use are ignored (leave them 0:
  * `fb_request r = { .operation = FB_OP_GET, .uid = { uid, uid_len } };`).
  *
- * | operation                    | KMIP 1.2 | members                                                |
- * |------------------------------|----------|--------------------------------------------------------|
- * | FB_OP_GET                    | §4.11    | uid: the key as the agent holds it                     |
- * | FB_OP_GET_ATTRIBUTES         | §4.12    | uid; `count` names (Attribute Names), or all when 0    |
- * | FB_OP_GET_USAGE_ALLOCATION   | §4.18    | uid; usage_limits_count: the units (>= 1), an effect   |
- * | FB_OP_OBTAIN_LEASE           | §4.17    | uid                                                    |
- * | FB_OP_CHECK                  | §4.10    | uid; usage_limits_count and usage_mask, each 0: absent |
- * | FB_OP_QUERY                  | §4.25    | `count` functions (0: the device's operations)         |
- * | FB_OP_DISCOVER_VERSIONS      | §4.26    | `count` versions (0: all the agent speaks)             |
+ * | operation                  | KMIP 1.2 | members                                                  |
+ * |----------------------------|----------|----------------------------------------------------------|
+ * | FB_OP_GET                  | §4.11    | uid: the key as the agent holds it; with mac_uid, below  |
+ * | FB_OP_GET_ATTRIBUTES       | §4.12    | uid; `count` names (Attribute Names), or all when 0      |
+ * | FB_OP_GET_USAGE_ALLOCATION | §4.18    | uid; usage_limits_count: the units (>= 1), an effect     |
+ * | FB_OP_OBTAIN_LEASE         | §4.17    | uid                                                      |
+ * | FB_OP_CHECK                | §4.10    | uid; usage_limits_count and usage_mask, each 0: absent   |
+ * | FB_OP_QUERY                | §4.25    | `count` functions (0: the device's operations)           |
+ * | FB_OP_DISCOVER_VERSIONS    | §4.26    | `count` versions (0: all the agent speaks)               |
  *
- * FB_ERR_ARG (in w->status) for another operation, an empty uid where one is needed, a Get
- * Usage Allocation of 0 units, a usage_limits_count above INT64_MAX, an empty name, or a NULL
- * list with a count.
+ * A Get with mac_uid (not NULL) is the nonce-MAC batch (PROTOCOL.md §5.1): Batch Order Option
+ * true; Modify (FB_NONCE_MODIFY) or Add (FB_NONCE_ADD) Attribute x-Nonce = the nonce_len
+ * (16..64) bytes at `nonce` on uid; then the Get of uid MAC/sign-wrapped with the key mac_uid
+ * over the Key Value and x-Nonce. Send MODIFY first; when the reply's first item failed (no
+ * nonce on the key yet), ADD. fb_device_request draws the nonce fresh into `nonce` (keep it for
+ * fb_kmip_verify_nonce_mac); fb_kmip_build_request writes it as it is.
+ *
+ * FB_ERR_ARG (in w->status) for another operation, an empty uid or mac_uid where one is needed,
+ * a Get Usage Allocation of 0 units, a usage_limits_count above INT64_MAX, an empty name, a NULL
+ * list with a count, or a nonce-MAC nonce or setter out of range.
  */
 typedef struct fb_request {
     uint32_t operation;          /**< one of the seven operations above */
@@ -134,20 +143,14 @@ typedef struct fb_request {
     const fb_bytes *names;       /**< Get Attributes */
     const uint32_t *functions;   /**< Query: Query Functions */
     const fb_version *versions;  /**< Discover Versions */
+    fb_bytes mac_uid;            /**< Get: the MAC key's Unique Identifier (nonce-MAC); NULL: none */
+    fb_nonce_setter setter;      /**< nonce-MAC: how x-Nonce is set */
+    uint8_t *nonce;              /**< nonce-MAC: nonce_len bytes (fb_device_request writes them) */
+    size_t nonce_len;            /**< nonce-MAC: 16..64 (FB_NONCE_MIN..FB_NONCE_MAX) */
 } fb_request;
 
-/** The Request Message (protocol version 1.2, one Batch Item) of `request`. */
+/** The Request Message (protocol version 1.2; one Batch Item, two for nonce-MAC) of `request`. */
 void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request);
-
-typedef enum fb_nonce_setter { FB_NONCE_MODIFY = 0, FB_NONCE_ADD = 1 } fb_nonce_setter;
-/**
- * The nonce-MAC batch (§5.1): Batch Order Option true; Modify (or Add) Attribute x-Nonce =
- * `nonce` (16..64 bytes, FB_ERR_ARG otherwise) on `uid`; Get of `uid` MAC/sign-wrapped with the
- * key `mac_uid` over the Key Value and x-Nonce.
- */
-void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                             const uint8_t *mac_uid, size_t mac_uid_len, const uint8_t *nonce,
-                             size_t nonce_len, fb_nonce_setter setter);
 
 /* ---- Response Message ---- */
 
