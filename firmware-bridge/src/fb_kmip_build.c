@@ -111,6 +111,7 @@ void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
     size_t count;
     const void *list;
     bool nonce_mac;
+    bool bad;
     for (i = 0; request != NULL && i < sizeof request_parts / sizeof request_parts[0]; i++) {
         if (request_parts[i][0] == request->operation) {
             parts = request_parts[i][1];
@@ -125,11 +126,17 @@ void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
                                          : (const void *)request->versions;
     count = (parts & (P_NAMES | P_FUNCTIONS | P_VERSIONS)) != 0u ? request->count : 0u;
     nonce_mac = request->operation == FB_OP_GET && request->mac_uid.ptr != NULL;
-    if ((list == NULL && count > 0u) || request->usage_limits_count > (uint64_t)INT64_MAX ||
-        ((parts & P_UNITS) != 0u && request->usage_limits_count == 0u) ||
-        (nonce_mac && (request->nonce == NULL || request->nonce_len < FB_NONCE_MIN ||
-                       request->nonce_len > FB_NONCE_MAX || (unsigned)request->setter > FB_NONCE_ADD))) {
-        fail(w); /* a Long Integer; at least one unit (§4.18); a nonce of 16..64 bytes (§5.1) */
+    /* Each refusal a bit (one test, no branch per condition): a count without its list; a
+     * count that is no Long Integer; no unit (§4.18); a nonce not of 16..64 bytes (§5.1). */
+    bad = (list == NULL) & (count > 0u);
+    bad |= request->usage_limits_count > (uint64_t)INT64_MAX;
+    bad |= ((parts & P_UNITS) != 0u) & (request->usage_limits_count == 0u);
+    if (nonce_mac) {
+        bad |= (request->nonce == NULL) | (request->nonce_len - FB_NONCE_MIN > FB_NONCE_MAX - FB_NONCE_MIN) |
+               ((unsigned)request->setter > FB_NONCE_ADD);
+    }
+    if (bad) {
+        fail(w);
     }
     /* The nonce-MAC batch (§5.1): Batch Order Option true, exactly two items, the first setting
      * x-Nonce on the key. */
@@ -195,15 +202,14 @@ void fb_kmip_build_ack(fb_ttlv_writer *w, const fb_request_message *request, int
     for (i = 0; i < request->item_count; i++) {
         const fb_request_item *it = &request->items[i];
         size_t item = w_begin(w, K(FB_TAG_BATCH_ITEM));
-        size_t payload;
         w_i32(w, K(FB_TAG_OPERATION), FB_TTLV_ENUMERATION, (int32_t)it->operation);
         if (it->unique_batch_item_id.len > 0u) {
             w_bytes(w, K(FB_TAG_UNIQUE_BATCH_ITEM_ID), FB_TTLV_BYTE_STRING,
                               it->unique_batch_item_id.ptr, it->unique_batch_item_id.len);
         }
         w_i32(w, K(FB_TAG_RESULT_STATUS), FB_TTLV_ENUMERATION, (int32_t)FB_RESULT_SUCCESS);
-        payload = w_begin(w, K(FB_TAG_RESPONSE_PAYLOAD));
-        fb_ttlv_end(w, payload);
+        /* An empty Response Payload: a Structure of length 0. */
+        w_bytes(w, K(FB_TAG_RESPONSE_PAYLOAD), FB_TTLV_STRUCTURE, NULL, 0);
         fb_ttlv_end(w, item);
     }
     fb_ttlv_end(w, message);
