@@ -54,8 +54,17 @@ for cpu in "${cpus[@]}"; do
   done
 done
 
+# The optional status names (fb_config.h: FB_CONFIG_STATUS_NAMES, 0 by default): what they add,
+# shown next to the table (the budget is checked on the default configuration).
+for cpu in "${cpus[@]}"; do
+  arm-none-eabi-gcc -std=c99 -mcpu="$cpu" -mthumb -Os -ffunction-sections -fdata-sections \
+    -Wall -Wextra -Wpedantic -Wconversion -Wshadow -Werror -DFB_CONFIG_STATUS_NAMES=1 \
+    -I "$here/include" -c "$here/src/fb_status.c" -o "$work/$cpu-status-names.o"
+done
+
 # arm-none-eabi-size -B: text data bss dec hex filename
 sizes() { arm-none-eabi-size -B "$work/$1/${2%.c}.o" | awk 'NR==2 { print $1 + $2, $2 + $3 }'; }
+flash_of() { arm-none-eabi-size -B "$1" | awk 'NR==2 { print $1 + $2 }'; }
 
 # One table row: bytes shown as KiB with one decimal, and exactly.
 row() { awk -v f="$1" -v a="$2" -v b="$3" -v r="$4" 'BEGIN { printf "| %s | %.1f K (%d) | %.1f K (%d) | %d |\n", f, a / 1024, a, b / 1024, b, r }'; }
@@ -137,7 +146,7 @@ for f in "${public[@]}"; do
     if [ "$bytes" -gt "$FB_STACK_BUDGET" ]; then over+=("stack of $f on $cpu is $bytes bytes, budget $FB_STACK_BUDGET"); fi
   done
   bytes="${m4%% *}"
-  if [ "$bytes" -gt "$deepest_m4" ]; then deepest_m4="$bytes"; deepest_fn="$f"; fi
+  if [ "$bytes" -gt "$deepest_m4" ]; then deepest_m4="$bytes"; deepest_m0="${m0%% *}"; deepest_fn="$f"; fi
 done
 if [ "$total_m4" -gt "$FB_FLASH_BUDGET" ]; then
   over+=("flash of the core on cortex-m4 is $total_m4 bytes, budget $FB_FLASH_BUDGET")
@@ -161,15 +170,21 @@ for cpu in "${cpus[@]}"; do
   done < <(comm -23 <(arm-none-eabi-nm -u "$work/$cpu"/*.o | awk '$1 == "U" && $2 ~ /^fb_/ { print $2 }' | sort -u) \
                     <(arm-none-eabi-nm --defined-only "$work/$cpu"/*.o | awk 'NF == 3 && $2 ~ /^[TDRB]$/ { print $3 }' | sort -u))
 done
+names_m0=$(( $(flash_of "$work/cortex-m0plus-status-names.o") - $(flash_of "$work/cortex-m0plus/fb_status.o") ))
+names_m4=$(( $(flash_of "$work/cortex-m4-status-names.o") - $(flash_of "$work/cortex-m4/fb_status.o") ))
 verdict="within it"
 [ ${#over[@]} -eq 0 ] || verdict="**over it**: $(IFS=';'; echo "${over[*]}" | sed 's/;/; /g')"
 
-# The per-file table (also the README's, between its size-table markers).
+# The per-file table and its summary (also the README's, between its size-table markers).
 {
   echo "| File | Cortex-M0+ flash | Cortex-M4 flash | RAM |"
   echo "|---|---:|---:|---:|"
   printf '%s\n' "${rows[@]}"
   row "**Total**" "$total_m0" "$total_m4" "$ram_m4"
+  echo
+  echo "Core: **$total_m4 bytes of flash on Cortex-M4** (budget $FB_FLASH_BUDGET) and $total_m0 on Cortex-M0+, no static RAM, no heap;"
+  echo "the deepest public function, \`$deepest_fn\`, needs $deepest_m4 bytes of stack on Cortex-M4 ($deepest_m0 on M0+)"
+  echo "plus the port's interface functions it calls."
 } > "$work/files.md"
 
 {
@@ -186,6 +201,10 @@ verdict="within it"
   echo
   echo "Budget (issue #14, checked by this script: it exits 1 when over): core ≤ $FB_FLASH_BUDGET bytes of flash on"
   echo "Cortex-M4 at -Os, no static RAM and no heap, ≤ $FB_STACK_BUDGET bytes of stack per public function. The core is $verdict."
+  echo
+  echo "The figures are fb_config.h's defaults. \`-DFB_CONFIG_STATUS_NAMES=1\` (\`fb_status_name\` gives every status's"
+  echo "name, not only \`FB_OK\`, \`FB_AGAIN\` or \`FB_ERR\`; the CMake build's default for the host) adds $names_m0 bytes on"
+  echo "Cortex-M0+ and $names_m4 on Cortex-M4: $((total_m0 + names_m0)) and $((total_m4 + names_m4)) bytes in all."
   echo
   echo "## Worst-case stack of each public function (bytes)"
   echo

@@ -638,10 +638,10 @@ static fb_status read_list(fb_bytes payload, void *out, size_t capacity, size_t 
                                              (fb_version *)out + n, NULL) != FB_OK
                              ? FB_ERR_MALFORMED
                              : FB_OK;
+            } else if (item.type == FB_TTLV_ENUMERATION) {
+                ((uint32_t *)out)[n] = fb_get_u32(item.value); /* 4 bytes: fb_ttlv_next checked */
             } else {
-                int32_t op = 0;
-                status = fb_ttlv_get_int32(&item, FB_TTLV_ENUMERATION, &op);
-                ((uint32_t *)out)[n] = (uint32_t)op;
+                status = FB_ERR_MALFORMED;
             }
             if (status != FB_OK) {
                 return status;
