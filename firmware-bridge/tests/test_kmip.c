@@ -338,12 +338,13 @@ static void test_nonce_mac_request(void **state)
     fb_ttlv_reader attrs;
     fb_attribute a;
     fb_bytes uid;
-    uint8_t nonce[16];
+    uint8_t nonce[FB_NONCE_MAX];
     fb_request r = on_uid(FB_OP_GET);
     fb_request plain = on_uid(FB_OP_GET);
     (void)state;
     /* A Get with mac_uid is the nonce-MAC batch; the builder writes the nonce as given. */
-    memcpy(nonce, nonce_a, sizeof nonce);
+    memset(nonce, 0x5A, sizeof nonce);
+    memcpy(nonce, nonce_a, 16);
     r.mac_uid = bytes_of(U("mac-key-1"));
     r.setter = FB_NONCE_MODIFY;
     r.nonce = nonce;
@@ -368,7 +369,7 @@ static void test_nonce_mac_request(void **state)
     assert_memory_equal(a.value.value, nonce_a, 16);
     /* The Get asks for MAC/sign wrapping with key M. */
     assert_int_equal(fb_ttlv_find(q.items[1].payload.ptr, q.items[1].payload.len, FB_TAG_KEY_WRAPPING_SPECIFICATION, &item), FB_OK);
-    assert_memory_equal(nonce, nonce_a, sizeof nonce);
+    assert_memory_equal(nonce, nonce_a, 16);
     /* ADD: Add Attribute first; the second item is the same Get. */
     r.setter = FB_NONCE_ADD;
     fb_ttlv_writer_init(&w, buf, sizeof buf);
