@@ -264,10 +264,15 @@ static int sealed(app *a, fb_status status, const char *what) {
     return 0;
 }
 
-/** Seals the request of `operation` on the key of the options (fb_device_request; `units`: a
- * Get Usage Allocation's count; Query ignores the key) into a->request, to send and resend. */
+/** Seals the request of `operation` on the key of the options, if any (fb_device_request;
+ * `units`: a Get Usage Allocation's count; Query names no key) into a->request, to send and
+ * resend. */
 static fb_status seal_request(app *a, uint32_t operation, uint64_t units) {
-    fb_request request = {.operation = operation, .uid = {(const uint8_t *)a->o->uid, strlen(a->o->uid)}, .usage_limits_count = units};
+    fb_request request = {.operation = operation, .usage_limits_count = units};
+    if (a->o->uid != NULL) {
+        request.uid.ptr = (const uint8_t *)a->o->uid;
+        request.uid.len = strlen(a->o->uid);
+    }
     return fb_device_request(&a->dev, &request, a->request, sizeof a->request, &a->request_len, &a->request_counter);
 }
 
