@@ -132,103 +132,42 @@ fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *b
 }
 
 /*
- * Every typed request: open_request starts the body in `frame` (on any error the writer holds
- * it, sticky, and no buffer, so the builder writes nothing), the builder writes, close_request
- * seals (fb_device_seal returns a builder's error, the body zeroized) or returns begin's error. One call sequence shared by every request instead of one each.
+ * Every message the context sends: the body begun in `frame`, written by the builder (reply_to 0:
+ * `request`; else the acknowledgement of `ack`), sealed. A builder's error too goes through
+ * fb_device_seal, which returns it before any counter is used, the body zeroized.
  */
-static void open_request(const fb_device *dev, uint8_t *frame, size_t frame_size, fb_ttlv_writer *w)
+static fb_status build_and_seal(fb_device *dev, const fb_request *request, const fb_request_message *ack,
+                                uint64_t reply_to, uint8_t *frame, size_t frame_size, size_t *frame_len,
+                                uint64_t *counter)
 {
-    fb_status status = fb_device_begin(dev, frame, frame_size, false, w);
+    fb_ttlv_writer w;
+    fb_status status = fb_device_begin(dev, frame, frame_size, reply_to != 0u, &w);
     if (status != FB_OK) {
-        fb_ttlv_writer_init(w, NULL, 0);
-        w->status = status;
+        return status;
     }
-}
-
-static fb_status close_request(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *w,
-                               size_t *frame_len, uint64_t *counter)
-{
-    if (w->buf == NULL) {
-        return w->status; /* not begun: nothing written */
+    if (reply_to == 0u) {
+        fb_kmip_build_request(&w, request);
+    } else {
+        fb_kmip_build_ack(&w, ack, dev->config.clock != NULL ? dev->config.clock->now(dev->config.clock->ctx) : 0);
     }
-    /* A builder's error too goes through seal, which zeroizes what was written. */
-    return fb_device_seal(dev, frame, w, 0u, frame_len, counter);
+    return fb_device_seal(dev, frame, &w, reply_to, frame_len, counter);
 }
 
-#define FB_REQUEST(dev, frame, frame_size, frame_len, counter, build) \
-    do {                                                            \
-        fb_ttlv_writer w_;                                          \
-        open_request((dev), (frame), (frame_size), &w_);            \
-        build;                                                      \
-        return close_request((dev), (frame), &w_, (frame_len), (counter)); \
-    } while (0)
-
-fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,
-                        size_t frame_size, size_t *frame_len, uint64_t *counter)
+fb_status fb_device_request(fb_device *dev, const fb_request *request, uint8_t *frame,
+                            size_t frame_size, size_t *frame_len, uint64_t *counter)
 {
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_get(&w_, uid, uid_len));
-}
-
-fb_status fb_device_get_attributes(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                   const fb_bytes *names, size_t name_count, uint8_t *frame,
-                                   size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_get_attributes(&w_, uid, uid_len, names, name_count));
-}
-
-fb_status fb_device_get_usage_allocation(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                         uint64_t count, uint8_t *frame, size_t frame_size,
-                                         size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_get_usage_allocation(&w_, uid, uid_len, count));
-}
-
-fb_status fb_device_obtain_lease(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                 uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                 uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_obtain_lease(&w_, uid, uid_len));
-}
-
-fb_status fb_device_check(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                          const uint64_t *usage_limits_count, const uint32_t *usage_mask,
-                          uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_check(&w_, uid, uid_len, usage_limits_count, usage_mask));
-}
-
-fb_status fb_device_query(fb_device *dev, const uint32_t *functions, size_t count, uint8_t *frame,
-                          size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter, fb_kmip_build_query(&w_, functions, count));
-}
-
-fb_status fb_device_discover_versions(fb_device *dev, const fb_version *versions, size_t count,
-                                      uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                      uint64_t *counter)
-{
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_discover_versions(&w_, versions, count));
-}
-
-fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                  const uint8_t *mac_uid, size_t mac_uid_len, fb_nonce_setter setter,
-                                  uint8_t *nonce, size_t nonce_len, uint8_t *frame,
-                                  size_t frame_size, size_t *frame_len, uint64_t *counter)
-{
-    if (dev == NULL || nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        dev->config.crypto->random == NULL) {
-        return FB_ERR_ARG;
+    if (dev != NULL && request != NULL && request->operation == FB_OP_GET && request->mac_uid.ptr != NULL) {
+        const fb_crypto *c = dev->config.crypto;
+        if (request->nonce == NULL || request->nonce_len < FB_NONCE_MIN || request->nonce_len > FB_NONCE_MAX ||
+            c->random == NULL) {
+            return FB_ERR_ARG;
+        }
+        /* A fresh nonce for every exchange (§5.1): a recorded response carries an old one. */
+        if (c->random(c->ctx, request->nonce, request->nonce_len) != FB_OK) {
+            return FB_ERR_CRYPTO;
+        }
     }
-    /* A fresh nonce for every exchange (§5.1): a recorded response carries an old one. */
-    if (dev->config.crypto->random(dev->config.crypto->ctx, nonce, nonce_len) != FB_OK) {
-        return FB_ERR_CRYPTO;
-    }
-    FB_REQUEST(dev, frame, frame_size, frame_len, counter,
-               fb_kmip_build_nonce_mac(&w_, uid, uid_len, mac_uid, mac_uid_len, nonce, nonce_len, setter));
+    return build_and_seal(dev, request, NULL, 0u, frame, frame_size, frame_len, counter);
 }
 
 fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb_down *down)
@@ -291,19 +230,10 @@ fb_status fb_device_receive(fb_device *dev, uint8_t *frame, size_t frame_len, fb
 fb_status fb_device_ack(fb_device *dev, const fb_request_message *request, uint64_t push_counter,
                         uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter)
 {
-    fb_ttlv_writer w;
-    fb_status status;
-    int64_t now;
-    if (dev == NULL || request == NULL || push_counter == 0u) {
-        return FB_ERR_ARG;
+    if (push_counter == 0u) {
+        return FB_ERR_ARG; /* dev, frame: fb_device_begin; request: the builder */
     }
-    status = fb_device_begin(dev, frame, frame_size, true, &w);
-    if (status != FB_OK) {
-        return status;
-    }
-    now = dev->config.clock != NULL ? dev->config.clock->now(dev->config.clock->ctx) : 0;
-    fb_kmip_build_ack(&w, request, now);
-    return fb_device_seal(dev, frame, &w, push_counter, frame_len, counter);
+    return build_and_seal(dev, NULL, request, push_counter, frame, frame_size, frame_len, counter);
 }
 
 fb_status fb_device_forget(fb_device *dev, uint64_t counter)

@@ -72,21 +72,7 @@ static void put_text(fb_ttlv_writer *w, uint8_t tag, const uint8_t *text, size_t
     w_bytes(w, tag, FB_TTLV_TEXT_STRING, text, len);
 }
 
-/* A Request Message with one Batch Item of `operation`, its payload open. Close with end_one. */
-static void begin_plain(fb_ttlv_writer *w, uint32_t operation, item_marks *m)
-{
-    m->message = begin_request(w, 1, false);
-    begin_item(w, operation, m);
-}
-
-/* The same, the payload starting with the Unique Identifier (NULL or empty: FB_ERR_ARG). */
-static void begin_one(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                      item_marks *m)
-{
-    begin_plain(w, operation, m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-}
-
+/* Closes the Request Message of a fb_kmip_build_request: payload, item, message. */
 static void end_one(fb_ttlv_writer *w, const item_marks *m)
 {
     end_item(w, m);
@@ -95,130 +81,106 @@ static void end_one(fb_ttlv_writer *w, const item_marks *m)
 
 /* ------------------------------------------------------------------ request builders */
 
-/* A request on `uid` with an optional Usage Limits Count and Cryptographic Usage Mask: Get and
- * Obtain Lease (neither), Get Usage Allocation (the count), Check (either or both, §4.10). */
-static void uid_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                        const uint64_t *usage_limits_count, const uint32_t *usage_mask)
-{
-    item_marks m;
-    if (usage_limits_count != NULL && *usage_limits_count > (uint64_t)INT64_MAX) {
-        fail(w);
-    }
-    begin_one(w, operation, uid, uid_len, &m);
-    if (usage_limits_count != NULL) {
-        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, *usage_limits_count);
-    }
-    if (usage_mask != NULL) {
-        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, *usage_mask);
-    }
-    end_one(w, &m);
-}
+/* What the payload of each operation fb_kmip_build_request builds holds (fb_kmip.h): a table
+ * of (operation, parts) instead of one builder per operation. */
+#define P_UID 0x01u      /* the Unique Identifier, first */
+#define P_UNITS 0x02u    /* the Usage Limits Count, required (>= 1, §4.18) */
+#define P_PROTECT 0x04u  /* Usage Limits Count and Cryptographic Usage Mask, each if non-zero (§4.10) */
+#define P_NAMES 0x08u    /* `count` Attribute Names */
+#define P_FUNCTIONS 0x10u /* `count` Query Functions */
+#define P_VERSIONS 0x20u /* `count` Protocol Versions */
 
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
-{
-    uid_request(w, FB_OP_GET, uid, uid_len, NULL, NULL);
-}
-
-/* A request whose payload is a list: Get Attributes on `uid` (Attribute Names, fb_bytes), Query
- * (Query Functions, uint32_t), Discover Versions (Protocol Versions, fb_version); `uid` NULL for
- * the last two. A NULL list with a count is FB_ERR_ARG. */
-static void list_request(fb_ttlv_writer *w, uint32_t operation, const uint8_t *uid, size_t uid_len,
-                         const void *list, size_t count)
-{
-    item_marks m;
-    size_t i;
-    if (list == NULL && count > 0u) {
-        fail(w);
-    }
-    if (operation == FB_OP_GET_ATTRIBUTES) {
-        begin_one(w, operation, uid, uid_len, &m);
-    } else {
-        begin_plain(w, operation, &m);
-    }
-    for (i = 0; w->status == FB_OK && i < count; i++) {
-        if (operation == FB_OP_GET_ATTRIBUTES) {
-            const fb_bytes *name = (const fb_bytes *)list + i;
-            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), name->ptr, name->len);
-        } else if (operation == FB_OP_QUERY) {
-            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, ((const uint32_t *)list)[i]);
-        } else {
-            const fb_version *v = (const fb_version *)list + i;
-            put_version(w, v->major, v->minor);
-        }
-    }
-    end_one(w, &m);
-}
-
-void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                  const fb_bytes *names, size_t name_count)
-{
-    list_request(w, FB_OP_GET_ATTRIBUTES, uid, uid_len, names, name_count);
-}
-
-void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                        uint64_t count)
-{
-    if (count == 0u) {
-        fail(w); /* at least one unit (§4.18); above INT64_MAX is refused by uid_request */
-    }
-    uid_request(w, FB_OP_GET_USAGE_ALLOCATION, uid, uid_len, &count, NULL);
-}
-
-void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len)
-{
-    uid_request(w, FB_OP_OBTAIN_LEASE, uid, uid_len, NULL, NULL);
-}
-
-void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                         const uint64_t *usage_limits_count, const uint32_t *usage_mask)
-{
-    uid_request(w, FB_OP_CHECK, uid, uid_len, usage_limits_count, usage_mask);
-}
-
-void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count)
-{
-    list_request(w, FB_OP_QUERY, NULL, 0, functions, count);
-}
-
-void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count)
-{
-    list_request(w, FB_OP_DISCOVER_VERSIONS, NULL, 0, versions, count);
-}
+static const uint8_t request_parts[][2] = {
+    {FB_OP_GET, P_UID},
+    {FB_OP_GET_ATTRIBUTES, P_UID | P_NAMES},
+    {FB_OP_GET_USAGE_ALLOCATION, P_UID | P_UNITS},
+    {FB_OP_OBTAIN_LEASE, P_UID},
+    {FB_OP_CHECK, P_UID | P_PROTECT},
+    {FB_OP_QUERY, P_FUNCTIONS},
+    {FB_OP_DISCOVER_VERSIONS, P_VERSIONS},
+};
 
 static const uint8_t nonce_name[] = FB_NONCE_ATTRIBUTE;
 #define NONCE_NAME_LEN (sizeof nonce_name - 1u)
 
-void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                             const uint8_t *mac_uid, size_t mac_uid_len, const uint8_t *nonce,
-                             size_t nonce_len, fb_nonce_setter setter)
+void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request)
 {
     item_marks m;
-    size_t attribute;
-    size_t spec;
-    size_t info;
-    if (nonce == NULL || nonce_len < FB_NONCE_MIN || nonce_len > FB_NONCE_MAX ||
-        (setter != FB_NONCE_MODIFY && setter != FB_NONCE_ADD)) {
-        fail(w);
+    unsigned parts = 0;
+    size_t i;
+    size_t count;
+    const void *list;
+    bool nonce_mac;
+    bool bad;
+    for (i = 0; request != NULL && i < sizeof request_parts / sizeof request_parts[0]; i++) {
+        if (request_parts[i][0] == request->operation) {
+            parts = request_parts[i][1];
+        }
+    }
+    if (parts == 0u) {
+        fail(w); /* not one of the seven (or no request) */
         return;
     }
-    /* §5.1: Batch Order Option true, exactly two items. */
-    m.message = begin_request(w, 2, true);
-    begin_item(w, setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE, &m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    attribute = w_begin(w, K(FB_TAG_ATTRIBUTE));
-    put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
-    w_bytes(w, K(FB_TAG_ATTRIBUTE_VALUE), FB_TTLV_BYTE_STRING, nonce, nonce_len);
-    fb_ttlv_end(w, attribute);
-    end_item(w, &m);
-    begin_item(w, FB_OP_GET, &m);
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), uid, uid_len);
-    spec = w_begin(w, K(FB_TAG_KEY_WRAPPING_SPECIFICATION));
-    w_i32(w, K(FB_TAG_WRAPPING_METHOD), FB_TTLV_ENUMERATION, (int32_t)FB_WRAPPING_MAC_SIGN);
-    info = w_begin(w, K(FB_TAG_MAC_SIGNATURE_KEY_INFORMATION));
-    put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), mac_uid, mac_uid_len);
-    fb_ttlv_end(w, info);
-    put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
-    fb_ttlv_end(w, spec);
+    list = (parts & P_NAMES) != 0u       ? (const void *)request->names
+           : (parts & P_FUNCTIONS) != 0u ? (const void *)request->functions
+                                         : (const void *)request->versions;
+    count = (parts & (P_NAMES | P_FUNCTIONS | P_VERSIONS)) != 0u ? request->count : 0u;
+    nonce_mac = request->operation == FB_OP_GET && request->mac_uid.ptr != NULL;
+    /* Each refusal a bit (one test, no branch per condition): a count without its list; a
+     * count that is no Long Integer; no unit (§4.18); a nonce not of 16..64 bytes (§5.1). */
+    bad = (list == NULL) & (count > 0u);
+    bad |= request->usage_limits_count > (uint64_t)INT64_MAX;
+    bad |= ((parts & P_UNITS) != 0u) & (request->usage_limits_count == 0u);
+    if (nonce_mac) {
+        bad |= (request->nonce == NULL) | (request->nonce_len - FB_NONCE_MIN > FB_NONCE_MAX - FB_NONCE_MIN) |
+               ((unsigned)request->setter > FB_NONCE_ADD);
+    }
+    if (bad) {
+        fail(w);
+    }
+    /* The nonce-MAC batch (§5.1): Batch Order Option true, exactly two items, the first setting
+     * x-Nonce on the key. */
+    m.message = begin_request(w, nonce_mac ? 2 : 1, nonce_mac);
+    if (nonce_mac) {
+        size_t attribute;
+        begin_item(w, request->setter == FB_NONCE_ADD ? FB_OP_ADD_ATTRIBUTE : FB_OP_MODIFY_ATTRIBUTE, &m);
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->uid.ptr, request->uid.len);
+        attribute = w_begin(w, K(FB_TAG_ATTRIBUTE));
+        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
+        w_bytes(w, K(FB_TAG_ATTRIBUTE_VALUE), FB_TTLV_BYTE_STRING, request->nonce, request->nonce_len);
+        fb_ttlv_end(w, attribute);
+        end_item(w, &m);
+    }
+    begin_item(w, request->operation, &m);
+    if ((parts & P_UID) != 0u) {
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->uid.ptr, request->uid.len);
+    }
+    if (nonce_mac) {
+        /* The Get MAC/sign-wrapped with the key mac_uid over the Key Value and x-Nonce. */
+        size_t spec = w_begin(w, K(FB_TAG_KEY_WRAPPING_SPECIFICATION));
+        size_t info;
+        w_i32(w, K(FB_TAG_WRAPPING_METHOD), FB_TTLV_ENUMERATION, (int32_t)FB_WRAPPING_MAC_SIGN);
+        info = w_begin(w, K(FB_TAG_MAC_SIGNATURE_KEY_INFORMATION));
+        put_text(w, K(FB_TAG_UNIQUE_IDENTIFIER), request->mac_uid.ptr, request->mac_uid.len);
+        fb_ttlv_end(w, info);
+        put_text(w, K(FB_TAG_ATTRIBUTE_NAME), nonce_name, NONCE_NAME_LEN);
+        fb_ttlv_end(w, spec);
+    }
+    if ((parts & (P_UNITS | P_PROTECT)) != 0u && request->usage_limits_count != 0u) {
+        w_i64(w, K(FB_TAG_USAGE_LIMITS_COUNT), FB_TTLV_LONG_INTEGER, request->usage_limits_count);
+    }
+    if ((parts & P_PROTECT) != 0u && request->usage_mask != 0u) {
+        w_i32(w, K(FB_TAG_CRYPTOGRAPHIC_USAGE_MASK), FB_TTLV_INTEGER, request->usage_mask);
+    }
+    for (i = 0; w->status == FB_OK && i < count; i++) {
+        if ((parts & P_NAMES) != 0u) {
+            put_text(w, K(FB_TAG_ATTRIBUTE_NAME), request->names[i].ptr, request->names[i].len);
+        } else if ((parts & P_FUNCTIONS) != 0u) {
+            w_i32(w, K(FB_TAG_QUERY_FUNCTION), FB_TTLV_ENUMERATION, request->functions[i]);
+        } else {
+            put_version(w, request->versions[i].major, request->versions[i].minor);
+        }
+    }
     end_one(w, &m);
 }
 
@@ -240,15 +202,14 @@ void fb_kmip_build_ack(fb_ttlv_writer *w, const fb_request_message *request, int
     for (i = 0; i < request->item_count; i++) {
         const fb_request_item *it = &request->items[i];
         size_t item = w_begin(w, K(FB_TAG_BATCH_ITEM));
-        size_t payload;
         w_i32(w, K(FB_TAG_OPERATION), FB_TTLV_ENUMERATION, (int32_t)it->operation);
         if (it->unique_batch_item_id.len > 0u) {
             w_bytes(w, K(FB_TAG_UNIQUE_BATCH_ITEM_ID), FB_TTLV_BYTE_STRING,
                               it->unique_batch_item_id.ptr, it->unique_batch_item_id.len);
         }
         w_i32(w, K(FB_TAG_RESULT_STATUS), FB_TTLV_ENUMERATION, (int32_t)FB_RESULT_SUCCESS);
-        payload = w_begin(w, K(FB_TAG_RESPONSE_PAYLOAD));
-        fb_ttlv_end(w, payload);
+        /* An empty Response Payload: a Structure of length 0. */
+        w_bytes(w, K(FB_TAG_RESPONSE_PAYLOAD), FB_TTLV_STRUCTURE, NULL, 0);
         fb_ttlv_end(w, item);
     }
     fb_ttlv_end(w, message);

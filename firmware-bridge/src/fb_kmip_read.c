@@ -10,36 +10,50 @@
 #include <stddef.h>
 #include <string.h>
 #include "fb/fb_kmip.h"
+#include "fb_internal.h"
 
 /* Every tag read here is 0x4200XX; a table names XX. */
-#define K(tag) ((uint8_t)((tag) & 0xFFu))
+#define K(tag) FB_K(tag)
 #define ANY 0u
 #define REQ 1u
 #define OPT 0u
 
+/* How a field is stored, from its type (fixed at compile time in each table entry). */
+#define AS_ITEM 0u  /* ANY: the whole fb_ttlv_item */
+#define AS_I32 1u   /* Integer, Enumeration, Interval: int32_t */
+#define AS_I64 2u   /* Long Integer, Date-Time: int64_t */
+#define AS_BYTES 3u /* Text String, Byte String, Structure: an fb_bytes view of the value */
+#define AS(type)                                                                                    \
+    ((type) == ANY ? AS_ITEM                                                                        \
+     : ((type) == FB_TTLV_INTEGER || (type) == FB_TTLV_ENUMERATION || (type) == FB_TTLV_INTERVAL) \
+         ? AS_I32                                                                                   \
+     : ((type) == FB_TTLV_LONG_INTEGER || (type) == FB_TTLV_DATE_TIME) ? AS_I64                     \
+                                                                       : AS_BYTES)
+
 typedef struct field {
-    uint8_t tag;      /* XX of 0x4200XX */
-    uint8_t type;     /* fb_ttlv_type, or ANY: the whole item is stored (fb_ttlv_item) */
-    uint8_t required; /* REQ or OPT */
-    uint8_t offset;   /* where in the output: int32_t, int64_t, fb_bytes or fb_ttlv_item */
+    uint8_t tag;    /* XX of 0x4200XX */
+    uint8_t type;   /* fb_ttlv_type, or ANY: any type */
+    uint8_t how;    /* AS_* | REQ << 2 */
+    uint8_t offset; /* where in the output: int32_t, int64_t, fb_bytes or fb_ttlv_item */
 } field;
 
-#define F(tag, type, req, s, member) {K(tag), (uint8_t)(type), (req), (uint8_t)offsetof(s, member)}
+#define F(tag, type, req, s, member) \
+    {K(tag), (uint8_t)(type), (uint8_t)(AS(type) | ((req) << 2)), (uint8_t)offsetof(s, member)}
 
 /*
- * Reads the children of `region`: the first item of each table tag is stored (a wrong type is
- * FB_ERR_MALFORMED); a required one absent is FB_ERR_NOT_FOUND; any malformed item in the region
- * is FB_ERR_MALFORMED. *present gets bit i for each table entry i found.
+ * Reads the `len` bytes of children at `region`: the first item of each table tag is stored (a
+ * wrong type is FB_ERR_MALFORMED); a required one absent is FB_ERR_NOT_FOUND; any malformed item
+ * in the region is FB_ERR_MALFORMED. *present gets bit i for each table entry i found.
  */
-static fb_status read_fields(fb_bytes region, const field *fields, size_t count, void *out,
-                             uint32_t *present)
+static fb_status read_fields(const uint8_t *region, size_t len, const field *fields, size_t count,
+                             void *out, uint32_t *present)
 {
     fb_ttlv_reader r;
     fb_ttlv_item item;
     fb_status status;
     uint32_t seen = 0;
     size_t i;
-    fb_ttlv_reader_init(&r, region.ptr, region.len);
+    fb_ttlv_reader_init(&r, region, len);
     while ((status = fb_ttlv_next(&r, &item)) == FB_OK) {
         if ((item.tag >> 8) != 0x4200u) {
             continue;
@@ -47,6 +61,7 @@ static fb_status read_fields(fb_bytes region, const field *fields, size_t count,
         for (i = 0; i < count; i++) {
             const field *f = &fields[i];
             uint8_t *dst = (uint8_t *)out + f->offset;
+            unsigned how = f->how & 3u;
             if (f->tag != (uint8_t)item.tag || (seen & (1u << i)) != 0u) {
                 continue;
             }
@@ -54,18 +69,16 @@ static fb_status read_fields(fb_bytes region, const field *fields, size_t count,
                 return FB_ERR_MALFORMED;
             }
             seen |= 1u << i;
-            if (f->type == ANY) {
+            /* fb_ttlv_next checked the value's length: 4 or 8 bytes for the fixed types. */
+            if (how == AS_ITEM) {
                 memcpy(dst, &item, sizeof item);
-            } else if (item.type == FB_TTLV_INTEGER || item.type == FB_TTLV_ENUMERATION ||
-                       item.type == FB_TTLV_INTERVAL) {
-                int32_t v;
-                (void)fb_ttlv_get_int32(&item, item.type, &v);
+            } else if (how == AS_I32) {
+                int32_t v = (int32_t)fb_get_u32(item.value);
                 memcpy(dst, &v, sizeof v);
-            } else if (item.type == FB_TTLV_LONG_INTEGER || item.type == FB_TTLV_DATE_TIME) {
-                int64_t v;
-                (void)fb_ttlv_get_int64(&item, item.type, &v);
+            } else if (how == AS_I64) {
+                int64_t v = (int64_t)fb_get_u64(item.value);
                 memcpy(dst, &v, sizeof v);
-            } else { /* Text, Byte String, Structure: a view of the value */
+            } else {
                 fb_bytes b;
                 b.ptr = item.value;
                 b.len = item.len;
@@ -78,7 +91,7 @@ static fb_status read_fields(fb_bytes region, const field *fields, size_t count,
         return status;
     }
     for (i = 0; i < count; i++) {
-        if (fields[i].required == REQ && (seen & (1u << i)) == 0u) {
+        if ((fields[i].how >> 2) == REQ && (seen & (1u << i)) == 0u) {
             return FB_ERR_NOT_FOUND;
         }
     }
@@ -202,10 +215,10 @@ static fb_status read_message(const uint8_t *body, size_t len, const message_kin
         status = expect_structure(&r, kind->header_tag, &header);
     }
     if (status == FB_OK) {
-        status = read_fields(header, header_fields, 3, &h, &present);
+        status = read_fields(header.ptr, header.len, header_fields, 3, &h, &present);
     }
     if (status == FB_OK) {
-        status = read_fields(h.version, version_fields, 2, out, NULL);
+        status = read_fields(h.version.ptr, h.version.len, version_fields, 2, out, NULL);
     }
     if (status == FB_OK && response && (present & 4u) == 0u) {
         status = FB_ERR_NOT_FOUND;
@@ -222,7 +235,7 @@ static fb_status read_message(const uint8_t *body, size_t len, const message_kin
         } else if (n == FB_MAX_BATCH_ITEMS) {
             status = FB_ERR_TOO_LARGE;
         } else {
-            status = read_fields(bytes_of(item.value, item.len), kind->item_fields,
+            status = read_fields(item.value, item.len, kind->item_fields,
                                  kind->item_field_count, slot, &present);
             if (response) {
                 ((fb_response_item *)(void *)slot)->has_payload = (present & 16u) != 0u;
@@ -298,6 +311,10 @@ static const field payload_fields[] = {
     F(FB_TAG_REPLACED_UNIQUE_IDENTIFIER, FB_TTLV_TEXT_STRING, OPT, key_parts, replaced_uid),
 };
 
+static const field object_fields[] = {
+    F(FB_TAG_KEY_BLOCK, FB_TTLV_STRUCTURE, REQ, key_parts, key_block),
+};
+
 static const field block_fields[] = {
     F(FB_TAG_KEY_VALUE, ANY, REQ, key_parts, key_value),
     F(FB_TAG_KEY_FORMAT_TYPE, FB_TTLV_ENUMERATION, OPT, key_parts, key_format_type),
@@ -316,13 +333,12 @@ static const field wrapping_fields[] = {
 static fb_status read_key_parts(fb_bytes payload, key_parts *k)
 {
     fb_ttlv_reader r;
-    fb_ttlv_item block;
     fb_status status;
     memset(k, 0, sizeof *k);
     if (payload.ptr == NULL) {
         return FB_ERR_ARG;
     }
-    status = read_fields(payload, payload_fields, 4, k, NULL);
+    status = read_fields(payload.ptr, payload.len, payload_fields, 4, k, NULL);
     if (status != FB_OK) {
         return status;
     }
@@ -336,15 +352,11 @@ static fb_status read_key_parts(fb_bytes payload, key_parts *k)
     if (k->object.type != FB_TTLV_STRUCTURE) {
         return FB_ERR_MALFORMED;
     }
-    status = fb_ttlv_find(k->object.value, k->object.len, FB_TAG_KEY_BLOCK, &block);
+    status = read_fields(k->object.value, k->object.len, object_fields, 1, k, NULL);
     if (status != FB_OK) {
         return status;
     }
-    if (block.type != FB_TTLV_STRUCTURE) {
-        return FB_ERR_MALFORMED;
-    }
-    k->key_block = bytes_of(block.value, block.len);
-    return read_fields(k->key_block, block_fields, 5, k, NULL);
+    return read_fields(k->key_block.ptr, k->key_block.len, block_fields, 5, k, NULL);
 }
 
 /* Key Material (a Byte String, or a Transparent Symmetric Key's Key) copied out of a Key Value. */
@@ -425,7 +437,7 @@ static fb_status read_key(fb_bytes payload, const mac_check *mac, uint8_t *mater
         }
     }
     if (status == FB_OK && mac != NULL) {
-        status = read_fields(k.wrapping, wrapping_fields, 2, &k, NULL);
+        status = read_fields(k.wrapping.ptr, k.wrapping.len, wrapping_fields, 2, &k, NULL);
         if (status == FB_OK && (uint32_t)k.method != FB_WRAPPING_MAC_SIGN) {
             status = FB_ERR_MALFORMED;
         }
@@ -546,7 +558,7 @@ fb_status fb_kmip_next_attribute(fb_ttlv_reader *attributes, fb_attribute *attri
             return FB_ERR_MALFORMED;
         }
         memset(attribute, 0, sizeof *attribute);
-        status = read_fields(bytes_of(item.value, item.len), attribute_fields, 3, attribute, &present);
+        status = read_fields(item.value, item.len, attribute_fields, 3, attribute, &present);
         attribute->has_index = (present & 2u) != 0u;
         attribute->has_value = (present & 4u) != 0u;
         return status == FB_ERR_NOT_FOUND ? FB_ERR_MALFORMED : status;
@@ -576,7 +588,7 @@ fb_status fb_kmip_read_uid(fb_bytes payload, fb_bytes *uid)
         return FB_ERR_ARG;
     }
     /* lease_fields[0] is the Unique Identifier at offset 0: read straight into *uid. */
-    status = read_fields(payload, lease_fields, 1, uid, NULL);
+    status = read_fields(payload.ptr, payload.len, lease_fields, 1, uid, NULL);
     if (status != FB_OK) {
         *uid = bytes_of(NULL, 0);
     }
@@ -591,7 +603,7 @@ fb_status fb_kmip_read_lease(fb_bytes payload, fb_bytes *uid, int32_t *lease_sec
     if (uid == NULL || lease_seconds == NULL || last_change_date == NULL || payload.ptr == NULL) {
         return FB_ERR_ARG;
     }
-    status = read_fields(payload, lease_fields, 3, &l, NULL);
+    status = read_fields(payload.ptr, payload.len, lease_fields, 3, &l, NULL);
     if (status == FB_OK) {
         *uid = l.uid;
         *lease_seconds = l.lease;
@@ -622,14 +634,14 @@ static fb_status read_list(fb_bytes payload, void *out, size_t capacity, size_t 
         if (n < capacity) {
             if (versions) {
                 status = item.type != FB_TTLV_STRUCTURE ||
-                                 read_fields(bytes_of(item.value, item.len), version_fields, 2,
+                                 read_fields(item.value, item.len, version_fields, 2,
                                              (fb_version *)out + n, NULL) != FB_OK
                              ? FB_ERR_MALFORMED
                              : FB_OK;
+            } else if (item.type == FB_TTLV_ENUMERATION) {
+                ((uint32_t *)out)[n] = fb_get_u32(item.value); /* 4 bytes: fb_ttlv_next checked */
             } else {
-                int32_t op = 0;
-                status = fb_ttlv_get_int32(&item, FB_TTLV_ENUMERATION, &op);
-                ((uint32_t *)out)[n] = (uint32_t)op;
+                status = FB_ERR_MALFORMED;
             }
             if (status != FB_OK) {
                 return status;

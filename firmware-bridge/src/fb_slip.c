@@ -159,11 +159,11 @@ fb_status fb_slip_decode(fb_slip_decoder *decoder, const uint8_t *in, size_t in_
                          size_t *consumed, uint8_t **frame, size_t *frame_len)
 {
     size_t i;
+    fb_status status = FB_AGAIN;
     if (decoder == NULL || decoder->buffer == NULL || (in == NULL && in_len > 0u) ||
         consumed == NULL || frame == NULL || frame_len == NULL) {
         return FB_ERR_ARG;
     }
-    *consumed = 0;
     *frame = NULL;
     *frame_len = 0;
     if (decoder->delivered) {
@@ -171,21 +171,19 @@ fb_status fb_slip_decode(fb_slip_decoder *decoder, const uint8_t *in, size_t in_
         decoder->delivered = false;
         decoder->len = 0;
     }
-    for (i = 0; i < in_len; i++) {
+    for (i = 0; i < in_len && status == FB_AGAIN; i++) {
         uint8_t b = in[i];
         if (b == FB_SLIP_END) {
             bool had_packet = !decoder->discarding && decoder->len > 0u;
             decoder->escaped = false;
             decoder->discarding = false;
             if (had_packet) {
-                fb_status status = finish(decoder, frame, frame_len);
-                *consumed = i + 1u;
-                if (status != FB_OK) {
-                    decoder->len = 0;
+                status = finish(decoder, frame, frame_len);
+                if (status == FB_OK) {
+                    continue;
                 }
-                return status;
             }
-            decoder->len = 0;
+            decoder->len = 0; /* an empty packet, or a bad CRC: dropped */
             continue;
         }
         if (decoder->discarding) {
@@ -199,25 +197,25 @@ fb_status fb_slip_decode(fb_slip_decoder *decoder, const uint8_t *in, size_t in_
                 b = FB_SLIP_ESC;
             } else {
                 decoder->stats.bad_escapes++;
-                decoder->discarding = true;
-                decoder->len = 0;
-                *consumed = i + 1u;
-                return FB_ERR_MALFORMED;
+                status = FB_ERR_MALFORMED;
             }
         } else if (b == FB_SLIP_ESC) {
             decoder->escaped = true;
             continue;
         }
-        if (decoder->len == decoder->size) {
+        if (status == FB_AGAIN && decoder->len == decoder->size) {
             /* Longer than the largest packet (§6): drop it, up to the next END. */
             decoder->stats.oversize++;
+            status = FB_ERR_TOO_LARGE;
+        }
+        if (status != FB_AGAIN) {
             decoder->discarding = true;
             decoder->len = 0;
-            *consumed = i + 1u;
-            return FB_ERR_TOO_LARGE;
+        } else {
+            decoder->buffer[decoder->len++] = b;
         }
-        decoder->buffer[decoder->len++] = b;
     }
-    *consumed = in_len;
-    return FB_AGAIN;
+    /* After at most one event: the bytes up to it, or all of them. */
+    *consumed = i;
+    return status;
 }

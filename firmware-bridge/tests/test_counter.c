@@ -148,17 +148,26 @@ static void test_replay_window(void **state)
     assert_int_equal(fb_replay_check(&w, 0), FB_ERR_ARG);
 }
 
+/* As the library was built: FB_CONFIG_STATUS_NAMES=1 (the CMake build's FB_STATUS_NAMES, on by
+ * default) every name; 0 (fb_config.h's default) the class of the status only. */
 static void test_status_names(void **state)
 {
     (void)state;
     assert_string_equal(fb_status_name(FB_AGAIN), "FB_AGAIN");
     assert_string_equal(fb_status_name(FB_OK), "FB_OK");
+#if FB_CONFIG_STATUS_NAMES
     assert_string_equal(fb_status_name(FB_ERR_ARG), "FB_ERR_ARG");
     assert_string_equal(fb_status_name(FB_ERR_AUTH), "FB_ERR_AUTH");
     assert_string_equal(fb_status_name(FB_ERR_STORAGE), "FB_ERR_STORAGE");
     assert_string_equal(fb_status_name(FB_ERR_NOT_FOUND), "FB_ERR_NOT_FOUND");
     assert_string_equal(fb_status_name((fb_status)-17), "FB_ERR_UNKNOWN");
     assert_string_equal(fb_status_name((fb_status)2), "FB_ERR_UNKNOWN");
+#else
+    assert_string_equal(fb_status_name(FB_ERR_ARG), "FB_ERR");
+    assert_string_equal(fb_status_name(FB_ERR_NOT_FOUND), "FB_ERR");
+    assert_string_equal(fb_status_name((fb_status)-17), "FB_ERR");
+    assert_string_equal(fb_status_name((fb_status)2), "FB_ERR");
+#endif
 }
 
 int main(void)

@@ -21,6 +21,12 @@ static int teardown(void **state)
     return 0;
 }
 
+/* A request of `op` on the key named by the string literal `key`; UNITS: a Get Usage Allocation
+ * of `n` units (fb_request, as C99 compound literals). */
+#define ON(op, key) (&(fb_request){.operation = (op), .uid = {(const uint8_t *)(key), sizeof(key) - 1u}})
+#define UNITS(key, n) \
+    (&(fb_request){.operation = FB_OP_GET_USAGE_ALLOCATION, .uid = {(const uint8_t *)(key), sizeof(key) - 1u}, .usage_limits_count = (n)})
+
 typedef struct rig {
     test_storage storage;
     fb_storage storage_iface;
@@ -80,7 +86,7 @@ static void test_request_reply(void **state)
     fb_response resp;
     (void)state;
     rig_init(&r, 100);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"tape-key-1", 10, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "tape-key-1"), req, sizeof req, &req_len, &counter), FB_OK);
     assert_int_equal(counter, 1);
     assert_int_equal(fb_device_in_flight(&r.dev), 1);
     assert_int_equal(r.storage.writes, 1); /* the block 1..100, before the frame existed */
@@ -119,8 +125,8 @@ static void test_resend_and_kept_reply(void **state)
     size_t len;
     (void)state;
     rig_init(&r, 100);
-    assert_int_equal(fb_device_get_usage_allocation(&r.dev, (const uint8_t *)"tape-key-1", 10, 5, a, sizeof a, &a_len, &ca), FB_OK);
-    assert_int_equal(fb_device_obtain_lease(&r.dev, (const uint8_t *)"tape-key-1", 10, b, sizeof b, &b_len, &cb), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, UNITS("tape-key-1", 5), a, sizeof a, &a_len, &ca), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_OBTAIN_LEASE, "tape-key-1"), b, sizeof b, &b_len, &cb), FB_OK);
     assert_int_equal(fb_device_in_flight(&r.dev), 2);
     /* The reply to b arrives first, with a higher down counter; then a's reply with a lower
      * one (a kept reply re-sent after the device resent a): both are bound by reply_to. */
@@ -144,7 +150,7 @@ static void test_refusals_before_crypto(void **state)
     fb_down down;
     (void)state;
     rig_init(&r, 100);
-    assert_int_equal(fb_device_query(&r.dev, NULL, 0, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, &(fb_request){.operation = FB_OP_QUERY}, req, sizeof req, &req_len, &counter), FB_OK);
     /* A reply to a counter not in flight. */
     len = agent_seal(5, counter + 1u, vectors[1].body, vectors[1].body_len, rx, sizeof rx);
     assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_ERR_UNEXPECTED);
@@ -179,13 +185,13 @@ static void test_in_flight_limit(void **state)
     (void)state;
     rig_init(&r, 1000);
     for (i = 0; i < FB_MAX_IN_FLIGHT; i++) {
-        assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
+        assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
     }
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_ERR_BUSY);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_ERR_BUSY);
     assert_int_equal(counter, 0);
     assert_int_equal(fb_device_forget(&r.dev, 3), FB_OK);
     assert_int_equal(fb_device_forget(&r.dev, 3), FB_ERR_NOT_FOUND);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
     assert_int_equal(counter, FB_MAX_IN_FLIGHT + 1u); /* BUSY spent no counter */
 }
 
@@ -301,7 +307,7 @@ static void test_lead_rule(void **state)
     uint64_t i;
     (void)state;
     rig_init(&r, 1000);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &oldest), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &oldest), FB_OK);
     for (i = 1; i < 64u; i++) { /* counters oldest+1 … oldest+63: within the window */
         len = agent_seal(100u + i, 0, body, body_len, rx, sizeof rx);
         assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_OK);
@@ -314,10 +320,10 @@ static void test_lead_rule(void **state)
     assert_int_equal(fb_device_receive(&r.dev, rx, len, &down), FB_OK);
     assert_int_equal(fb_kmip_parse_request(down.body, down.body_len, &push), FB_OK);
     assert_int_equal(fb_device_ack(&r.dev, &push, down.counter, ack, sizeof ack, &ack_len, &counter), FB_ERR_BUSY);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_ERR_BUSY);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_ERR_BUSY);
     /* Once the oldest is answered (or given up), the device goes on, with no counter skipped. */
     assert_int_equal(fb_device_forget(&r.dev, oldest), FB_OK);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
     assert_int_equal(counter, oldest + 64u);
 }
 
@@ -334,7 +340,7 @@ static void test_reboot_never_reuses(void **state)
     rig_init(&r, 4);
     for (boot = 0; boot < 5; boot++) {
         for (i = 0; i < 3; i++) {
-            assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
+            assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
             assert_true(counter > highest);
             highest = counter;
             assert_int_equal(fb_device_forget(&r.dev, counter), FB_OK);
@@ -348,7 +354,7 @@ static void test_reboot_never_reuses(void **state)
     r.storage.fail_writes = 1;
     assert_int_equal(fb_device_init(&r.dev, &r.config), FB_OK);
     memset(req, 0x77, sizeof req);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_ERR_STORAGE);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_ERR_STORAGE);
     assert_int_equal(req_len, 0);
     assert_int_equal(fb_device_in_flight(&r.dev), 0);
 }
@@ -366,25 +372,48 @@ static void test_nonce_mac_and_limits(void **state)
     uint8_t *body;
     size_t body_len;
     fb_request_message q;
+    fb_request nonce_mac;
+    uint8_t first[16];
     (void)state;
     rig_init(&r, 10);
     memset(nonce, 0, sizeof nonce);
     memset(zero, 0, sizeof zero);
-    assert_int_equal(fb_device_nonce_mac_get(&r.dev, (const uint8_t *)"tape-key-1", 10, (const uint8_t *)"mac-1", 5, FB_NONCE_MODIFY,
-                                             nonce, sizeof nonce, req, sizeof req, &req_len, &counter), FB_OK);
+    /* A Get with mac_uid: the nonce-MAC batch, its nonce drawn by the device. */
+    nonce_mac = *ON(FB_OP_GET, "tape-key-1");
+    nonce_mac.mac_uid.ptr = (const uint8_t *)"mac-1";
+    nonce_mac.mac_uid.len = 5;
+    nonce_mac.setter = FB_NONCE_MODIFY;
+    nonce_mac.nonce = nonce;
+    nonce_mac.nonce_len = 15; /* out of 16..64: refused before anything is drawn or spent */
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_ERR_ARG);
+    assert_memory_equal(nonce, zero, sizeof nonce);
+    nonce_mac.nonce = NULL;
+    nonce_mac.nonce_len = sizeof nonce;
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_ERR_ARG);
+    assert_int_equal(r.storage.writes, 0);
+    nonce_mac.nonce = nonce;
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(counter, 1);
     assert_memory_not_equal(nonce, zero, sizeof nonce); /* drawn from the backend's generator */
+    memcpy(first, nonce, sizeof first);
     memcpy(copy, req, req_len);
     agent_open(copy, req_len, &h, &body, &body_len);
     assert_int_equal(fb_kmip_parse_request(body, body_len, &q), FB_OK);
     assert_int_equal(q.item_count, 2);
+    assert_int_equal(q.items[0].operation, FB_OP_MODIFY_ATTRIBUTE);
+    /* Each request draws a fresh one (§5.1). */
+    assert_int_equal(fb_device_request(&r.dev, &nonce_mac, req, sizeof req, &req_len, &counter), FB_OK);
+    assert_memory_not_equal(nonce, first, sizeof nonce);
+    assert_int_equal(fb_device_forget(&r.dev, counter), FB_OK);
+    assert_int_equal(fb_device_forget(&r.dev, 1), FB_OK);
     /* A frame buffer too small for the request: FB_ERR_TOO_LARGE before a counter is spent. */
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"tape-key-1", 10, req, 60, &req_len, &counter), FB_ERR_TOO_LARGE);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"k", 1, req, sizeof req, &req_len, &counter), FB_OK);
-    assert_int_equal(counter, 2);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "tape-key-1"), req, 60, &req_len, &counter), FB_ERR_TOO_LARGE);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "k"), req, sizeof req, &req_len, &counter), FB_OK);
+    assert_int_equal(counter, 3);
     /* A device with a small frame limit. */
     r.config.max_frame = 100;
     assert_int_equal(fb_device_init(&r.dev, &r.config), FB_OK);
-    assert_int_equal(fb_device_get(&r.dev, (const uint8_t *)"tape-key-1", 10, req, sizeof req, &req_len, &counter), FB_ERR_TOO_LARGE);
+    assert_int_equal(fb_device_request(&r.dev, ON(FB_OP_GET, "tape-key-1"), req, sizeof req, &req_len, &counter), FB_ERR_TOO_LARGE);
     /* Bad configurations. */
     r.config.max_frame = 0;
     r.config.device_id_len = 0;
@@ -398,7 +427,7 @@ static void test_nonce_mac_and_limits(void **state)
 }
 
 
-/* Every typed request: a frame the agent opens to a Request Message of that operation. */
+/* Every request: a frame the agent opens to a Request Message of that operation. */
 static void test_every_operation(void **state)
 {
     static rig r;
@@ -413,30 +442,39 @@ static void test_every_operation(void **state)
     fb_request_message q;
     const uint8_t *uid = (const uint8_t *)"tape-key-1";
     fb_bytes names[1];
-    uint64_t count = 3;
-    uint32_t mask = 4;
     uint32_t functions[1] = {1};
     fb_version versions[1] = {{1, 2}};
+    /* The seven operations of fb_device_request, each with its arguments; then the nonce-MAC. */
+    fb_request requests[8];
     uint32_t ops[8] = {FB_OP_GET, FB_OP_GET_ATTRIBUTES, FB_OP_GET_USAGE_ALLOCATION, FB_OP_OBTAIN_LEASE,
                        FB_OP_CHECK, FB_OP_QUERY, FB_OP_DISCOVER_VERSIONS, FB_OP_ADD_ATTRIBUTE};
     size_t i;
     (void)state;
     names[0].ptr = (const uint8_t *)"State";
     names[0].len = 5;
+    memset(requests, 0, sizeof requests);
+    for (i = 0; i < 8; i++) {
+        requests[i].operation = i < 7 ? ops[i] : FB_OP_GET;
+        requests[i].uid.ptr = uid;
+        requests[i].uid.len = 10;
+    }
+    requests[1].names = names;
+    requests[1].count = 1;
+    requests[2].usage_limits_count = 7;
+    requests[4].usage_limits_count = 3;
+    requests[4].usage_mask = 4;
+    requests[5].functions = functions;
+    requests[5].count = 1;
+    requests[6].versions = versions;
+    requests[6].count = 1;
+    requests[7].mac_uid.ptr = (const uint8_t *)"mac-1";
+    requests[7].mac_uid.len = 5;
+    requests[7].setter = FB_NONCE_ADD;
+    requests[7].nonce = nonce;
+    requests[7].nonce_len = sizeof nonce;
     rig_init(&r, 1000);
     for (i = 0; i < 8; i++) {
-        fb_status st = FB_ERR_ARG;
-        switch (i) {
-        case 0: st = fb_device_get(&r.dev, uid, 10, req, sizeof req, &len, &counter); break;
-        case 1: st = fb_device_get_attributes(&r.dev, uid, 10, names, 1, req, sizeof req, &len, &counter); break;
-        case 2: st = fb_device_get_usage_allocation(&r.dev, uid, 10, 7, req, sizeof req, &len, &counter); break;
-        case 3: st = fb_device_obtain_lease(&r.dev, uid, 10, req, sizeof req, &len, &counter); break;
-        case 4: st = fb_device_check(&r.dev, uid, 10, &count, &mask, req, sizeof req, &len, &counter); break;
-        case 5: st = fb_device_query(&r.dev, functions, 1, req, sizeof req, &len, &counter); break;
-        case 6: st = fb_device_discover_versions(&r.dev, versions, 1, req, sizeof req, &len, &counter); break;
-        default: st = fb_device_nonce_mac_get(&r.dev, uid, 10, (const uint8_t *)"mac-1", 5, FB_NONCE_ADD, nonce, sizeof nonce, req, sizeof req, &len, &counter); break;
-        }
-        assert_int_equal(st, FB_OK);
+        assert_int_equal(fb_device_request(&r.dev, &requests[i], req, sizeof req, &len, &counter), FB_OK);
         assert_int_equal(counter, expected++);
         agent_open(req, len, &h, &body, &body_len);
         assert_false(h.has_reply_to);
@@ -446,6 +484,19 @@ static void test_every_operation(void **state)
     }
     assert_int_equal(fb_device_in_flight(&r.dev), 8);
     assert_int_equal(r.storage.writes, 1); /* eight frames, one block */
+    /* A request the builder refuses (another operation, none at all) spends no counter, leaves
+     * nothing in flight and no body in the frame. */
+    requests[0].operation = FB_OP_PUT;
+    memset(req, 0xA5, sizeof req);
+    assert_int_equal(fb_device_request(&r.dev, &requests[0], req, sizeof req, &len, &counter), FB_ERR_ARG);
+    assert_int_equal(counter, 0);
+    for (i = 0; i < sizeof req; i++) {
+        assert_true(req[i] == 0u || req[i] == 0xA5u);
+    }
+    assert_int_equal(fb_device_request(&r.dev, NULL, req, sizeof req, &len, &counter), FB_ERR_ARG);
+    assert_int_equal(fb_device_in_flight(&r.dev), 8);
+    assert_int_equal(fb_device_request(&r.dev, &requests[1], req, sizeof req, &len, &counter), FB_OK);
+    assert_int_equal(counter, expected);
 }
 
 int main(void)

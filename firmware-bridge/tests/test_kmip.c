@@ -32,26 +32,39 @@ static fb_bytes bytes_of(const uint8_t *p, size_t n)
     return b;
 }
 
+/* A request of `operation` on UID, nothing else set (fb_request). */
+static fb_request on_uid(uint32_t operation)
+{
+    fb_request r;
+    memset(&r, 0, sizeof r);
+    r.operation = operation;
+    r.uid = bytes_of(U(UID));
+    return r;
+}
+
 static void test_get_matches_vector(void **state)
 {
     uint8_t buf[512];
     fb_ttlv_writer w;
+    fb_request get = on_uid(FB_OP_GET);
+    fb_request empty = on_uid(FB_OP_GET);
     (void)state;
+    empty.uid = bytes_of((const uint8_t *)"", 0);
     /* The vectors' request body is a Get of tape-key-1 as the TypeScript side builds it. */
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_get(&w, U(UID));
+    fb_kmip_build_request(&w, &get);
     assert_int_equal(w.status, FB_OK);
     assert_int_equal(w.len, vectors[0].body_len);
     assert_memory_equal(buf, vectors[0].body, w.len);
     /* Exactly the size fits; one byte less does not. */
     fb_ttlv_writer_init(&w, buf, vectors[0].body_len);
-    fb_kmip_build_get(&w, U(UID));
+    fb_kmip_build_request(&w, &get);
     assert_int_equal(w.status, FB_OK);
     fb_ttlv_writer_init(&w, buf, vectors[0].body_len - 1u);
-    fb_kmip_build_get(&w, U(UID));
+    fb_kmip_build_request(&w, &get);
     assert_int_equal(w.status, FB_ERR_TOO_LARGE);
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_get(&w, (const uint8_t *)"", 0);
+    fb_kmip_build_request(&w, &empty);
     assert_int_equal(w.status, FB_ERR_ARG);
 }
 
@@ -325,9 +338,19 @@ static void test_nonce_mac_request(void **state)
     fb_ttlv_reader attrs;
     fb_attribute a;
     fb_bytes uid;
+    uint8_t nonce[FB_NONCE_MAX];
+    fb_request r = on_uid(FB_OP_GET);
+    fb_request plain = on_uid(FB_OP_GET);
     (void)state;
+    /* A Get with mac_uid is the nonce-MAC batch; the builder writes the nonce as given. */
+    memset(nonce, 0x5A, sizeof nonce);
+    memcpy(nonce, nonce_a, 16);
+    r.mac_uid = bytes_of(U("mac-key-1"));
+    r.setter = FB_NONCE_MODIFY;
+    r.nonce = nonce;
+    r.nonce_len = 16;
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_nonce_mac(&w, U(UID), U("mac-key-1"), nonce_a, 16, FB_NONCE_MODIFY);
+    fb_kmip_build_request(&w, &r);
     assert_int_equal(w.status, FB_OK);
     assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
     assert_int_equal(q.item_count, 2);
@@ -346,9 +369,49 @@ static void test_nonce_mac_request(void **state)
     assert_memory_equal(a.value.value, nonce_a, 16);
     /* The Get asks for MAC/sign wrapping with key M. */
     assert_int_equal(fb_ttlv_find(q.items[1].payload.ptr, q.items[1].payload.len, FB_TAG_KEY_WRAPPING_SPECIFICATION, &item), FB_OK);
-    /* Nonces outside 16..64 bytes are refused. */
+    assert_memory_equal(nonce, nonce_a, 16);
+    /* ADD: Add Attribute first; the second item is the same Get. */
+    r.setter = FB_NONCE_ADD;
     fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_nonce_mac(&w, U(UID), U("m"), nonce_a, 15, FB_NONCE_ADD);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
+    assert_int_equal(q.items[0].operation, FB_OP_ADD_ATTRIBUTE);
+    assert_int_equal(q.items[1].operation, FB_OP_GET);
+    /* Without mac_uid: a plain Get, one item, no wrapping asked. */
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &plain);
+    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
+    assert_int_equal(q.item_count, 1);
+    assert_int_not_equal(fb_ttlv_find(q.items[0].payload.ptr, q.items[0].payload.len, FB_TAG_KEY_WRAPPING_SPECIFICATION, &item), FB_OK);
+    /* Refused (FB_ERR_ARG): nonces outside 16..64 bytes, no nonce, another setter, an empty
+     * mac_uid. */
+    r.mac_uid = bytes_of(U("m"));
+    r.nonce_len = 15;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce_len = 65;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce_len = 64;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_OK);
+    r.nonce = NULL;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.nonce = nonce;
+    r.nonce_len = 16;
+    r.setter = (fb_nonce_setter)2;
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
+    assert_int_equal(w.status, FB_ERR_ARG);
+    r.setter = FB_NONCE_ADD;
+    r.mac_uid = bytes_of((const uint8_t *)"", 0);
+    fb_ttlv_writer_init(&w, buf, sizeof buf);
+    fb_kmip_build_request(&w, &r);
     assert_int_equal(w.status, FB_ERR_ARG);
 }
 
@@ -397,47 +460,100 @@ static void test_lease_query(void **state)
     assert_int_equal(fb_kmip_read_lease(r.items[0].payload, &uid, &lease, &changed), FB_ERR_NOT_FOUND);
 }
 
+/* fb_kmip_build_request into buf: the writer's error, or FB_OK once fb_kmip_parse_request read
+ * it back as one Batch Item of the request's operation (its payload in q->items[0]). */
+static fb_status build_read(const fb_request *request, uint8_t *buf, size_t size, fb_request_message *q)
+{
+    fb_ttlv_writer w;
+    fb_ttlv_writer_init(&w, buf, size);
+    fb_kmip_build_request(&w, request);
+    if (w.status != FB_OK) {
+        return w.status;
+    }
+    assert_int_equal(fb_kmip_parse_request(buf, w.len, q), FB_OK);
+    assert_int_equal(q->item_count, 1);
+    assert_int_equal(q->items[0].operation, request->operation);
+    return FB_OK;
+}
+
+static bool payload_has(const fb_request_message *q, uint32_t tag, fb_ttlv_item *item)
+{
+    return fb_ttlv_find(q->items[0].payload.ptr, q->items[0].payload.len, tag, item) == FB_OK;
+}
+
 static void test_builders_read_back(void **state)
 {
     uint8_t buf[1024];
-    fb_ttlv_writer w;
     fb_request_message q;
     fb_ttlv_item item;
     int64_t v;
-    uint64_t count = 250;
-    uint32_t mask = 4;
+    int32_t v32;
     fb_version versions[2] = {{1, 4}, {1, 2}};
+    uint32_t functions[2] = {1, 3};
     fb_bytes names[2];
+    fb_request r;
     (void)state;
     names[0] = bytes_of((const uint8_t *)"State", 5);
     names[1] = bytes_of((const uint8_t *)"Name", 4);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_get_usage_allocation(&w, U(UID), 250);
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_GET_USAGE_ALLOCATION);
-    assert_int_equal(fb_ttlv_find(q.items[0].payload.ptr, q.items[0].payload.len, FB_TAG_USAGE_LIMITS_COUNT, &item), FB_OK);
+
+    r = on_uid(FB_OP_GET_USAGE_ALLOCATION);
+    r.usage_limits_count = 250;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_true(payload_has(&q, FB_TAG_USAGE_LIMITS_COUNT, &item));
     assert_int_equal(fb_ttlv_get_int64(&item, FB_TTLV_LONG_INTEGER, &v), FB_OK);
     assert_int_equal(v, 250);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_get_usage_allocation(&w, U(UID), 0);
-    assert_int_equal(w.status, FB_ERR_ARG);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_check(&w, U(UID), &count, &mask);
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_CHECK);
-    assert_int_equal(fb_ttlv_find(q.items[0].payload.ptr, q.items[0].payload.len, FB_TAG_CRYPTOGRAPHIC_USAGE_MASK, &item), FB_OK);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_obtain_lease(&w, U(UID));
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_OBTAIN_LEASE);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_get_attributes(&w, U(UID), names, 2);
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_GET_ATTRIBUTES);
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_discover_versions(&w, versions, 2);
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_DISCOVER_VERSIONS);
+    r.usage_mask = 4; /* not a member of Get Usage Allocation: ignored */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_CRYPTOGRAPHIC_USAGE_MASK, &item));
+    r.usage_limits_count = 0; /* at least one unit (§4.18) */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+    r.usage_limits_count = (uint64_t)INT64_MAX + 1u; /* not a Long Integer */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+
+    r = on_uid(FB_OP_CHECK);
+    r.usage_limits_count = 250;
+    r.usage_mask = 4;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_true(payload_has(&q, FB_TAG_USAGE_LIMITS_COUNT, &item));
+    assert_true(payload_has(&q, FB_TAG_CRYPTOGRAPHIC_USAGE_MASK, &item));
+    assert_int_equal(fb_ttlv_get_int32(&item, FB_TTLV_INTEGER, &v32), FB_OK);
+    assert_int_equal(v32, 4);
+    r.usage_limits_count = 0; /* each 0: absent (§4.10: either or both) */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_USAGE_LIMITS_COUNT, &item));
+    assert_true(payload_has(&q, FB_TAG_CRYPTOGRAPHIC_USAGE_MASK, &item));
+    r.usage_mask = 0;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_CRYPTOGRAPHIC_USAGE_MASK, &item));
+    assert_true(payload_has(&q, FB_TAG_UNIQUE_IDENTIFIER, &item));
+
+    r = on_uid(FB_OP_OBTAIN_LEASE);
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    r.uid = bytes_of(NULL, 0); /* the Unique Identifier is required */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+
+    r = on_uid(FB_OP_GET_ATTRIBUTES);
+    r.names = names;
+    r.count = 2;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_true(payload_has(&q, FB_TAG_ATTRIBUTE_NAME, &item));
+    assert_int_equal(item.len, 5);
+    r.names = NULL; /* a count without a list */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+    r.count = 0; /* every attribute */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_ATTRIBUTE_NAME, &item));
+    names[1].len = 0; /* an empty name */
+    r.names = names;
+    r.count = 2;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+
+    memset(&r, 0, sizeof r);
+    r.operation = FB_OP_DISCOVER_VERSIONS;
+    r.versions = versions;
+    r.count = 2;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_UNIQUE_IDENTIFIER, &item));
     {
         fb_version got[2];
         size_t n;
@@ -445,10 +561,40 @@ static void test_builders_read_back(void **state)
         assert_int_equal(n, 2);
         assert_int_equal(got[0].minor, 4);
     }
-    fb_ttlv_writer_init(&w, buf, sizeof buf);
-    fb_kmip_build_query(&w, NULL, 0);
-    assert_int_equal(fb_kmip_parse_request(buf, w.len, &q), FB_OK);
-    assert_int_equal(q.items[0].operation, FB_OP_QUERY);
+
+    memset(&r, 0, sizeof r);
+    r.operation = FB_OP_QUERY;
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    assert_false(payload_has(&q, FB_TAG_QUERY_FUNCTION, &item));
+    r.functions = functions;
+    r.count = 2;
+    r.names = names; /* another operation's list: ignored */
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_OK);
+    {
+        uint32_t got[2];
+        size_t n;
+        /* Query Functions read back as a Query response's Operations would be: by tag. */
+        assert_true(payload_has(&q, FB_TAG_QUERY_FUNCTION, &item));
+        assert_int_equal(fb_ttlv_get_int32(&item, FB_TTLV_ENUMERATION, &v32), FB_OK);
+        assert_int_equal(v32, 1);
+        assert_int_equal(fb_kmip_read_query(q.items[0].payload, got, 2, &n), FB_OK);
+        assert_int_equal(n, 0); /* no Operation items in a request */
+    }
+
+    /* Operations the builder does not build, and no request at all: FB_ERR_ARG. */
+    r = on_uid(FB_OP_PUT);
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+    r = on_uid(0x100u | FB_OP_GET);
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+    r = on_uid(0);
+    assert_int_equal(build_read(&r, buf, sizeof buf, &q), FB_ERR_ARG);
+    {
+        fb_ttlv_writer w;
+        fb_ttlv_writer_init(&w, buf, sizeof buf);
+        fb_kmip_build_request(&w, NULL);
+        assert_int_equal(w.status, FB_ERR_ARG);
+        assert_int_equal(w.len, 0);
+    }
 }
 
 /* A relayed Put Replace, as push-relay.ts builds it (KMIP 1.2 §4.28). */

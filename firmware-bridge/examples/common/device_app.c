@@ -264,13 +264,25 @@ static int sealed(app *a, fb_status status, const char *what) {
     return 0;
 }
 
+/** Seals the request of `operation` on the key of the options, if any (fb_device_request;
+ * `units`: a Get Usage Allocation's count; Query names no key) into a->request, to send and
+ * resend. */
+static fb_status seal_request(app *a, uint32_t operation, uint64_t units) {
+    fb_request request = {.operation = operation, .usage_limits_count = units};
+    if (a->o->uid != NULL) {
+        request.uid.ptr = (const uint8_t *)a->o->uid;
+        request.uid.len = strlen(a->o->uid);
+    }
+    return fb_device_request(&a->dev, &request, a->request, sizeof a->request, &a->request_len, &a->request_counter);
+}
+
 /** Get (§4.11): the key, shown by fingerprint; its material in `material` when wanted. 1 ok. */
 static int do_get(app *a, uint8_t *material, size_t *material_len) {
     fb_response response;
     struct timespec started;
     uint8_t scratch[MATERIAL_MAX];
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_get(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), a->request, sizeof a->request, &a->request_len, &a->request_counter), "Get")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_GET, 0), "Get")) return 0;
     int got = exchange(a, &response);
     line_start(a, "get", NULL);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -296,7 +308,7 @@ static int do_allocate(app *a, int64_t count) {
     fb_response response;
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_get_usage_allocation(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), (uint64_t)count, a->request, sizeof a->request, &a->request_len, &a->request_counter), "Get Usage Allocation")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_GET_USAGE_ALLOCATION, (uint64_t)count), "Get Usage Allocation")) return 0;
     int got = exchange(a, &response);
     line_start(a, "allocate", &count);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -309,7 +321,7 @@ static int do_lease(app *a) {
     fb_response response;
     struct timespec started;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    if (!sealed(a, fb_device_obtain_lease(&a->dev, (const uint8_t *)a->o->uid, strlen(a->o->uid), a->request, sizeof a->request, &a->request_len, &a->request_counter), "Obtain Lease")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_OBTAIN_LEASE, 0), "Obtain Lease")) return 0;
     int got = exchange(a, &response);
     line_start(a, "lease", NULL);
     if (got != 1 || response.item_count < 1 || response.items[0].result_status != FB_RESULT_SUCCESS) return line_failed(got, &response, elapsed_ms(&started));
@@ -382,11 +394,12 @@ static int do_get_verified(app *a) {
     uint8_t material[MATERIAL_MAX];
     int got = 0;
     clock_gettime(CLOCK_MONOTONIC, &started);
-    const uint8_t *uid = (const uint8_t *)a->o->uid;
-    const uint8_t *mac_uid = (const uint8_t *)a->o->mac_uid;
+    /* A Get with mac_uid: the nonce-MAC batch; fb_device_request draws a fresh nonce into `nonce`. */
+    fb_request request = {.operation = FB_OP_GET, .uid = {(const uint8_t *)a->o->uid, strlen(a->o->uid)},
+                          .mac_uid = {(const uint8_t *)a->o->mac_uid, strlen(a->o->mac_uid)}, .nonce = nonce, .nonce_len = sizeof nonce};
     for (int setter = FB_NONCE_MODIFY; setter <= FB_NONCE_ADD; setter++) {
-        if (!sealed(a, fb_device_nonce_mac_get(&a->dev, uid, strlen(a->o->uid), mac_uid, strlen(a->o->mac_uid), (fb_nonce_setter)setter, nonce, sizeof nonce,
-                                               a->request, sizeof a->request, &a->request_len, &a->request_counter), "nonce-MAC")) return 0;
+        request.setter = (fb_nonce_setter)setter;
+        if (!sealed(a, fb_device_request(&a->dev, &request, a->request, sizeof a->request, &a->request_len, &a->request_counter), "nonce-MAC")) return 0;
         got = exchange(a, &response);
         if (got != 1 || response.item_count < 1 || response.items[0].result_status == FB_RESULT_SUCCESS) break;
     }
@@ -415,7 +428,7 @@ static int do_get_verified(app *a) {
  */
 static int do_listen(app *a) {
     fb_response response;
-    if (!sealed(a, fb_device_query(&a->dev, NULL, 0, a->request, sizeof a->request, &a->request_len, &a->request_counter), "Query")) return 0;
+    if (!sealed(a, seal_request(a, FB_OP_QUERY, 0), "Query")) return 0;
     int got = exchange(a, &response);
     int hello = got == 1 && response.item_count >= 1 && response.items[0].result_status == FB_RESULT_SUCCESS;
     printf("{\"op\":\"hello\",\"ok\":%s}\n", hello ? "true" : "false");

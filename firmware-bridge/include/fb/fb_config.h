@@ -27,10 +27,15 @@
 #define FB_DEFAULT_COUNTER_BLOCK 1000u
 #endif
 
-/** 1 (default): fb_status_name returns each status's constant name ("FB_ERR_AUTH"). 0: it
- *  returns "FB_OK", "FB_AGAIN" or "FB_ERR" only, and the names' ~290 bytes of flash are gone. */
+/**
+ * 0 (default): fb_status_name returns "FB_OK", "FB_AGAIN" or "FB_ERR" only; log the status's
+ * number (fb_status.h lists them). 1: each status's constant name ("FB_ERR_AUTH"), for about 245
+ * bytes more flash on Cortex-M (the strings). Off by default as nanopb's error messages can be
+ * (PB_NO_ERRMSG): a firmware image pays only for what it logs. The CMake build turns the names on
+ * (option FB_STATUS_NAMES) for the host tool, the tests and the examples.
+ */
 #ifndef FB_CONFIG_STATUS_NAMES
-#define FB_CONFIG_STATUS_NAMES 1
+#define FB_CONFIG_STATUS_NAMES 0
 #endif
 
 #if FB_MAX_FRAME > 4096u

@@ -7,7 +7,8 @@
  *
  * The context holds no pointer to a buffer: every frame is in a caller buffer. Typical loop:
  *
- *     fb_device_get(&dev, uid, uid_len, req, sizeof req, &req_len, &counter);
+ *     fb_request get = { .operation = FB_OP_GET, .uid = { uid, uid_len } };
+ *     fb_device_request(&dev, &get, req, sizeof req, &req_len, &counter);
  *     send(req, req_len);                 // and again, the SAME bytes, until answered (§3)
  *     ...a frame arrives in rx (e.g. from fb_slip_decode)...
  *     fb_down down;
@@ -83,36 +84,16 @@ fb_status fb_device_begin(const fb_device *dev, uint8_t *frame, size_t frame_siz
 fb_status fb_device_seal(fb_device *dev, uint8_t *frame, const fb_ttlv_writer *body,
                          uint64_t reply_to, size_t *frame_len, uint64_t *counter);
 
-/* One call per device operation (§5): builds the request into `frame` and seals it. The frame
- * is the caller's to send, and to resend unchanged until a reply to *counter arrives. */
-fb_status fb_device_get(fb_device *dev, const uint8_t *uid, size_t uid_len, uint8_t *frame,
-                        size_t frame_size, size_t *frame_len, uint64_t *counter);
-fb_status fb_device_get_attributes(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                   const fb_bytes *names, size_t name_count, uint8_t *frame,
-                                   size_t frame_size, size_t *frame_len, uint64_t *counter);
-fb_status fb_device_get_usage_allocation(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                         uint64_t count, uint8_t *frame, size_t frame_size,
-                                         size_t *frame_len, uint64_t *counter);
-fb_status fb_device_obtain_lease(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                 uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                 uint64_t *counter);
-fb_status fb_device_check(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                          const uint64_t *usage_limits_count, const uint32_t *usage_mask,
-                          uint8_t *frame, size_t frame_size, size_t *frame_len, uint64_t *counter);
-fb_status fb_device_query(fb_device *dev, const uint32_t *functions, size_t count, uint8_t *frame,
-                          size_t frame_size, size_t *frame_len, uint64_t *counter);
-fb_status fb_device_discover_versions(fb_device *dev, const fb_version *versions, size_t count,
-                                      uint8_t *frame, size_t frame_size, size_t *frame_len,
-                                      uint64_t *counter);
 /**
- * The nonce-MAC batch (§5.1): draws a fresh nonce of nonce_len (16..64) bytes into `nonce`
- * through crypto->random (the caller keeps it for fb_kmip_verify_nonce_mac), then builds and
- * seals. Send MODIFY first; when the reply's first item failed (no nonce on the key yet), ADD.
+ * One call for every device operation (§5): builds `request` (fb_kmip_build_request: the
+ * operation and its arguments) into `frame` and seals it. The frame is the caller's to send,
+ * and to resend unchanged until a reply to *counter arrives. For the nonce-MAC batch (a Get
+ * with mac_uid, §5.1) it first draws a fresh nonce of nonce_len (16..64) bytes into
+ * request->nonce through crypto->random (FB_ERR_ARG without one; FB_ERR_CRYPTO when it fails):
+ * keep it for fb_kmip_verify_nonce_mac.
  */
-fb_status fb_device_nonce_mac_get(fb_device *dev, const uint8_t *uid, size_t uid_len,
-                                  const uint8_t *mac_uid, size_t mac_uid_len, fb_nonce_setter setter,
-                                  uint8_t *nonce, size_t nonce_len, uint8_t *frame,
-                                  size_t frame_size, size_t *frame_len, uint64_t *counter);
+fb_status fb_device_request(fb_device *dev, const fb_request *request, uint8_t *frame,
+                            size_t frame_size, size_t *frame_len, uint64_t *counter);
 
 typedef enum fb_down_kind { FB_DOWN_REPLY = 1, FB_DOWN_PUSH = 2 } fb_down_kind;
 

@@ -104,35 +104,53 @@ typedef struct fb_version {
     int32_t minor;
 } fb_version;
 
-/* ---- Request Message builders: each writes one whole message into `w` (check w->status). ---- */
-
-/** Get of `uid` (KMIP 1.2 §4.11), the key as the agent holds it. */
-void fb_kmip_build_get(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len);
-/** Get Attributes (§4.12) of `uid`: the `name_count` names (each a fb_bytes), or all when 0. */
-void fb_kmip_build_get_attributes(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                  const fb_bytes *names, size_t name_count);
-/** Get Usage Allocation (§4.18) of `count` units (>= 1) on `uid`: a request with an effect. */
-void fb_kmip_build_get_usage_allocation(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                                        uint64_t count);
-/** Obtain Lease (§4.17) on `uid`. */
-void fb_kmip_build_obtain_lease(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len);
-/** Check (§4.10) of `uid`, optionally for a usage count and/or a usage mask (protect use). */
-void fb_kmip_build_check(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                         const uint64_t *usage_limits_count, const uint32_t *usage_mask);
-/** Query (§4.25) with `count` Query Functions (0: the agent lists the device's operations). */
-void fb_kmip_build_query(fb_ttlv_writer *w, const uint32_t *functions, size_t count);
-/** Discover Versions (§4.26) of `count` versions (0: all the agent speaks). */
-void fb_kmip_build_discover_versions(fb_ttlv_writer *w, const fb_version *versions, size_t count);
+/* ---- Request Message builder: writes one whole message into `w` (check w->status). ---- */
 
 typedef enum fb_nonce_setter { FB_NONCE_MODIFY = 0, FB_NONCE_ADD = 1 } fb_nonce_setter;
+
 /**
- * The nonce-MAC batch (§5.1): Batch Order Option true; Modify (or Add) Attribute x-Nonce =
- * `nonce` (16..64 bytes, FB_ERR_ARG otherwise) on `uid`; Get of `uid` MAC/sign-wrapped with the
- * key `mac_uid` over the Key Value and x-Nonce.
+ * One device operation's request (§5), for fb_kmip_build_request and fb_device_request: the
+ * operation and its arguments. Members the operation does not use are ignored (leave them 0:
+ * `fb_request r = { .operation = FB_OP_GET, .uid = { uid, uid_len } };`).
+ *
+ * | operation                  | KMIP 1.2 | members                                                  |
+ * |----------------------------|----------|----------------------------------------------------------|
+ * | FB_OP_GET                  | §4.11    | uid: the key as the agent holds it; with mac_uid, below  |
+ * | FB_OP_GET_ATTRIBUTES       | §4.12    | uid; `count` names (Attribute Names), or all when 0      |
+ * | FB_OP_GET_USAGE_ALLOCATION | §4.18    | uid; usage_limits_count: the units (>= 1), an effect     |
+ * | FB_OP_OBTAIN_LEASE         | §4.17    | uid                                                      |
+ * | FB_OP_CHECK                | §4.10    | uid; usage_limits_count and usage_mask, each 0: absent   |
+ * | FB_OP_QUERY                | §4.25    | `count` functions (0: the device's operations)           |
+ * | FB_OP_DISCOVER_VERSIONS    | §4.26    | `count` versions (0: all the agent speaks)               |
+ *
+ * A Get with mac_uid (not NULL) is the nonce-MAC batch (PROTOCOL.md §5.1): Batch Order Option
+ * true; Modify (FB_NONCE_MODIFY) or Add (FB_NONCE_ADD) Attribute x-Nonce = the nonce_len
+ * (16..64) bytes at `nonce` on uid; then the Get of uid MAC/sign-wrapped with the key mac_uid
+ * over the Key Value and x-Nonce. Send MODIFY first; when the reply's first item failed (no
+ * nonce on the key yet), ADD. fb_device_request draws the nonce fresh into `nonce` (keep it for
+ * fb_kmip_verify_nonce_mac); fb_kmip_build_request writes it as it is.
+ *
+ * FB_ERR_ARG (in w->status) for another operation, an empty uid or mac_uid where one is needed,
+ * a Get Usage Allocation of 0 units, a usage_limits_count above INT64_MAX, an empty name, a NULL
+ * list with a count, or a nonce-MAC nonce or setter out of range.
  */
-void fb_kmip_build_nonce_mac(fb_ttlv_writer *w, const uint8_t *uid, size_t uid_len,
-                             const uint8_t *mac_uid, size_t mac_uid_len, const uint8_t *nonce,
-                             size_t nonce_len, fb_nonce_setter setter);
+typedef struct fb_request {
+    uint32_t operation;          /**< one of the seven operations above */
+    fb_bytes uid;                /**< the Unique Identifier (not for Query, Discover Versions) */
+    uint64_t usage_limits_count; /**< Get Usage Allocation: units (>= 1); Check: 0 or a count */
+    uint32_t usage_mask;         /**< Check: 0 or the Cryptographic Usage Mask to protect */
+    size_t count;                /**< entries of the operation's list: names, functions, versions */
+    const fb_bytes *names;       /**< Get Attributes */
+    const uint32_t *functions;   /**< Query: Query Functions */
+    const fb_version *versions;  /**< Discover Versions */
+    fb_bytes mac_uid;            /**< Get: the MAC key's Unique Identifier (nonce-MAC); NULL: none */
+    fb_nonce_setter setter;      /**< nonce-MAC: how x-Nonce is set */
+    uint8_t *nonce;              /**< nonce-MAC: nonce_len bytes (fb_device_request writes them) */
+    size_t nonce_len;            /**< nonce-MAC: 16..64 (FB_NONCE_MIN..FB_NONCE_MAX) */
+} fb_request;
+
+/** The Request Message (protocol version 1.2; one Batch Item, two for nonce-MAC) of `request`. */
+void fb_kmip_build_request(fb_ttlv_writer *w, const fb_request *request);
 
 /* ---- Response Message ---- */
 
