@@ -67,7 +67,7 @@ export class EdgeKmipService implements KmipRequestHandler {
   ) {
     this.device = new DeviceOperations(agent, log);
     this.created = new CreatedKeys(store);
-    const access = new KeyAccess(agent, this.created);
+    const access = new KeyAccess(agent, this.created, (uid) => options.offlineCreator?.holds?.(uid) === true);
     this.client = new ClientOperations(agent, access, new ClientWrites(agent, access, log, options.offlineCreator));
   }
 

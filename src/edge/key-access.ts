@@ -35,15 +35,19 @@ export class KeyAccess {
   constructor(
     private readonly agent: AgentCore,
     readonly created: CreatedKeys,
+    /** Keys held in the key pool, not yet handed out: invisible to every client, whatever its allow-list says. */
+    private readonly pooled: (uid: string) => boolean = () => false,
   ) {}
 
   /** Allowed without looking at the key: by Unique Identifier, or created by the client. */
   private async byIdentifier(principal: Principal, uid: string): Promise<boolean> {
+    if (this.pooled(uid)) return false;
     return keyAllowed(principal, { uniqueIdentifier: uid, names: [], objectGroups: [] }) || (await this.created.of(principal.id)).has(uid);
   }
 
   /** Synchronously, for a key whose metadata is at hand (the client's created keys must have been read: `created.of`). */
   visibleNow(principal: Principal, meta: Pick<KeyMetadata, 'uniqueIdentifier' | 'names' | 'objectGroups'>): boolean {
+    if (this.pooled(meta.uniqueIdentifier)) return false;
     return keyAllowed(principal, meta) || this.created.known(principal.id)?.has(meta.uniqueIdentifier) === true;
   }
 
@@ -52,6 +56,7 @@ export class KeyAccess {
    * Item Not Found otherwise, and for a key destroyed.
    */
   async readable(principal: Principal, uid: string): Promise<CachedKey> {
+    if (this.pooled(uid)) throw notFound();
     const byId = await this.byIdentifier(principal, uid);
     if (!byId && !principal.keys.some((rule) => rule.uniqueIdentifier === undefined)) throw notFound();
     let key: CachedKey;
@@ -70,6 +75,7 @@ export class KeyAccess {
    * cached names and groups, else by the names and groups the key server has (Get Attributes).
    */
   async visible(principal: Principal, uid: string): Promise<boolean> {
+    if (this.pooled(uid)) return false;
     if (await this.byIdentifier(principal, uid)) return true;
     if (!principal.keys.some((rule) => rule.uniqueIdentifier === undefined)) return false;
     const cached = await this.agent.cache.cached(uid);

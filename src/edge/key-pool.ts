@@ -226,6 +226,10 @@ export class KeyPool implements OfflineCreator {
    * cached metadata; undefined when no template of the client fits or its pool is empty.
    * Rejects (nothing taken) when the store cannot be written.
    */
+  holds(uid: string): boolean {
+    return this.records.has(uid);
+  }
+
   async takeOffline(request: OfflineCreateRequest): Promise<string | undefined> {
     const client = (await this.options.clients()).find((c) => c.id === request.clientId);
     for (const template of matchingTemplates(client?.pool ?? [], request)) {
@@ -254,6 +258,8 @@ export class KeyPool implements OfflineCreator {
       { type: 'del', key: recordKey },
       takenRecord(uid, request.clientId, entry.takenAt),
       ...operations,
+      // The caller's own records of this take (the creator's visibility of the key) in the same synced batch.
+      ...(request.alongside?.(uid) ?? []),
     ];
     try {
       if (cached === undefined) await this.options.agent.store.commit([{ type: 'del', key: recordKey }]);

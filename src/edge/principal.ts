@@ -69,6 +69,8 @@ export interface OfflineCreateRequest {
  */
 export interface OfflineCreator {
   takeOffline(request: OfflineCreateRequest): Promise<string | undefined>;
+  /** Whether `uid` is a pooled key not yet handed out: no client may see it (it is nobody's key yet). */
+  holds?(uid: string): boolean;
 }
 
 /** The edge KMIP service's answer to one request of the local KMIP door. */
