@@ -4,23 +4,19 @@
 //
 // To fit, modules the agent can never reach are replaced by small stubs (measured with esbuild's
 // metafile, `node scripts/build.mjs --analyze` prints the largest inputs):
-// - zod's 40+ message locales (~260 kB): only the default English one is ever configured;
 // - mqtt's WebSocket, WeChat and Alipay transports and its SOCKS proxy (~120 kB with `ws` and
 //   `socks`): the configuration accepts only mqtt:// and mqtts:// URLs and no proxy
 //   (src/config/schema.ts); a stub that is reached anyway throws, naming itself;
 // - mqtt's worker-timers (browser only) and @opentelemetry/api, which prom-client calls only for
 //   exemplars, which the agent does not enable (loaded eagerly, so an empty object);
-// - zod's fromJSONSchema (never called); lru-cache, for a Map (below);
+// - lru-cache, for a Map (below);
 // - readable-stream (~80 kB), the user-land copy of Node's streams that mqtt and bl use: Node 20's
 //   own node:stream is the same API (readable-stream 4 tracks Node 18+);
-// - zod's JSON Schema generation (~22 kB: json-schema-processors, to-json-schema,
-//   json-schema-generator): the agent validates, it never emits JSON Schema; referenced only from
-//   lazy getters and closures, so every export becomes a function that throws, naming itself;
 // - thread-stream (~10 kB), pino's worker-thread transports: they break inside a bundle
 //   (TOOLCHAIN.md), so the agent logs to a stream in-process (src/log.ts); required eagerly by
 //   pino, so a class that throws if it is ever constructed.
 import { build } from 'esbuild';
-import { chmodSync, readFileSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const analyze = process.argv.includes('--analyze');
@@ -39,22 +35,13 @@ const LRU_CACHE = `export class LRUCache {
   clear() { this.map.clear(); }
   *keys() { yield* [...this.map.keys()].reverse(); }
 }`;
-/** A module whose every export throws when used (a factory export returns such a function). */
-function unreachableExports(path, what) {
-  const thrower = `(() => { ${unreachable(what)} })`;
-  const names = [...readFileSync(path, 'utf8').matchAll(/^export (?:async )?(?:function|const|let|class) ([A-Za-z_$][\w$]*)/gm)].map((m) => m[1]);
-  return names.map((name) => `export const ${name} = ${/^create/.test(name) ? `() => ${thrower}` : thrower};`).join('\n');
-}
-/** [module path pattern (as esbuild resolves it), stub source, or a function of the module's path]. */
+/** [module path pattern (as esbuild resolves it), stub source (null: an mqtt transport that throws)]. */
 const STUBS = [
-  [/[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/, 'export { default as en } from "./en.js";'],
   [/[\\/]mqtt[\\/]build[\\/]lib[\\/]connect[\\/](ws|wx|ali|socks)\.js$/, null],
   [/[\\/]worker-timers[\\/]/, 'export const setInterval = globalThis.setInterval; export const clearInterval = globalThis.clearInterval;'],
   [/[\\/]@opentelemetry[\\/]api[\\/]/, 'module.exports = {};'],
-  [/[\\/]zod[\\/]v4[\\/]classic[\\/]from-json-schema\.js$/, `export function fromJSONSchema() { ${unreachable('zod fromJSONSchema')} }`],
   [/[\\/]readable-stream[\\/]lib[\\/]ours[\\/]index\.js$/, 'module.exports = require("node:stream");'],
   [/[\\/]lru-cache[\\/]/, LRU_CACHE],
-  [/[\\/]zod[\\/]v4[\\/]core[\\/](json-schema-processors|to-json-schema|json-schema-generator)\.js$/, (path) => unreachableExports(path, 'zod JSON Schema')],
   [/[\\/]thread-stream[\\/]index\.js$/, `module.exports = class ThreadStream { constructor() { ${unreachable('pino worker-thread transports')} } };`],
 ];
 
@@ -68,8 +55,7 @@ const stubPlugin = {
       if (result.errors.length > 0 || result.external) return undefined;
       const stub = STUBS.find(([pattern]) => pattern.test(result.path));
       if (stub === undefined) return undefined;
-      const source = typeof stub[1] === 'function' ? stub[1](result.path) : stub[1];
-      return { path: result.path, namespace: 'stub', pluginData: source ?? unreachable(`mqtt transport ${result.path.split(/[\\/]/).pop()}`) };
+      return { path: result.path, namespace: 'stub', pluginData: stub[1] ?? unreachable(`mqtt transport ${result.path.split(/[\\/]/).pop()}`) };
     });
     b.onLoad({ filter: /.*/, namespace: 'stub' }, (args) => ({
       contents: args.pluginData,

@@ -6,12 +6,12 @@
  */
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { isScalar, parseDocument, visit } from 'yaml';
-import type { z } from 'zod';
 import { readInputLimited } from '../cli/input.ts';
 import { isKmipEdgeError } from '../errors.ts';
 import { ConfigError } from './config-error.ts';
 import { FILE_FIELDS, RUN_FLAGS, type ParsedRunFlags, type RunFlag } from './flags.ts';
 import { agentConfigSchema, type AgentConfig } from './schema.ts';
+import { validate, type Issue } from './validate.ts';
 
 /** A configuration is a page of settings: 1 MiB is generous, and bounds what the YAML parser holds. */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -124,12 +124,12 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
   for (const [path, value] of sources.flags.values) setPath(raw, path, value);
   // A missing upstream is reported field by field (each with its flag), not as one missing section.
   if (raw.upstream === undefined) raw.upstream = {};
-  const result = agentConfigSchema.safeParse(raw);
-  if (result.success) return result.data;
-  // One line per field: a value of the wrong type fails its later checks too.
+  const result = validate(agentConfigSchema, raw);
+  if (result.ok) return result.value;
+  // One line per field: a field that fails its own check may fail a rule across fields too.
   const seen = new Set<string>();
-  const issues = result.error.issues.filter((issue) => {
-    const key = `${issue.code === 'unrecognized_keys' ? 'keys:' : ''}${issue.path.map(String).join('.')}`;
+  const issues = result.issues.filter((issue) => {
+    const key = `${issue.unknownFields ? 'keys:' : ''}${issue.path.map(String).join('.')}`;
     return !seen.has(key) && Boolean(seen.add(key));
   });
   throw new ConfigError('CONFIG_INVALID', issues.flatMap((issue) => describeIssue(issue, raw, sources)));
@@ -151,9 +151,9 @@ function where(path: readonly PropertyKey[], sources: ConfigSources): string {
   return FLAG_BY_PATH.get(dotted) ?? dotted;
 }
 
-function describeIssue(issue: z.core.$ZodIssue, raw: Raw, sources: ConfigSources): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    return issue.keys.map((key) => {
+function describeIssue(issue: Issue, raw: Raw, sources: ConfigSources): string[] {
+  if (issue.unknownFields) {
+    return issue.unknownFields.map((key) => {
       const path = [...issue.path, key];
       if (INLINE_SECRET.test(key)) return `${where(path, sources)}: secrets are not accepted inline (value not shown); put it in a file, owner-only, and give the file's path (e.g. ${[...issue.path, `${key}File`].join('.')})`;
       return `${where(path, sources)}: unknown field (got ${show(valueAt(raw, path))}); ${issue.message}`;

@@ -11,7 +11,7 @@
  * A section is one optional strict object here and one row per flag in ./flags.ts (as `kmip:`,
  * the local KMIP endpoint of issue #16, was added).
  */
-import { z } from 'zod';
+import { list, oneOf, record, strictObject, text, type Output, type Schema } from './validate.ts';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -24,20 +24,17 @@ function portOf(text: string): number {
   return Number(text.slice(text.lastIndexOf(':') + 1));
 }
 
-/** A non-empty string; `expected` is the "what is allowed" of every message about it. */
-const text = (expected: string) => z.string({ error: expected }).min(1, { error: expected });
 const filePath = (what: string) => text(`the path of ${what}`);
 const address = (expected: string, minPort: number) =>
-  text(expected).refine((value) => HOST_PORT.test(value) && portOf(value) >= minPort && portOf(value) <= 65535, { error: expected });
+  text(expected).refine((value) => HOST_PORT.test(value) && portOf(value) >= minPort && portOf(value) <= 65535, expected);
 /** Where the agent connects: port 1..65535. */
 const remote = (example: string) => address(`HOST:PORT with a port 1-65535, e.g. ${example}`, 1);
 /** Where the agent listens: port 0..65535 (0 = any free port). */
 const listen = (example: string) => address(`HOST:PORT to listen on (port 0-65535, 0 = any free port), e.g. ${example}`, 0);
 
 /** A strict mapping whose messages list its fields. */
-function section<Shape extends z.ZodRawShape>(shape: Shape, what: string) {
-  const fields = Object.keys(shape).join(', ');
-  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? `allowed fields: ${fields}` : `a mapping (${what}) with the fields ${fields}`) });
+function section<Shape extends Record<string, Schema<unknown, boolean>>>(shape: Shape, what: string) {
+  return strictObject(shape, `a mapping (${what}) with the fields ${Object.keys(shape).join(', ')}`);
 }
 
 const upstream = section({
@@ -49,8 +46,8 @@ const upstream = section({
 }, 'the upstream KMIP server');
 
 const mqtt = section({
-  url: text('mqtt://HOST[:PORT] or mqtts://HOST[:PORT]').refine((value) => MQTT_URL.test(value), { error: 'mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtts://broker.local:8883)' }).optional(),
-  prefix: text('a topic prefix without wildcards, e.g. kmip-edge').refine((value) => !/[#+]/.test(value), { error: 'a topic prefix without wildcards (+, #)' }).default('kmip-edge'),
+  url: text('mqtt://HOST[:PORT] or mqtts://HOST[:PORT]').refine((value) => MQTT_URL.test(value), 'mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (e.g. mqtts://broker.local:8883)').optional(),
+  prefix: text('a topic prefix without wildcards, e.g. kmip-edge').refine((value) => !/[#+]/.test(value), 'a topic prefix without wildcards (+, #)').default('kmip-edge'),
   username: text('the MQTT user name of the agent').optional(),
   passwordFile: filePath('a file holding the MQTT password (its first line)').optional(),
   ca: filePath('the PEM file of the CA that signs the broker certificate').optional(),
@@ -79,7 +76,7 @@ const kmip = section({
 
 const nonceMac = section({
   defaultKey: text('the Unique Identifier of the upstream HMAC-SHA256 key used for every key').optional(),
-  perKey: z.record(text('a key Unique Identifier'), text('the Unique Identifier of an HMAC-SHA256 key'), { error: 'a mapping of key Unique Identifier to MAC key Unique Identifier' }).default({}),
+  perKey: record(text('a key Unique Identifier'), text('the Unique Identifier of an HMAC-SHA256 key'), 'a mapping of key Unique Identifier to MAC key Unique Identifier').default({}),
 }, 'nonce-MAC cache fills');
 
 const metrics = section({
@@ -88,18 +85,17 @@ const metrics = section({
 
 export const agentConfigSchema = section({
   data: filePath("the agent's data folder (created if missing)"),
-  logLevel: z.enum(LOG_LEVELS, { error: `one of ${LOG_LEVELS.join(', ')}` }).default('info'),
+  logLevel: oneOf(LOG_LEVELS, `one of ${LOG_LEVELS.join(', ')}`).default('info'),
   upstream,
   mqtt: mqtt.optional(),
   embeddedBroker: listen('127.0.0.1:1883').optional(),
-  serial: z.array(filePath('a serial device, e.g. /dev/ttyUSB0'), { error: 'a list of serial device paths' }).default([]),
+  serial: list(filePath('a serial device, e.g. /dev/ttyUSB0'), 'a list of serial device paths').default([]),
   pushListener: pushListener.optional(),
   kmip: kmip.optional(),
   nonceMac: nonceMac.optional(),
   metrics: metrics.optional(),
-}, 'the agent configuration').superRefine((config, context) => {
+}, 'the agent configuration').rules((config, problem) => {
   // Rules across fields: each issue names the field the operator has to change.
-  const problem = (path: (string | number)[], message: string): void => void context.addIssue({ code: 'custom', path, message });
   const url = config.mqtt?.url;
   // Something to serve: devices (a transport), or local KMIP clients (a tape library site may have no devices).
   if (url === undefined && config.embeddedBroker === undefined && config.serial.length === 0 && config.kmip === undefined) {
@@ -118,4 +114,4 @@ export const agentConfigSchema = section({
 });
 
 /** The effective configuration: what `run` wires and `config check` prints. */
-export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AgentConfig = Output<typeof agentConfigSchema>;
