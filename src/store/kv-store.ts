@@ -21,7 +21,7 @@
 import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
+import type { ClassicLevel } from 'classic-level';
 import { KmipEdgeError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 
@@ -114,6 +114,8 @@ export class LevelStore implements KeyValueStore {
     } catch (error) {
       throw new KmipEdgeError('STORE_OPEN_FAILED', `cannot make the store at ${path} owner-only: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
     }
+    // Loaded on first open, so that commands without a store (--version, ttlv, kmip …) never load the native module.
+    const { ClassicLevel } = await import('classic-level');
     const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view' });
     try {
       await db.open();
