@@ -109,50 +109,43 @@ export interface CachedKey {
  * shared buffer (the slab) and its metadata rebuilt to exactly what it holds: ~0.4 kB a key.
  */
 
-/** First size of the slab; it doubles when full. */
+/** First size of the slab. */
 const SLAB_START_BYTES = 16 * 1024;
+const EMPTY = new Uint8Array(0);
 
 /**
- * The material of every key held in memory, back to back in one buffer. A key's bytes never move
- * in the buffer they were written to: growing or compacting writes a new buffer, and a view handed
- * out earlier keeps the old one (so the old one is not wiped: a request in flight may still read it).
+ * The material of every key held in memory, back to back in one buffer. Growing and compacting
+ * write a new buffer and move every held key to it (so that no held key keeps an old one alive);
+ * a view handed out earlier keeps the old buffer, which is not wiped for that reason: a request
+ * in flight may still be reading it.
  */
 class MaterialSlab {
-  bytes = new Uint8Array(SLAB_START_BYTES);
+  private bytes = new Uint8Array(SLAB_START_BYTES);
   private end = 0;
-  /** Bytes of keys no longer held (replaced or removed), reclaimed by `compact`. */
+  /** Bytes of keys no longer held (replaced or removed), reclaimed by the next rewrite. */
   private released = 0;
 
-  /** Copies `material` in; where it is. */
-  write(material: Uint8Array): { bytes: Uint8Array; at: number } {
-    if (this.end + material.length > this.bytes.length) {
-      let size = this.bytes.length * 2;
-      while (size < this.end + material.length) size *= 2;
-      const grown = new Uint8Array(size);
-      grown.set(this.bytes.subarray(0, this.end));
-      this.bytes = grown;
-    }
-    const at = this.end;
-    this.bytes.set(material, at);
+  /** Copies `material` in for `key` (every key held is in `held`, for a rewrite). */
+  write(key: HeldKey, material: Uint8Array, held: Iterable<HeldKey>): void {
+    if (this.end + material.length > this.bytes.length) this.rewrite(held, material.length);
+    key.bytes = this.bytes;
+    key.at = this.end;
+    this.bytes.set(material, this.end);
     this.end += material.length;
-    return { bytes: this.bytes, at };
   }
 
-  release(size: number): void {
-    this.released += size;
+  /** `key`'s bytes are no longer needed; when most of the buffer is such bytes, it is rewritten. */
+  release(key: HeldKey, held: Iterable<HeldKey>): void {
+    this.released += key.size;
+    if (this.released > SLAB_START_BYTES && this.released * 2 > this.end) this.rewrite(held, 0);
   }
 
-  /** Whether enough is released that copying the held keys into a new buffer is worth it. */
-  get wasteful(): boolean {
-    return this.released > SLAB_START_BYTES && this.released * 2 > this.end;
-  }
-
-  /** Rewrites `held` (every key still held) into a new buffer, without the released bytes. */
-  compact(held: Iterable<HeldKey>): void {
+  /** Every held key into a new buffer with room for `more` bytes, without the released ones. */
+  private rewrite(held: Iterable<HeldKey>, more: number): void {
     const keys = [...held];
     const live = keys.reduce((sum, key) => sum + key.size, 0);
     let size = SLAB_START_BYTES;
-    while (size < live) size *= 2;
+    while (size < 2 * (live + more)) size *= 2; // room to grow: rewrites stay rare
     const next = new Uint8Array(size);
     let end = 0;
     for (const key of keys) {
@@ -391,16 +384,15 @@ export class KeyCache {
    */
   private hold(uid: string, metadata: KeyMetadata, material: Uint8Array): HeldKey {
     const before = this.memory.get(uid);
-    let held: HeldKey;
     if (before && before.size === material.length && timingSafeEqual(before.material, material)) {
-      held = new HeldKey(compactMetadata(metadata), before.bytes, before.at, before.size);
-    } else {
-      if (before) this.slab.release(before.size);
-      const { bytes, at } = this.slab.write(material);
-      held = new HeldKey(compactMetadata(metadata), bytes, at, material.length);
+      const held = new HeldKey(compactMetadata(metadata), before.bytes, before.at, before.size);
+      this.memory.set(uid, held);
+      return held;
     }
+    if (before) this.forget(uid);
+    const held = new HeldKey(compactMetadata(metadata), EMPTY, 0, material.length);
+    this.slab.write(held, material, this.memory.values());
     this.memory.set(uid, held);
-    if (this.slab.wasteful) this.slab.compact(this.memory.values());
     return held;
   }
 
@@ -408,7 +400,7 @@ export class KeyCache {
     const held = this.memory.get(uid);
     if (!held) return;
     this.memory.delete(uid);
-    this.slab.release(held.size);
+    this.slab.release(held, this.memory.values());
   }
 
   private record(uid: string, objectType: number, object: TtlvItem, attributes: readonly Attribute[]): CachedKey {
