@@ -182,6 +182,7 @@ class HeldKey implements CachedKey {
  * Recent BigInt values, shared: keys fetched in the same second have the same refresh time, keys
  * created together the same dates — one BigInt for all of them instead of one each.
  */
+const NO_VALUES: never[] = Object.freeze([]) as unknown as never[];
 const recentBigInts: (bigint | undefined)[] = new Array(256).fill(undefined);
 function shared(value: bigint): bigint {
   const slot = Number(BigInt.asUintN(8, value));
@@ -193,14 +194,15 @@ function shared(value: bigint): bigint {
 
 /**
  * The metadata rebuilt to exactly what it holds: fields without a value left out (as the copy
- * read back from disk has them, JSON having no undefined), lists of exactly their length, dates
- * shared. Any field, known here or not, is kept.
+ * read back from disk has them, JSON having no undefined), lists of exactly their length (an
+ * empty one shared and frozen: changes go to a copy, applyAttributes works on a structuredClone),
+ * dates shared. Any field, known here or not, is kept.
  */
 function compactMetadata(meta: KeyMetadata): KeyMetadata {
   const out: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(meta)) {
     if (value === undefined) continue;
-    out[field] = typeof value === 'bigint' ? shared(value) : Array.isArray(value) ? value.slice() : value;
+    out[field] = typeof value === 'bigint' ? shared(value) : Array.isArray(value) ? (value.length === 0 ? NO_VALUES : value.slice()) : value;
   }
   return out as unknown as KeyMetadata;
 }
