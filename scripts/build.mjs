@@ -14,7 +14,11 @@
 //   own node:stream is the same API (readable-stream 4 tracks Node 18+);
 // - thread-stream (~10 kB), pino's worker-thread transports: they break inside a bundle
 //   (TOOLCHAIN.md), so the agent logs to a stream in-process (src/log.ts); required eagerly by
-//   pino, so a class that throws if it is ever constructed.
+//   pino, so a class that throws if it is ever constructed;
+// - debug (~8 kB with ms), the DEBUG=name diagnostics of mqtt and mqtt-packet: every debug
+//   function becomes a no-op (the agent's own logs say what happens). The real one also creates
+//   process.stderr for its colour check when the first namespace is made, at start (issue #15
+//   footprint).
 import { build } from 'esbuild';
 import { chmodSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +46,7 @@ const STUBS = [
   [/[\\/]@opentelemetry[\\/]api[\\/]/, 'module.exports = {};'],
   [/[\\/]readable-stream[\\/]lib[\\/]ours[\\/]index\.js$/, 'module.exports = require("node:stream");'],
   [/[\\/]lru-cache[\\/]/, LRU_CACHE],
+  [/[\\/]debug[\\/]src[\\/]index\.js$/, 'module.exports = function createDebug() { const debug = () => {}; debug.enabled = false; debug.extend = createDebug; return debug; };'],
   [/[\\/]thread-stream[\\/]index\.js$/, `module.exports = class ThreadStream { constructor() { ${unreachable('pino worker-thread transports')} } };`],
 ];
 

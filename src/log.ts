@@ -8,7 +8,6 @@
  */
 import { isatty } from 'node:tty';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
 
 export { pino };
 
@@ -26,10 +25,12 @@ export function createLogger(options: { level?: string; name?: string } = {}, de
  * shippers), or pretty-printed when a person is watching — `fd` is a terminal. pino-pretty runs as
  * a stream in this process, never as a pino transport: transports are worker threads, which break
  * inside the esbuild bundle (TOOLCHAIN.md). Colours unless NO_COLOR is set (no-color.org).
+ * pino-pretty (and its date, colour and copy modules) is loaded only then (issue #15 footprint).
  */
-export function logDestination(fd: number, terminal: boolean = isatty(fd)): DestinationStream {
+export async function logDestination(fd: number, terminal: boolean = isatty(fd)): Promise<DestinationStream> {
   // Synchronous: the lines before an exit (a one-line error, a SIGTERM) are written, not lost in a buffer.
   if (!terminal) return pino.destination({ dest: fd, sync: true });
+  const { default: pinoPretty } = await import('pino-pretty');
   return pinoPretty({ destination: fd, sync: true, colorize: process.env.NO_COLOR === undefined, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss.l', ignore: 'pid,hostname,name' });
 }
 

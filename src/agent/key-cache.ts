@@ -4,6 +4,7 @@
  * the key material sealed under the master key, the metadata (state, dates, lease, names) in the
  * clear. Notify updates metadata, Put installs or replaces keys. Decisions use key-policy.ts.
  */
+import { timingSafeEqual } from 'node:crypto';
 import { KmipEdgeError } from '../errors.ts';
 import type { Attribute } from '../kmip/attributes.ts';
 import { keyBlockOf, keyMaterialOf, objectTypeOfTag } from '../kmip/payloads.ts';
@@ -118,12 +119,118 @@ export interface CachedKey {
   material: Uint8Array;
 }
 
+/*
+ * The keys held in memory, compactly (issue #15 footprint: 10,000 keys within the agent's 80 MB).
+ * A key as decoded keeps a view of the whole TLS read it came in (kilobytes for 32 bytes of
+ * material) and metadata built up attribute by attribute (out-of-object properties, arrays with
+ * room to grow, a BigInt per date) — ~2 kB a key. Held here, each key's material is copied into one
+ * shared buffer (the slab) and its metadata rebuilt to exactly what it holds: ~0.4 kB a key.
+ */
+
+/** First size of the slab. */
+const SLAB_START_BYTES = 16 * 1024;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * The material of every key held in memory, back to back in one buffer. Growing and compacting
+ * write a new buffer and move every held key to it (so that no held key keeps an old one alive);
+ * a view handed out earlier keeps the old buffer, which is not wiped for that reason: a request
+ * in flight may still be reading it.
+ */
+class MaterialSlab {
+  private bytes = new Uint8Array(SLAB_START_BYTES);
+  private end = 0;
+  /** Bytes of keys no longer held (replaced or removed), reclaimed by the next rewrite. */
+  private released = 0;
+
+  /** Copies `material` in for `key` (every key held is in `held`, for a rewrite). */
+  write(key: HeldKey, material: Uint8Array, held: Iterable<HeldKey>): void {
+    if (this.end + material.length > this.bytes.length) this.rewrite(held, material.length);
+    key.bytes = this.bytes;
+    key.at = this.end;
+    this.bytes.set(material, this.end);
+    this.end += material.length;
+  }
+
+  /** `key`'s bytes are no longer needed; when most of the buffer is such bytes, it is rewritten. */
+  release(key: HeldKey, held: Iterable<HeldKey>): void {
+    this.released += key.size;
+    if (this.released > SLAB_START_BYTES && this.released * 2 > this.end) this.rewrite(held, 0);
+  }
+
+  /** Every held key into a new buffer with room for `more` bytes, without the released ones. */
+  private rewrite(held: Iterable<HeldKey>, more: number): void {
+    const keys = [...held];
+    const live = keys.reduce((sum, key) => sum + key.size, 0);
+    let size = SLAB_START_BYTES;
+    while (size < 2 * (live + more)) size *= 2; // room to grow: rewrites stay rare
+    const next = new Uint8Array(size);
+    let end = 0;
+    for (const key of keys) {
+      next.set(key.material, end);
+      key.bytes = next;
+      key.at = end;
+      end += key.size;
+    }
+    this.bytes = next;
+    this.end = end;
+    this.released = 0;
+  }
+}
+
+/** A key held in memory: its metadata, and where its material is in the slab. */
+class HeldKey implements CachedKey {
+  /** When the server was last asked about this key (Date.now()), -1 never: decide's rate limit. */
+  refreshedAtMs = -1;
+
+  constructor(
+    public metadata: KeyMetadata,
+    public bytes: Uint8Array,
+    public at: number,
+    readonly size: number,
+  ) {}
+
+  /** A view of the material in the slab (not a copy: the hot path of device Gets). */
+  get material(): Uint8Array {
+    return this.bytes.subarray(this.at, this.at + this.size);
+  }
+}
+
+/**
+ * Recent BigInt values, shared: keys fetched in the same second have the same refresh time, keys
+ * created together the same dates — one BigInt for all of them instead of one each.
+ */
+const NO_VALUES: never[] = Object.freeze([]) as unknown as never[];
+const recentBigInts: (bigint | undefined)[] = new Array(256).fill(undefined);
+function shared(value: bigint): bigint {
+  const slot = Number(BigInt.asUintN(8, value));
+  const known = recentBigInts[slot];
+  if (known === value) return known;
+  recentBigInts[slot] = value;
+  return value;
+}
+
+/**
+ * The metadata rebuilt to exactly what it holds: fields without a value left out (as the copy
+ * read back from disk has them, JSON having no undefined), lists of exactly their length (an
+ * empty one shared and frozen: changes go to a copy, applyAttributes works on a structuredClone),
+ * dates shared. Any field, known here or not, is kept.
+ */
+function compactMetadata(meta: KeyMetadata): KeyMetadata {
+  const out: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(meta)) {
+    if (value === undefined) continue;
+    out[field] = typeof value === 'bigint' ? shared(value) : Array.isArray(value) ? (value.length === 0 ? NO_VALUES : value.slice()) : value;
+  }
+  return out as unknown as KeyMetadata;
+}
+
 export class KeyCache {
-  private readonly memory = new Map<string, CachedKey>();
+  private readonly memory = new Map<string, HeldKey>();
+  private readonly slab = new MaterialSlab();
   private readonly fills = new Map<string, Promise<CachedKey>>();
-  /** Refreshes from the server in flight, and when each key was last refreshed (decide). */
+  /** Refreshes from the server in flight (decide). */
   private readonly refreshes = new Map<string, Promise<void>>();
-  private readonly refreshedAtMs = new Map<string, number>();
 
   constructor(
     private readonly store: KeyValueStore,
@@ -193,15 +300,16 @@ export class KeyCache {
   }
 
   private mayRefresh(uid: string): boolean {
-    const last = this.refreshedAtMs.get(uid);
-    return last === undefined || Date.now() - last >= REFRESH_EVERY_MS;
+    const last = this.memory.get(uid)?.refreshedAtMs ?? -1;
+    return last < 0 || Date.now() - last >= REFRESH_EVERY_MS;
   }
 
   /** Attributes and a lease from the server (one at a time per key); the metadata recorded. */
   private refresh(uid: string): Promise<void> {
     let running = this.refreshes.get(uid);
     if (!running) {
-      this.refreshedAtMs.set(uid, Date.now());
+      const held = this.memory.get(uid);
+      if (held) held.refreshedAtMs = Date.now();
       running = (async () => {
         const attributes = await this.source.getAttributes(uid);
         const key = this.memory.get(uid) ?? (await this.load(uid));
@@ -212,7 +320,7 @@ export class KeyCache {
         metadata.leaseExpiresAt = leaseTime === undefined ? this.now() : leaseTime === 0 ? undefined : this.now() + BigInt(leaseTime);
         metadata.refreshedAt = this.now();
         await this.store.commit([{ type: 'put', key: META + uid, value: toJson(metadata) }]);
-        key.metadata = metadata;
+        key.metadata = compactMetadata(metadata);
       })().finally(() => this.refreshes.delete(uid));
       this.refreshes.set(uid, running);
     }
@@ -261,8 +369,8 @@ export class KeyCache {
     applyAttributes(metadata, attributes, this.now());
     metadata.refreshedAt = this.now();
     await this.store.commit([{ type: 'put', key: META + uid, value: toJson(metadata) }, ...withWrites(metadata, true)]);
-    key.metadata = metadata;
-    this.refreshedAtMs.delete(uid); // news from the server: a refusal may be checked again at once
+    key.metadata = compactMetadata(metadata);
+    key.refreshedAtMs = -1; // news from the server: a refusal may be checked again at once
     return true;
   }
 
@@ -275,10 +383,8 @@ export class KeyCache {
     const operations = this.recordOperations(key);
     if (replaces !== undefined && replaces !== uid) operations.push({ type: 'del', key: META + replaces }, { type: 'del', key: MATERIAL + replaces });
     await this.store.commit([...operations, ...withWrites(key.metadata, true)]);
-    if (replaces !== undefined && replaces !== uid) this.memory.delete(replaces);
-    this.memory.set(uid, key);
-    this.refreshedAtMs.delete(uid);
-    return key;
+    if (replaces !== undefined && replaces !== uid) this.forget(replaces);
+    return this.hold(uid, key.metadata, key.material); // not refreshed: a refusal may be checked again at once
   }
 
   /**
@@ -287,8 +393,7 @@ export class KeyCache {
    */
   async remove(uid: string, alongside: BatchOperation[] = []): Promise<void> {
     await this.store.commit([{ type: 'del', key: META + uid }, { type: 'del', key: MATERIAL + uid }, ...alongside]);
-    this.memory.delete(uid);
-    this.refreshedAtMs.delete(uid);
+    this.forget(uid);
   }
 
   private async fill(uid: string): Promise<CachedKey> {
@@ -296,9 +401,35 @@ export class KeyCache {
     const key = this.record(uid, got.objectType, got.object, leaseTime === undefined ? attributes : [...attributes, { name: 'Lease Time', value: { tag: Tag.AttributeValue, type: ItemType.Interval, value: leaseTime } }]);
     if (leaseTime === undefined) key.metadata.leaseExpiresAt = this.now(); // refused: no lease to use it under
     await this.store.commit(this.recordOperations(key));
-    this.memory.set(uid, key);
-    this.refreshedAtMs.set(uid, Date.now()); // just asked the server
-    return key;
+    const held = this.hold(uid, key.metadata, key.material);
+    held.refreshedAtMs = Date.now(); // just asked the server
+    return held;
+  }
+
+  /**
+   * Holds the key in memory (material into the slab, metadata compacted), in place of what was
+   * held under `uid`. A key's material never changes under its identifier (agent-core.ts refuses a
+   * Put that would), so a key held again keeps its place in the slab.
+   */
+  private hold(uid: string, metadata: KeyMetadata, material: Uint8Array): HeldKey {
+    const before = this.memory.get(uid);
+    if (before && before.size === material.length && timingSafeEqual(before.material, material)) {
+      const held = new HeldKey(compactMetadata(metadata), before.bytes, before.at, before.size);
+      this.memory.set(uid, held);
+      return held;
+    }
+    if (before) this.forget(uid);
+    const held = new HeldKey(compactMetadata(metadata), EMPTY, 0, material.length);
+    this.slab.write(held, material, this.memory.values());
+    this.memory.set(uid, held);
+    return held;
+  }
+
+  private forget(uid: string): void {
+    const held = this.memory.get(uid);
+    if (!held) return;
+    this.memory.delete(uid);
+    this.slab.release(held, this.memory.values());
   }
 
   private record(uid: string, objectType: number, object: TtlvItem, attributes: readonly Attribute[]): CachedKey {
@@ -323,12 +454,13 @@ export class KeyCache {
     ];
   }
 
-  private async load(uid: string): Promise<CachedKey | undefined> {
+  private async load(uid: string): Promise<HeldKey | undefined> {
     const [meta, sealed] = await Promise.all([this.store.get(META + uid), this.store.get(MATERIAL + uid)]);
     if (!meta || !sealed) return undefined;
-    const key = { metadata: fromJson(meta), material: this.masterKey.open(sealed, MATERIAL + uid) };
-    this.memory.set(uid, key);
-    return key;
+    const material = this.masterKey.open(sealed, MATERIAL + uid);
+    const held = this.hold(uid, fromJson(meta), material);
+    material.fill(0); // the plaintext now lives in the slab only
+    return held;
   }
 }
 

@@ -4,33 +4,42 @@
  * success, 1 when an operation ran and failed, 2 for bad usage or bad input (one line, no stack).
  */
 import { isKmipEdgeError } from '../errors.ts';
-import { runBenchCommand } from './bench-command.ts';
-import { runDemo } from './demo-command.ts';
 import { UsageError } from './errors.ts';
-import { runDevServerCommand } from './dev-server-command.ts';
-import { runDeviceCommand } from './device-command.ts';
-import { runClientCommand } from './client-command.ts';
-import { runDeviceSimCommand } from './device-sim-command.ts';
-import { runAgentCommand } from './run-command.ts';
-import { runKmipCommand } from './kmip-command.ts';
-import { runCacheCommand } from './cache-command.ts';
-import { runLedgerCommand } from './ledger-command.ts';
-import { runStatusCommand } from './status-command.ts';
-import { runTtlvCommand } from './ttlv-command.ts';
-import { runConfigCommand } from './config-command.ts';
-import { runBackupCommand, runRestoreCommand } from './backup-command.ts';
-import { runMasterKeyCommand } from './master-key-command.ts';
-import { COMMANDS_WITH_HELP, helpText } from './help.ts';
 import { packageRoot } from './package-root.ts';
 import { ConfigError } from '../config/config-error.ts';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+type Write = (text: string) => void;
+/**
+ * Each command's module, loaded only when that command runs (issue #15 footprint: `--version`
+ * and `run` do not load and evaluate the benchmarks, the development server, the demo, the KMIP
+ * XML/JSON codecs …). The bundle keeps them in the same file, evaluated on first use.
+ */
+const COMMANDS: Readonly<Record<string, (rest: string[], write: Write) => Promise<number>>> = {
+  ttlv: async (rest, write) => ((await import('./ttlv-command.ts')).runTtlvCommand(rest, write), 0),
+  kmip: async (rest, write) => (await import('./kmip-command.ts')).runKmipCommand(rest, write),
+  'dev-server': async (rest, write) => (await import('./dev-server-command.ts')).runDevServerCommand(rest, write),
+  run: async (rest, write) => (await import('./run-command.ts')).runAgentCommand(rest, write),
+  'device-sim': async (rest, write) => (await import('./device-sim-command.ts')).runDeviceSimCommand(rest, write),
+  device: async (rest, write) => (await import('./device-command.ts')).runDeviceCommand(rest, write),
+  client: async (rest, write) => (await import('./client-command.ts')).runClientCommand(rest, write),
+  cache: async (rest, write) => (await import('./cache-command.ts')).runCacheCommand(rest, write),
+  ledger: async (rest, write) => (await import('./ledger-command.ts')).runLedgerCommand(rest, write),
+  status: async (rest, write) => (await import('./status-command.ts')).runStatusCommand(rest, write),
+  bench: async (rest, write) => (await import('./bench-command.ts')).runBenchCommand(rest, write),
+  config: async (rest, write) => (await import('./config-command.ts')).runConfigCommand(rest, write),
+  backup: async (rest, write) => (await import('./backup-command.ts')).runBackupCommand(rest, write),
+  restore: async (rest, write) => (await import('./backup-command.ts')).runRestoreCommand(rest, write),
+  'master-key': async (rest, write) => (await import('./master-key-command.ts')).runMasterKeyCommand(rest, write),
+  demo: async (rest, write) => (await import('./demo-command.ts')).runDemo(rest, write),
+};
+
 /** Codes raised by codecs and parsers for input the user gave: exit 2. */
 const BAD_INPUT = /^(TTLV_|KMIP_TEXT_|HEX_|CLI_|TLS_CONFIG_|KMIP_VERSION_|STORE_LOCKED|DEVICE_|CLIENT_|CONFIG_|DEV_PKI_|MASTER_KEY_)/;
 
 export async function main(argv: string[]): Promise<number> {
-  const write = (text: string): void => {
+  const write: Write = (text) => {
     process.stdout.write(text);
   };
   const [command, ...rest] = argv;
@@ -40,51 +49,23 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     // --help anywhere after a command answers before the command runs (demo, bench, run …).
-    if (command !== undefined && COMMANDS_WITH_HELP.includes(command) && (rest.includes('--help') || rest.includes('-h'))) {
-      write(helpText(command));
-      return 0;
-    }
-    switch (command) {
-      case 'ttlv':
-        runTtlvCommand(rest, write);
+    if (command !== undefined && (rest.includes('--help') || rest.includes('-h'))) {
+      const { COMMANDS_WITH_HELP, helpText } = await import('./help.ts');
+      if (COMMANDS_WITH_HELP.includes(command)) {
+        write(helpText(command));
         return 0;
-      case 'kmip':
-        return await runKmipCommand(rest, write);
-      case 'dev-server':
-        return await runDevServerCommand(rest, write);
-      case 'run':
-        return await runAgentCommand(rest, write);
-      case 'device-sim':
-        return await runDeviceSimCommand(rest, write);
-      case 'device':
-        return await runDeviceCommand(rest, write);
-      case 'client':
-        return await runClientCommand(rest, write);
-      case 'cache':
-        return await runCacheCommand(rest, write);
-      case 'ledger':
-        return await runLedgerCommand(rest, write);
-      case 'status':
-        return await runStatusCommand(rest, write);
-      case 'bench':
-        return await runBenchCommand(rest, write);
-      case 'config':
-        return runConfigCommand(rest, write);
-      case 'backup':
-        return await runBackupCommand(rest, write);
-      case 'restore':
-        return await runRestoreCommand(rest, write);
-      case 'master-key':
-        return await runMasterKeyCommand(rest, write);
-      case 'demo':
-        return await runDemo(rest, write);
+      }
+    }
+    const run = command === undefined ? undefined : Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
+    if (run) return await run(rest, write);
+    switch (command) {
       case 'help':
       case '--help':
       case '-h':
-        write(helpText(rest[0]));
+        write((await import('./help.ts')).helpText(rest[0]));
         return 0;
       case undefined:
-        process.stderr.write(helpText(undefined));
+        process.stderr.write((await import('./help.ts')).helpText(undefined));
         return 2;
       default:
         throw new UsageError(`unknown command ${JSON.stringify(command)}; try kmip-edge --help`);
@@ -101,6 +82,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof TypeError && (error as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       // Node's text goes on about positionals after '--': the first sentence and where to look.
+      const { COMMANDS_WITH_HELP } = await import('./help.ts');
       const help = command !== undefined && COMMANDS_WITH_HELP.includes(command) ? `; try kmip-edge ${command} --help` : '';
       process.stderr.write(`kmip-edge: ${error.message.split(/\. (?=To specify)/)[0]!.replace(/\.$/, '')}${help}\n`);
       return 2;

@@ -46,7 +46,6 @@ import { EdgeKmipService } from '../edge/edge-kmip-service.ts';
 import { KeyPool } from '../edge/key-pool.ts';
 import { executeClientRequest } from './client-admin.ts';
 import { serveDeviceAdmin } from './device-admin.ts';
-import { helpText } from './help.ts';
 
 /** Renew a lease this long before it ends, checking this often. */
 const RENEW_MARGIN_SECONDS = 120n;
@@ -65,7 +64,8 @@ export async function runAgentCommand(args: string[], out: (text: string) => voi
   // 1. flags
   const flags = parseRunFlags(args);
   if (flags.help) {
-    out(helpText('run'));
+    // Loaded only here: help.ts holds every command's usage, with the modules that define them.
+    out((await import('./help.ts')).helpText('run'));
     return 0;
   }
   // A SIGHUP during startup must not kill the agent (Node's default); it is handled once serving.
@@ -185,7 +185,7 @@ function mqttSettings(section: NonNullable<AgentConfig['mqtt']>, url: string): M
 }
 
 async function serve(config: AgentConfig, sources: ConfigSources, out: (text: string) => void, onReload: (reload: () => void) => void): Promise<number> {
-  const log = createLogger({ level: config.logLevel }, logDestination(2));
+  const log = createLogger({ level: config.logLevel }, await logDestination(2));
   guardProcess(log);
   const upstream = parseHostPort(config.upstream.address);
   const watch = new AgentWatch(log, config.upstream.address); // logs, /metrics, status (src/metrics)

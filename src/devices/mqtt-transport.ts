@@ -131,6 +131,11 @@ export function createMqttClient(options: MqttConnectOptions, { log = silentLogg
     reconnectOnConnackError: true,
     connectTimeout: 10_000,
     keepalive: 30,
+    // Off: mqtt-packet would otherwise build, on its first write, a cache of 65,536 two-byte
+    // Buffers for packet ids (~7 MB of heap kept for the process's life, ~40 ms at start). The
+    // flag is mqtt-packet's, for the whole process: the embedded broker's (aedes) writes too
+    // (issue #15 footprint).
+    writeCache: false,
     clean: !persistent,
     ...(options.clientId !== undefined && { clientId: options.clientId }),
     ...(options.username !== undefined && { username: options.username }),

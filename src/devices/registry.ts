@@ -52,6 +52,20 @@ interface StoredDevice {
   limits?: DeviceLimits;
 }
 
+/** Every operation, in DEVICE_OPERATIONS' order: what `add` allows by default. */
+const ALL_OPERATIONS: readonly DeviceOperation[] = Object.freeze([...DEVICE_OPERATIONS]);
+
+/** `operations` as DEVICE_OPERATIONS' own strings; the one shared (frozen) list when it is all of them in order. */
+function sharedOperations(operations: DeviceOperation[]): DeviceOperation[] {
+  if (operations.length === ALL_OPERATIONS.length && operations.every((name, i) => name === ALL_OPERATIONS[i])) return ALL_OPERATIONS as DeviceOperation[];
+  return operations.map((name) => DEVICE_OPERATIONS.find((known) => known === name) ?? name);
+}
+
+function sharedLimits(limits: DeviceLimits | undefined): DeviceLimits {
+  if (limits === undefined || (limits.requestsPerSecond === DEFAULT_DEVICE_LIMITS.requestsPerSecond && limits.maxFrameBytes === DEFAULT_DEVICE_LIMITS.maxFrameBytes)) return DEFAULT_DEVICE_LIMITS;
+  return limits;
+}
+
 function checkLimits(limits: DeviceLimits): void {
   if (!(limits.requestsPerSecond > 0) || !(limits.maxFrameBytes >= 64 && limits.maxFrameBytes <= 4096)) {
     throw new KmipEdgeError('DEVICE_INVALID', 'limits: requests per second > 0, frames of 64 to 4096 bytes');
@@ -101,11 +115,16 @@ export class DeviceRegistry {
     return { ...device, limits };
   }
 
+  /**
+   * The device as the device service holds it in memory for every device that sends (issue #15
+   * footprint: 1,000 devices): its operations are the shared names of DEVICE_OPERATIONS (one list
+   * for all when it is the default), its limits the shared defaults when they are those.
+   */
   async get(id: string): Promise<Device | undefined> {
     const raw = await this.store.get(PREFIX + id);
     if (!raw) return undefined;
     const stored = JSON.parse(Buffer.from(raw).toString()) as StoredDevice;
-    return { id: stored.id, suite: stored.suite, key: this.masterKey.open(new Uint8Array(Buffer.from(stored.sealedKey, 'base64')), PREFIX + id), keys: stored.keys, operations: stored.operations, limits: stored.limits ?? DEFAULT_DEVICE_LIMITS };
+    return { id: stored.id, suite: stored.suite, key: this.masterKey.open(new Uint8Array(Buffer.from(stored.sealedKey, 'base64')), PREFIX + id), keys: stored.keys, operations: sharedOperations(stored.operations), limits: sharedLimits(stored.limits) };
   }
 
   /** Every device, without its key. */

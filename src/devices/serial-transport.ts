@@ -3,7 +3,7 @@
  * serial line (serialport). The decoder resynchronizes after line noise and never buffers more
  * than one maximal packet; each reply goes back on the same line.
  */
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
 import { KmipEdgeError } from '../errors.ts';
 import { SlipDecoder, slipEncode } from './slip.ts';
 
@@ -17,8 +17,13 @@ export class SerialLine {
 
   private constructor(private readonly port: SerialPort) {}
 
-  /** Opens `path`; every complete frame is passed to `onFrame`. */
-  static open(path: string, onFrame: (frame: Uint8Array) => void, baudRate = 115_200): Promise<SerialLine> {
+  /**
+   * Opens `path`; every complete frame is passed to `onFrame`. serialport (native, and its
+   * bindings for every platform: ~50 ms to load) is loaded on the first line opened, so that an
+   * agent without a serial line never pays for it (issue #15 footprint).
+   */
+  static async open(path: string, onFrame: (frame: Uint8Array) => void, baudRate = 115_200): Promise<SerialLine> {
+    const { SerialPort } = await import('serialport');
     return new Promise((resolve, reject) => {
       const port = new SerialPort({ path, baudRate, autoOpen: false });
       const line = new SerialLine(port);

@@ -4,7 +4,7 @@
  * the Response Payload, or throws an OperationFailure with the spec's result reason.
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { aeskw } from '@noble/ciphers/aes.js';
+import { aesKeyWrap } from '../aes.ts';
 import { attributeItem, readAttribute, type Attribute } from '../kmip/attributes.ts';
 import { protocolVersionItem, readProtocolVersion, type ProtocolVersion } from '../kmip/message.ts';
 import {
@@ -279,7 +279,7 @@ function wrapKeyBlock(context: ServerContext, object: ManagedObject, specificati
     if (keyAlgorithm !== CryptographicAlgorithm.AES || (keyMask & CryptographicUsageMask.WrapKey) === 0) fail(ResultReason.PermissionDenied, `${keyUid} is not an AES key usable to wrap keys`);
     if (encoding === EncodingOption.NoEncoding && names.length > 0) fail(ResultReason.EncodingOptionError, 'No Encoding cannot carry attributes');
     const plaintext = encoding === EncodingOption.NoEncoding ? material : encodeTtlv(plainKeyValue);
-    const wrapped = aeskw(keyBytes(wrappingKey)).encrypt(plaintext);
+    const wrapped = aesKeyWrap(keyBytes(wrappingKey), plaintext);
     const wrappingData = structure(Tag.KeyWrappingData, [enumeration(Tag.WrappingMethod, WrappingMethod.Encrypt), info!, ...(encoding !== undefined ? [enumeration(Tag.EncodingOption, encoding)] : [])]);
     return structure(Tag.KeyBlock, [format!, byteString(Tag.KeyValue, wrapped), ...tail, wrappingData]);
   }

@@ -21,7 +21,7 @@
 import { chmodSync, readdirSync, statSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
+import type { ClassicLevel } from 'classic-level';
 import { KmipEdgeError } from '../errors.ts';
 import { silentLogger, type Logger } from '../log.ts';
 
@@ -63,6 +63,15 @@ interface Waiting {
 }
 
 const DEFAULT_PROBE_MS = 1000;
+/**
+ * LevelDB's memory (issue #15 footprint: the agent within 80 MB on a gateway). The defaults are
+ * an 8 MB block cache and a 4 MB write buffer (two may be held at once, LevelDB's own docs), sized
+ * for databases that are read through LevelDB; the agent reads its keys once into memory (the key
+ * cache) and writes small synced batches, so 1 MB of each is plenty: its reads after start are the
+ * rare cache misses, and a smaller write buffer only means smaller, more frequent level-0 tables.
+ */
+const BLOCK_CACHE_BYTES = 1024 * 1024;
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 const DEFAULT_HEADROOM_BYTES = 1024 * 1024;
 
 /** ENOSPC and quota errors, by the words LevelDB's Status carries (its IO errors have no errno). */
@@ -114,7 +123,9 @@ export class LevelStore implements KeyValueStore {
     } catch (error) {
       throw new KmipEdgeError('STORE_OPEN_FAILED', `cannot make the store at ${path} owner-only: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, { cause: error });
     }
-    const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view' });
+    // Loaded on first open, so that commands without a store (--version, ttlv, kmip …) never load the native module.
+    const { ClassicLevel } = await import('classic-level');
+    const db = new ClassicLevel<string, Uint8Array>(path, { valueEncoding: 'view', cacheSize: BLOCK_CACHE_BYTES, writeBufferSize: WRITE_BUFFER_BYTES });
     try {
       await db.open();
     } catch (error) {

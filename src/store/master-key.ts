@@ -1,5 +1,5 @@
 /**
- * Key material at rest is sealed with AES-256-GCM (@noble/ciphers) under a local master key
+ * Key material at rest is sealed with AES-256-GCM (node:crypto, ../aes.ts) under a local master key
  * (ARCHITECTURE.md §4 invariant 5): from KMIP_EDGE_MASTER_KEY (64 hex digits) or a file created
  * with mode 0600 on first start. The record's key is the additional data, so a sealed value
  * cannot be moved to another record.
@@ -12,7 +12,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { gcm } from '@noble/ciphers/aes.js';
+import { gcmDecrypt, gcmEncrypt } from '../aes.ts';
 import { KmipEdgeError } from '../errors.ts';
 
 const NONCE_BYTES = 12;
@@ -85,7 +85,7 @@ export class MasterKey {
 
   seal(plaintext: Uint8Array, recordKey: string): Uint8Array {
     const nonce = randomBytes(NONCE_BYTES);
-    const sealed = gcm(this.key, nonce, Buffer.from(recordKey)).encrypt(plaintext);
+    const sealed = gcmEncrypt(this.key, nonce, Buffer.from(recordKey), plaintext);
     return new Uint8Array(Buffer.concat([nonce, sealed]));
   }
 
@@ -99,7 +99,7 @@ export class MasterKey {
   tryOpen(sealed: Uint8Array, recordKey: string): Uint8Array | undefined {
     if (sealed.length < NONCE_BYTES + 16) throw new KmipEdgeError('STORE_RECORD_INVALID', `sealed value of ${recordKey} is too short`);
     try {
-      return gcm(this.key, sealed.subarray(0, NONCE_BYTES), Buffer.from(recordKey)).decrypt(sealed.subarray(NONCE_BYTES));
+      return gcmDecrypt(this.key, sealed.subarray(0, NONCE_BYTES), Buffer.from(recordKey), sealed.subarray(NONCE_BYTES));
     } catch {
       return undefined;
     }

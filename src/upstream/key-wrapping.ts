@@ -4,7 +4,7 @@
  * wrap (RFC 3394), verifying a MAC/sign-wrapped one with HMAC-SHA256 in constant time.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { aeskw } from '@noble/ciphers/aes.js';
+import { aesKeyUnwrap } from '../aes.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { BlockCipherMode, EncodingOption, Tag, WrappingMethod } from '../kmip/tables.generated.ts';
 import { keyMaterialOf } from '../kmip/payloads.ts';
@@ -59,7 +59,7 @@ export function unwrapKeyBlock(keyBlock: TtlvItem, wrappingKey: Uint8Array): Uin
   const wrapped = keyValue.type === ItemType.ByteString ? keyValue.value : requiredValue(keyValue, Tag.KeyMaterial, ItemType.ByteString);
   let plain: Uint8Array;
   try {
-    plain = aeskw(wrappingKey).decrypt(wrapped);
+    plain = aesKeyUnwrap(wrappingKey, wrapped);
   } catch (error) {
     throw new KmipEdgeError('KMIP_WRAP_INVALID', 'AES key unwrap failed: wrong wrapping key or tampered Key Value', { cause: error });
   }

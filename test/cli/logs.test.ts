@@ -15,20 +15,20 @@ import { createLogger, logDestination } from '../../src/log.ts';
 import { TestCa } from '../helpers/certificates.ts';
 import { ROOT } from '../helpers/cli.ts';
 
-function logTo(terminal: boolean): string {
+async function logTo(terminal: boolean): Promise<string> {
   const file = join(mkdtempSync(join(tmpdir(), 'kmip-edge-log-')), 'log');
   const fd = openSync(file, 'w');
-  const log = createLogger({}, logDestination(fd, terminal));
+  const log = createLogger({}, await logDestination(fd, terminal));
   log.info({ event: 'upstream_offline', reason: 'connect ECONNREFUSED', key: 'deadbeef' }, 'upstream offline');
   log.flush();
   closeSync(fd);
   return readFileSync(file, 'utf8');
 }
 
-it('JSON lines when not a terminal; pretty (level, message, fields) on one; redaction in both', () => {
-  const json = JSON.parse(logTo(false)) as Record<string, unknown>;
+it('JSON lines when not a terminal; pretty (level, message, fields) on one; redaction in both', async () => {
+  const json = JSON.parse(await logTo(false)) as Record<string, unknown>;
   assert.deepEqual([json.level, json.event, json.msg, json.key], [30, 'upstream_offline', 'upstream offline', '[redacted]']);
-  const pretty = logTo(true);
+  const pretty = await logTo(true);
   assert.throws(() => JSON.parse(pretty));
   assert.match(pretty, /INFO.*: .*upstream offline/);
   assert.match(pretty, /event.*: "upstream_offline"/);
