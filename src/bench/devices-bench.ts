@@ -7,6 +7,7 @@
  * in life, by default on CPUs of their own (./cpu-placement.ts), so that their work is not
  * counted against the agent — nor against the echo.
  */
+import { benchKeyAttributes } from './bench-key.ts';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
@@ -25,13 +26,11 @@ import { DeviceService } from '../devices/device-service.ts';
 import { connectMqtt, MqttDeviceTransport } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { KmipEdgeError } from '../errors.ts';
-import { nameValue } from '../kmip/attributes.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { payload } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, Tag } from '../kmip/tables.generated.ts';
+import { ObjectType, Operation } from '../kmip/tables.generated.ts';
 import { silentLogger } from '../log.ts';
 import { TlsPool } from '../net/tls-pool.ts';
-import { enumeration, integer } from '../ttlv/build.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { readFileSync } from 'node:fs';
@@ -124,12 +123,7 @@ export async function benchDevices(options: { seconds: number; json: boolean; ou
   const service = new DeviceService(agent, registry, agent.store, silentLogger);
   const transport = await MqttDeviceTransport.start({ host: '127.0.0.1', port: broker.port, clientId: 'bench-agent' }, (frame, id) => service.handle(frame, id));
   try {
-    const uid = await client.create(ObjectType.SymmetricKey, [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.AES) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt) },
-      { name: 'Name', value: nameValue('bench-key') },
-    ]);
+    const uid = await client.create(ObjectType.SymmetricKey, benchKeyAttributes('bench-key'));
     await client.activate(uid);
     await agent.getKey('bench', uid, 'process'); // cache it: the benchmark measures cache hits
     const request = encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Get, payload: payload.get(uid) }]));

@@ -11,6 +11,7 @@
  * The agent runs with --metrics, so the JS heap and external memory are reported beside the RSS.
  * Targets: cold start <= 300 ms, RSS <= 80 MB, bundle <= 1 MB. One JSON line with --json.
  */
+import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,14 +24,12 @@ import { MqttDevice } from '../devices/mqtt-device.ts';
 import { connectMqtt } from '../devices/mqtt-transport.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { KmipEdgeError } from '../errors.ts';
-import { nameValue } from '../kmip/attributes.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { payload } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { ObjectType, Operation, ResultStatus } from '../kmip/tables.generated.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
-import { enumeration, integer } from '../ttlv/build.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { packageRoot } from '../cli/package-root.ts';
@@ -127,12 +126,7 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
     progress(`creating ${options.keys} keys on the development server`);
     const client = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port: pki.port, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }), version: { major: 1, minor: 2 } });
     const uids = await pooled(options.keys, CREATE_CONCURRENCY, async (i) => {
-      const uid = await client.create(ObjectType.SymmetricKey, [
-        { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.AES) },
-        { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-        { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt) },
-        { name: 'Name', value: nameValue(`footprint-${i}`) },
-      ]);
+      const uid = await client.create(ObjectType.SymmetricKey, benchKeyAttributes(`footprint-${i}`));
       await client.activate(uid);
       return uid;
     });

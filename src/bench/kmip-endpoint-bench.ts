@@ -12,6 +12,7 @@
  * three, so that all meet the same moments of a noisy machine; the figures are each side's best
  * round (by throughput), the ratios the median of the rounds' own ratios.
  */
+import { benchKeyAttributes } from './bench-key.ts';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,13 +26,11 @@ import { clientCertificate, ClientRegistry } from '../endpoint/client-registry.t
 import { forEachBatchItem } from '../endpoint/endpoint-counts.ts';
 import { KMIP_LISTENER_CIPHERS, KmipListener } from '../endpoint/kmip-listener.ts';
 import { KmipEdgeError } from '../errors.ts';
-import { nameValue } from '../kmip/attributes.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { payload } from '../kmip/payloads.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
+import { ObjectType, Operation, ResultStatus } from '../kmip/tables.generated.ts';
 import { silentLogger } from '../log.ts';
 import { TlsPool } from '../net/tls-pool.ts';
-import { enumeration, integer } from '../ttlv/build.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
 import { fromHex, toHex } from '../ttlv/hex.ts';
@@ -150,12 +149,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
   const agent = await AgentCore.open({ data: join(dir, 'agent'), client });
   const closers: (() => Promise<void>)[] = [];
   try {
-    const uid = await client.create(ObjectType.SymmetricKey, [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.AES) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt) },
-      { name: 'Name', value: nameValue('bench-tape-key') },
-    ]);
+    const uid = await client.create(ObjectType.SymmetricKey, benchKeyAttributes('bench-tape-key'));
     await client.activate(uid);
     // The load's client certificate (the dev PKI's: the dev server takes it too) is the registered local client.
     const registry = new ClientRegistry(agent.store);

@@ -22,6 +22,7 @@
  *   reconnect back-off (src/agent/circuit-breaker.ts, src/net/tls-pool.ts);
  * - the units the ledger debited against the units the devices received.
  */
+import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,15 +33,12 @@ import { dataDir } from '../agent/data-dir.ts';
 import { Ledger } from '../agent/ledger.ts';
 import { DeviceRegistry } from '../devices/registry.ts';
 import { KmipEdgeError } from '../errors.ts';
-import { nameValue } from '../kmip/attributes.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag, UsageLimitsUnit } from '../kmip/tables.generated.ts';
+import { ObjectType } from '../kmip/tables.generated.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { LevelStore } from '../store/kv-store.ts';
 import { MasterKey } from '../store/master-key.ts';
-import { enumeration, integer, longInteger, structure } from '../ttlv/build.ts';
 import { toHex } from '../ttlv/hex.ts';
 import { KmipClient } from '../upstream/client.ts';
-import type { Attribute } from '../kmip/attributes.ts';
 import { placement } from './cpu-placement.ts';
 import { CutProxy, type CutMode } from './cut-proxy.ts';
 import { startBroker } from './devices-bench.ts';
@@ -104,16 +102,6 @@ function stop(child: ChildProcess): Promise<number | null> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const round = (ms: number | undefined | null) => (ms === undefined || ms === null ? null : Math.round(ms));
 
-function keyAttributes(name: string, usageLimits?: bigint): Attribute[] {
-  return [
-    { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.AES) },
-    { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-    { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt) },
-    { name: 'Name', value: nameValue(name) },
-    // KMIP 1.2 §3.21: the server sets Usage Limits Count to Total; both are required fields.
-    ...(usageLimits === undefined ? [] : [{ name: 'Usage Limits', value: structure(Tag.AttributeValue, [longInteger(Tag.UsageLimitsTotal, usageLimits), longInteger(Tag.UsageLimitsCount, usageLimits), enumeration(Tag.UsageLimitsUnit, UsageLimitsUnit.Object)]) }]),
-  ];
-}
 
 /** The bound the agent's back-off sets on resuming after the upstream returns, read from its defaults. */
 function backoffBound(pki: { ca: string; clientCert: string; clientKey: string }): { cooldownMs: number; maxReconnectBackoffMs: number; boundMs: number } {
@@ -150,7 +138,7 @@ export async function benchOutage(options: OutageOptions): Promise<void> {
     // The keys, created directly on the server (not through the relay the agent uses).
     const client = new KmipClient({ transport: new TlsPool({ host: '127.0.0.1', port: pki.port, ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) }), version: { major: 1, minor: 2 } });
     const create = async (name: string, usageLimits?: bigint) => {
-      const uid = await client.create(ObjectType.SymmetricKey, keyAttributes(name, usageLimits));
+      const uid = await client.create(ObjectType.SymmetricKey, benchKeyAttributes(name, usageLimits));
       await client.activate(uid);
       return uid;
     };

@@ -3,17 +3,16 @@
  * with the kmip-edge client (coalescing, a pool of 2 connections), next to PyKMIP's own Python
  * client doing the same Gets one at a time, in the same run against the same server.
  */
+import { benchKeyAttributes } from './bench-key.ts';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
 import { KmipEdgeError } from '../errors.ts';
-import { nameValue } from '../kmip/attributes.ts';
-import { CryptographicAlgorithm, CryptographicUsageMask, ObjectType, Tag } from '../kmip/tables.generated.ts';
+import { ObjectType } from '../kmip/tables.generated.ts';
 import type { TlsEndpoint } from '../net/tls-options.ts';
 import { TlsPool } from '../net/tls-pool.ts';
-import { enumeration, integer } from '../ttlv/build.ts';
 import { KmipClient } from '../upstream/client.ts';
 import { packageRoot } from '../cli/package-root.ts';
 
@@ -73,12 +72,7 @@ export async function benchUpstream(options: { keys: number; json: boolean; out:
   const endpoint = { host: '127.0.0.1', port, ca: readFileSync(join(dir, 'ca.pem')), cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) };
   try {
     const setup = new KmipClient({ transport: new TlsPool(endpoint, { maxConnections: 2 }), version: { major: 1, minor: 2 } });
-    const attributes = [
-      { name: 'Cryptographic Algorithm', value: enumeration(Tag.AttributeValue, CryptographicAlgorithm.AES) },
-      { name: 'Cryptographic Length', value: integer(Tag.AttributeValue, 256) },
-      { name: 'Cryptographic Usage Mask', value: integer(Tag.AttributeValue, CryptographicUsageMask.Encrypt | CryptographicUsageMask.Decrypt) },
-    ];
-    const uids = await Promise.all(Array.from({ length: options.keys }, (_, i) => setup.create(ObjectType.SymmetricKey, [...attributes, { name: 'Name', value: nameValue(`bench-${i}`) }])));
+    const uids = await Promise.all(Array.from({ length: options.keys }, (_, i) => setup.create(ObjectType.SymmetricKey, benchKeyAttributes(`bench-${i}`))));
     await setup.close();
 
     let seconds = Infinity;
