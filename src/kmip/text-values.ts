@@ -96,7 +96,10 @@ export function parseHexBytes(text: string, what: string): Uint8Array {
 }
 
 export function parseDecimal(text: string, min: number, max: number, what: string): number {
-  const value = /^0x[0-9a-fA-F]{1,8}$/.test(text) ? Number.parseInt(text.slice(2), 16) : /^-?\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
+  // Hex is the value's 32 bits (KMIP XML/JSON profiles: "0x" and 8 hex digits): for a signed
+  // Integer that is two's complement, as masks with the top bit set are written (valueText).
+  const hex = /^0x[0-9a-fA-F]{1,8}$/.test(text) ? Number.parseInt(text.slice(2), 16) : undefined;
+  const value = hex !== undefined ? (min < 0 ? hex | 0 : hex) : /^-?\d{1,10}$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isInteger(value) || value < min || value > max) {
     throw textFormError(`${what}: ${JSON.stringify(text)} is not an integer in [${min}, ${max}]`);
   }
