@@ -221,15 +221,16 @@ export class KeyPool implements OfflineCreator {
   // -------------------------------------------------------------------------------------------
   // Offline Create
 
+  /** Whether `uid` is pooled and not yet handed out (OfflineCreator.holds: no client may see it). */
+  holds(uid: string): boolean {
+    return this.records.has(uid);
+  }
+
   /**
    * One pooled key for `request`, taken durably, with the requested attributes applied to its
    * cached metadata; undefined when no template of the client fits or its pool is empty.
    * Rejects (nothing taken) when the store cannot be written.
    */
-  holds(uid: string): boolean {
-    return this.records.has(uid);
-  }
-
   async takeOffline(request: OfflineCreateRequest): Promise<string | undefined> {
     const client = (await this.options.clients()).find((c) => c.id === request.clientId);
     for (const template of matchingTemplates(client?.pool ?? [], request)) {

@@ -12,7 +12,7 @@ import { Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
 import { enumerationFor } from '../kmip/vocabulary.ts';
 import { CLIENT_OPERATIONS } from './client-registry.ts';
 
-export const CONNECTION_EVENTS = ['accepted', 'handshake_refused', 'unregistered', 'over_capacity', 'timed_out', 'framing_lost', 'invalid_message'] as const;
+export const CONNECTION_EVENTS = ['accepted', 'handshake_refused', 'unregistered', 'over_capacity', 'over_client_limit', 'timed_out', 'framing_lost', 'invalid_message'] as const;
 export type ConnectionEvent = (typeof CONNECTION_EVENTS)[number];
 
 /** Operation → a small index (0: no Operation in the item, 1: any other): the counts' keys stay few whatever a peer sends. */

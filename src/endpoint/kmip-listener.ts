@@ -15,7 +15,9 @@
  * closed; so is lost framing (KMIP 2.1 §10.1: the stream cannot be trusted after it).
  *
  * Connections are bounded as the Put/Notify listener's are (issue #13.5): at most
- * `maxConnections`, a TLS handshake within `handshakeTimeoutMs`, the bytes of one message within
+ * `maxConnections` in all and `maxConnectionsPerClient` of one registered client (so that one
+ * client — a tape library opening a connection per drive and never closing them, or a stolen
+ * certificate — cannot take every connection from the others), a TLS handshake within `handshakeTimeoutMs`, the bytes of one message within
  * `readTimeoutMs` of each other, the next message within `idleTimeoutMs`; a peer that sends
  * without reading the answers is stopped being read from after `maxPipelined` unanswered
  * messages or a full send buffer, and disconnected when it still does not read. No input from a
@@ -52,12 +54,15 @@ export const KMIP_LISTENER_CIPHERS = [
 ].join(':');
 
 /**
- * Bounds (issue #13.5). A site has a few KMIP clients, each with a few connections; a request is
- * a few hundred bytes (Register of a certificate a few KiB), so 256 KiB is generous; tape
- * libraries keep a connection open between cartridges, so idle is minutes, not seconds.
+ * Bounds (issue #13.5). A site has a few KMIP clients, each with a few connections — a tape
+ * library one or two per drive, so 16 for one client is generous and leaves 48 of the 64 to the
+ * others; a request is a few hundred bytes (Register of a certificate a few KiB), so 256 KiB is
+ * generous; tape libraries keep a connection open between cartridges, so idle is minutes, not
+ * seconds. Constants, not `run` flags: no other limit of a listener is one (RUN_FLAGS holds
+ * addresses and files), and the defaults fit every site we know of.
  */
 export const KMIP_LISTENER_LIMITS = Object.freeze({
-  maxConnections: 64, handshakeTimeoutMs: 10_000, readTimeoutMs: 10_000, idleTimeoutMs: 300_000,
+  maxConnections: 64, maxConnectionsPerClient: 16, handshakeTimeoutMs: 10_000, readTimeoutMs: 10_000, idleTimeoutMs: 300_000,
   maxMessageBytes: 256 * 1024, maxPipelined: 16,
 });
 /** Flood-prone warnings (handshakes refused, connections over the cap) at most this often; the counts say the rest. */
@@ -82,6 +87,7 @@ export interface KmipListenerOptions {
   /** Defaults: KMIP_LISTENER_LIMITS. */
   maxMessageBytes?: number;
   maxConnections?: number;
+  maxConnectionsPerClient?: number;
   handshakeTimeoutMs?: number;
   readTimeoutMs?: number;
   idleTimeoutMs?: number;
@@ -103,6 +109,8 @@ export class KmipListener {
   private readonly connections = new Set<Socket>();
   private readonly warnedAt = new Map<string, number>();
   private readonly unregisteredAt = new Map<string, number>();
+  /** Connections being served, by registered client id (at most maxConnectionsPerClient each). */
+  private readonly perClient = new Map<string, number>();
   /** Requests are named `<client>:<boot>:<connection>:<sequence>`: unique across restarts too (a usage grant is idempotent by its request id). */
   private readonly boot = randomBytes(6).toString('hex');
   private connectionNumber = 0;
@@ -115,6 +123,7 @@ export class KmipListener {
   ) {
     this.limits = {
       maxConnections: options.maxConnections ?? KMIP_LISTENER_LIMITS.maxConnections,
+      maxConnectionsPerClient: options.maxConnectionsPerClient ?? KMIP_LISTENER_LIMITS.maxConnectionsPerClient,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? KMIP_LISTENER_LIMITS.handshakeTimeoutMs,
       readTimeoutMs: options.readTimeoutMs ?? KMIP_LISTENER_LIMITS.readTimeoutMs,
       idleTimeoutMs: options.idleTimeoutMs ?? KMIP_LISTENER_LIMITS.idleTimeoutMs,
@@ -161,6 +170,11 @@ export class KmipListener {
     return this.connections.size;
   }
 
+  /** Connections of one registered client being served now (at most maxConnectionsPerClient). */
+  connectionsOf(clientId: string): number {
+    return this.perClient.get(clientId) ?? 0;
+  }
+
   get port(): number {
     return (this.server.address() as { port: number }).port;
   }
@@ -204,6 +218,21 @@ export class KmipListener {
       socket.destroy();
       return;
     }
+    // Checked and counted with no await in between: concurrent handshakes of one client cannot both take the last place.
+    const open = this.perClient.get(client.id) ?? 0;
+    if (open >= this.limits.maxConnectionsPerClient) {
+      this.counts.connection('over_client_limit');
+      this.warnNowAndThen(`client-limit ${client.id}`, { event: 'kmip_client_connection_limit', client: client.id, open, maxConnectionsPerClient: this.limits.maxConnectionsPerClient, remote: socket.remoteAddress, refused: this.counts.connections.over_client_limit },
+        `KMIP client ${client.id} refused a connection: it has ${open} open, the most one client may have`);
+      socket.destroy();
+      return;
+    }
+    this.perClient.set(client.id, open + 1);
+    socket.once('close', () => {
+      const left = (this.perClient.get(client.id) ?? 1) - 1;
+      if (left > 0) this.perClient.set(client.id, left);
+      else this.perClient.delete(client.id);
+    });
     this.counts.connection('accepted');
     this.serve(socket, client, spki);
   }

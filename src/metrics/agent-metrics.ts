@@ -166,7 +166,7 @@ export class AgentMetrics {
     });
     new Counter({
       name: 'kmip_edge_kmip_connections_total',
-      help: 'Connections to the local KMIP endpoint, by what became of them: accepted (a registered client), handshake_refused (TLS: no certificate, another CA), unregistered (a certificate of the CA that is no registered client), over_capacity, timed_out, framing_lost, invalid_message.',
+      help: 'Connections to the local KMIP endpoint, by what became of them: accepted (a registered client), handshake_refused (TLS: no certificate, another CA), unregistered (a certificate of the CA that is no registered client), over_capacity (at the endpoint connection limit), over_client_limit (at the per-client connection limit), timed_out, framing_lost, invalid_message.',
       labelNames: ['event'] as const,
       registers: [this.registry],
       collect() {

@@ -52,6 +52,8 @@ export interface Pki {
   endpoint: Issued;
   /** Registered as lib-1. */
   library: Issued;
+  /** Another client of the same CA, registered as lib-2. */
+  library2: Issued;
   /** Of the same CA, never registered. */
   stranger: Issued;
   /** Another CA, and a client certificate of it with the registered client's name. */
@@ -65,7 +67,7 @@ export function testPki(): Pki {
   if (pki) return pki;
   const ca = new TestCa('kmip-edge site CA');
   const otherCa = new TestCa('another CA');
-  pki = { ca, endpoint: ca.issue('kmip-edge endpoint', 'server'), library: ca.issue('tape-lib-1', 'client'), stranger: ca.issue('stranger', 'client'), otherCa, impostor: otherCa.issue('tape-lib-1', 'client') };
+  pki = { ca, endpoint: ca.issue('kmip-edge endpoint', 'server'), library: ca.issue('tape-lib-1', 'client'), library2: ca.issue('tape-lib-2', 'client'), stranger: ca.issue('stranger', 'client'), otherCa, impostor: otherCa.issue('tape-lib-1', 'client') };
   return pki;
 }
 
@@ -84,6 +86,7 @@ export async function startEndpoint(options: Partial<KmipListenerOptions> = {}):
   const store = await LevelStore.open(join(mkdtempSync(join(tmpdir(), 'kmip-edge-endpoint-')), 'store'));
   const registry = new ClientRegistry(store);
   await registry.add('lib-1', clientCertificate(new X509Certificate(pki.library.cert)), { keys: [{ objectGroup: 'tapes' }] });
+  await registry.add('lib-2', clientCertificate(new X509Certificate(pki.library2.cert)), { keys: [{ objectGroup: 'archive' }] });
   const handler = new DiscoverVersionsHandler();
   const logs: Record<string, unknown>[] = [];
   const log = createLogger({ level: 'debug' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });

@@ -10,6 +10,7 @@ import { connect as tcpConnect } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { clientCertificate } from '../../src/endpoint/client-registry.ts';
+import { KMIP_LISTENER_LIMITS } from '../../src/endpoint/kmip-listener.ts';
 import { buildRequestMessage, parseResponseMessage } from '../../src/kmip/message.ts';
 import { payload } from '../../src/kmip/payloads.ts';
 import { Operation, ResultReason, ResultStatus, Tag } from '../../src/kmip/tables.generated.ts';
@@ -282,5 +283,80 @@ describe('refusals: each serves nothing', () => {
       await client.close();
     }
     endpoint.handler.calls.length = 0;
+  });
+});
+
+describe('connections per client: one client cannot take them all', () => {
+  let endpoint: Endpoint;
+  before(async () => (endpoint = await startEndpoint({ maxConnections: 8, maxConnectionsPerClient: 2 })));
+  after(() => endpoint.stop());
+
+  /** A connection of `identity` that got an answer to Discover Versions. */
+  async function served(identity = endpoint.pki.library): Promise<RawPeer> {
+    const peer = RawPeer.connect(endpoint.listener.port, identity, endpoint.pki.ca.cert);
+    await peer.secured;
+    const before = peer.responses.length;
+    peer.write(discover());
+    await until(() => peer.responses.length === before + 1 || peer.isClosed, 'an answer or the close');
+    assert.equal(peer.responses.length, before + 1, 'answered');
+    return peer;
+  }
+
+  it('the connection over the client\'s limit is closed after the handshake, unserved, and logged naming the client; its others and another client are served', async () => {
+    assert.equal(KMIP_LISTENER_LIMITS.maxConnectionsPerClient, 16, 'the default');
+    const held = [await served(), await served()];
+    const callsBefore = endpoint.handler.calls.length;
+    const over = RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert);
+    await over.secured; // TLS completes (the CA signed it); then the count says no
+    over.write(discover());
+    await over.closed;
+    assert.equal(over.bytesReceived, 0, 'nothing answered');
+    assert.equal(endpoint.handler.calls.length, callsBefore, 'the handler never asked');
+    assert.equal(endpoint.listener.counts.connections.over_client_limit, 1);
+    const logged = endpoint.logs.filter((line) => line.event === 'kmip_client_connection_limit');
+    assert.equal(logged.length, 1);
+    assert.equal(logged[0]!.client, 'lib-1');
+    assert.equal(logged[0]!.maxConnectionsPerClient, 2);
+    assert.equal(logged[0]!.level, 40, 'a warning');
+
+    // Unaffected: lib-1's open connections, and lib-2 (its own two).
+    for (const peer of held) {
+      peer.write(discover());
+      await until(() => peer.responses.length === 2, 'a held connection answered again');
+    }
+    const others = [await served(endpoint.pki.library2), await served(endpoint.pki.library2)];
+    assert.deepEqual([...new Set(endpoint.handler.calls.slice(callsBefore).map((call) => call.principal.id))].sort(), ['lib-1', 'lib-2']);
+
+    // One of lib-1's closes: its place is free again (counted down when the endpoint sees the close).
+    held[0]!.socket.destroy();
+    await until(async () => {
+      const peer = RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert);
+      try {
+        await peer.secured;
+        peer.write(discover());
+        await until(() => peer.responses.length === 1 || peer.isClosed, 'an answer or the close', 2000);
+        return peer.responses.length === 1;
+      } finally {
+        peer.socket.destroy();
+      }
+    }, 'a new connection of lib-1 served once one of its connections closed');
+    for (const peer of [...held, ...others]) peer.socket.destroy();
+    await until(() => endpoint.listener.openConnections === 0 && endpoint.listener.connectionsOf('lib-1') === 0 && endpoint.listener.connectionsOf('lib-2') === 0, 'every connection closed on the endpoint side, and counted down');
+  });
+
+  it('many connections of one client at once: never more than its limit served, the rest refused, and the endpoint\'s total is not reached', async () => {
+    const refusedBefore = endpoint.listener.counts.connections.over_client_limit;
+    const peers = Array.from({ length: 6 }, () => RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert));
+    await Promise.all(peers.map((peer) => peer.secured.catch(() => undefined)));
+    // Every connection is either served (it stays open, counted) or refused (closed); wait for the endpoint to decide each.
+    await until(() => endpoint.listener.counts.connections.over_client_limit - refusedBefore === 4, 'four refused');
+    for (const peer of peers) if (!peer.isClosed) peer.write(discover());
+    await until(() => peers.filter((peer) => peer.responses.length === 1).length === 2, 'two answered');
+    assert.equal(endpoint.listener.connectionsOf('lib-1'), 2);
+    await until(() => peers.filter((peer) => peer.isClosed).length === 4, 'four closed');
+    assert.equal(endpoint.listener.counts.connections.over_capacity, 0, 'the total limit (8) was never the reason');
+    const another = await served(endpoint.pki.library2);
+    for (const peer of [...peers, another]) peer.socket.destroy();
+    await until(() => endpoint.listener.openConnections === 0 && endpoint.listener.connectionsOf('lib-1') === 0, 'every connection closed on the endpoint side, and counted down');
   });
 });

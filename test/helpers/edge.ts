@@ -88,13 +88,13 @@ export class MemoryPool implements OfflineCreator {
  * service. The agent's upstream client does not retry and reconnects quickly, so that once the
  * development server is stopped (`dev.stop()`) the key server is unreachable at once.
  */
-export async function startEdge(options: { offlineCreator?: (agent: AgentCore) => OfflineCreator } = {}) {
+export async function startEdge(options: { offlineCreator?: (agent: AgentCore) => OfflineCreator | Promise<OfflineCreator> } = {}) {
   const dev = await startDevServer({ leaseSeconds: 600 });
   const admin = new KmipClient({ transport: new TlsPool(dev.endpoint), version: { major: 1, minor: 2 } });
   const client = new KmipClient({ transport: new TlsPool(dev.endpoint, { minBackoffMs: 10, maxBackoffMs: 50 }), version: { major: 1, minor: 2 }, retries: 0, timeoutMs: 2000 });
   const agent = await AgentCore.open({ data: mkdtempSync(join(tmpdir(), 'kmip-edge-edge-')), client, ledger: { minChunk: 50n } });
   const log = new CapturedLog();
-  const offlineCreator = options.offlineCreator?.(agent);
+  const offlineCreator = await options.offlineCreator?.(agent);
   const edge = new EdgeKmipService(agent, agent.store, createLogger({ level: 'info' }, log), { offlineCreator });
   let requests = 0;
   /** One request message from `principal`; the parsed response. */
