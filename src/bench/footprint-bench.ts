@@ -17,7 +17,7 @@
  */
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -161,7 +161,9 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
 
     const brokerPort = await freePort();
     const runArgs = ['run', '--data', data, '--upstream', `127.0.0.1:${pki.port}`, '--upstream-ca', pki.ca, '--upstream-cert', pki.clientCert, '--upstream-key', pki.clientKey, '--embedded-broker', `127.0.0.1:${brokerPort}`, '--metrics', '127.0.0.1:0', '--log-level', 'error'];
-    const environment = unitEnvironment(readFileSync(join(packageRoot(), 'deploy', 'kmip-edge.service'), 'utf8'));
+    // The unit beside the bundle (a checkout, the npm tarball), or the one the Debian package installed.
+    const unit = [join(packageRoot(), 'deploy', 'kmip-edge.service'), '/lib/systemd/system/kmip-edge.service'].find((path) => existsSync(path));
+    const environment = unit === undefined ? {} : unitEnvironment(readFileSync(unit, 'utf8'));
     const nodeStart: number[] = [];
     const version: number[] = [];
     const coldStart: number[] = [];
