@@ -26,14 +26,20 @@ export class DeviceOperations {
   constructor(
     private readonly agent: AgentCore,
     private readonly log: Logger,
+    /** Whether `uid` is a pooled key not yet handed out (OfflineCreator.holds): nobody's key, a device's neither. */
+    private readonly pooled: (uid: string) => boolean = () => false,
   ) {}
+
+  private allowed(device: Principal, key: { uniqueIdentifier: string; names: readonly string[]; objectGroups: readonly string[] }): boolean {
+    return !this.pooled(key.uniqueIdentifier) && keyAllowed(device, key);
+  }
 
   /** A Get answered from memory, when the device may have the key, it is cached and policy allows it now. */
   getFromMemory(device: Principal, payload: TtlvItem): TtlvItem[] | undefined {
     if (!device.operations.includes('Get')) return undefined;
     const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
     const key = uid === undefined ? undefined : this.agent.cache.useFromMemory(uid, 'process');
-    if (!key || !keyAllowed(device, key.metadata)) return undefined;
+    if (!key || !this.allowed(device, key.metadata)) return undefined;
     if (this.log.isLevelEnabled('debug')) this.log.debug({ device: device.id, uid, purpose: 'process', state: key.metadata.state }, 'key served');
     return getPayload(uid!, key);
   }
@@ -67,11 +73,12 @@ export class DeviceOperations {
     const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
     if (uid === undefined) throw new Refusal(ResultReason.InvalidMessage, 'a device request names its key');
     // Check the allow-list by identifier first: a device must not make the agent fetch keys it may not use.
+    if (this.pooled(uid)) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
     const byId = keyAllowed(device, { uniqueIdentifier: uid, names: [], objectGroups: [] });
     const needsMetadata = !byId && device.keys.some((rule) => rule.uniqueIdentifier === undefined);
     if (!byId && !needsMetadata) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
     const { metadata } = await this.agent.cache.get(uid);
-    if (!keyAllowed(device, metadata)) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
+    if (!this.allowed(device, metadata)) throw new Refusal(ResultReason.ItemNotFound, 'no such key');
     return { uid, metadata };
   }
 

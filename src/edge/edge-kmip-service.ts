@@ -65,9 +65,10 @@ export class EdgeKmipService implements KmipRequestHandler {
     private readonly log: Logger,
     options: EdgeKmipServiceOptions = {},
   ) {
-    this.device = new DeviceOperations(agent, log);
+    const pooled = (uid: string) => options.offlineCreator?.holds?.(uid) === true;
+    this.device = new DeviceOperations(agent, log, pooled);
     this.created = new CreatedKeys(store);
-    const access = new KeyAccess(agent, this.created, (uid) => options.offlineCreator?.holds?.(uid) === true);
+    const access = new KeyAccess(agent, this.created, pooled);
     this.client = new ClientOperations(agent, access, new ClientWrites(agent, access, log, options.offlineCreator));
   }
 

@@ -44,6 +44,18 @@ export class TtlvFramer {
     if (this.failed) throw this.failed;
     let offset = 0;
     while (offset < chunk.length) {
+      if (this.buffered === 0 && chunk.length - offset >= 8) {
+        // The usual case: a message's header at hand, and often the whole message — taken as
+        // concat() takes a single chunk (slice: a view of a Buffer, each socket read has its own;
+        // a copy of any other array), with no header assembled and nothing buffered.
+        const length = this.checkHeader(chunk.subarray(offset, offset + 8));
+        if (chunk.length - offset >= length) {
+          messages.push(chunk.slice(offset, offset + length));
+          offset += length;
+          continue;
+        }
+        this.expected = length;
+      }
       if (this.expected < 0) {
         const needed = 8 - this.buffered;
         const take = Math.min(needed, chunk.length - offset);

@@ -7,6 +7,7 @@
  * attribute to or Destroy one — online (the key server's Locate lists them) and offline (the
  * cache holds them, sealed). Once a Create takes one, its creator sees it; the keys still pooled
  * stay hidden. Item Not Found, never Permission Denied: the client must not learn they exist.
+ * The device door (the same service) hides them too from a device allowed the group.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -93,6 +94,17 @@ describe('a pooled key not yet handed out is invisible to every client', () => {
       assert.ok(!attributes.some((a) => a.name === 'x-barcode'), 'no attribute added by a client');
     });
     assert.equal((await pool.status()).templates[0]!.ready, 2, 'still pooled, not destroyed');
+  });
+
+  it('the device door too: a device allowed the group gets the key that is not pooled, and Item Not Found for a pooled one (cached or not)', async () => {
+    const sensor: Principal = { kind: 'device', id: 'sensor-p', keys: [{ objectGroup: 'tapes' }], operations: ['Get', 'GetAttributes'] };
+    assert.equal((await one(sensor, Operation.Get, payload.get(tape))).resultStatus, ResultStatus.Success, 'the group key');
+    for (const uid of pooled) {
+      for (const [name, operation, items] of [['Get', Operation.Get, payload.get(uid)], ['GetAttributes', Operation.GetAttributes, payload.getAttributes(uid, ['State'])]] as const) {
+        const item = await one(sensor, operation, items);
+        assert.equal(item.resultReason, ResultReason.ItemNotFound, `device ${name} of pooled ${uid}: ${item.resultMessage}`);
+      }
+    }
   });
 
   it('offline: the cache holds the pooled keys, yet Locate and every read miss them; a Create takes one, visible to its creator only, the other still hidden', async () => {
