@@ -360,3 +360,39 @@ describe('connections per client: one client cannot take them all', () => {
     await until(() => endpoint.listener.openConnections === 0 && endpoint.listener.connectionsOf('lib-1') === 0, 'every connection closed on the endpoint side, and counted down');
   });
 });
+
+describe('timeouts: a short read time, a long idle time', () => {
+  const READ_MS = 300;
+  const IDLE_MS = 2500;
+  let endpoint: Endpoint;
+  before(async () => {
+    testPki();
+    endpoint = await startEndpoint({ readTimeoutMs: READ_MS, idleTimeoutMs: IDLE_MS });
+  });
+  after(() => endpoint.stop());
+
+  it('quiet between messages for longer than the read time is allowed; the connection closes only once it was idle for the idle time', async () => {
+    const peer = RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert);
+    await peer.secured;
+    peer.write(discover());
+    await until(() => peer.responses.length === 1, 'the first answer');
+    await new Promise((resolve) => setTimeout(resolve, 3 * READ_MS)); // several read times, well within the idle time
+    peer.write(discover());
+    await until(() => peer.responses.length === 2, 'the answer after a pause longer than the read time');
+    const lastExchange = Date.now();
+    await peer.closed;
+    // Closed when the timer fires after the idle time: never before it (the timer's own slack aside).
+    assert.ok(Date.now() - lastExchange >= IDLE_MS - 50, `closed ${Date.now() - lastExchange} ms after the last exchange`);
+    assert.ok(endpoint.logs.some((line) => line.event === 'kmip_connection_timed_out' && line.partialMessage === false));
+  });
+
+  it('half a message: closed after the read time, not the idle time', async () => {
+    const peer = RawPeer.connect(endpoint.listener.port, endpoint.pki.library, endpoint.pki.ca.cert);
+    await peer.secured;
+    const started = Date.now();
+    peer.write(discover().subarray(0, 20));
+    await peer.closed;
+    assert.ok(Date.now() - started < IDLE_MS, `closed ${Date.now() - started} ms after the half message`);
+    assert.equal(peer.responses.length, 0);
+  });
+});
