@@ -73,13 +73,17 @@ export class EdgeKmipService implements KmipRequestHandler {
   }
 
   /** The local KMIP door's call (KmipRequestHandler): never rejects. */
-  async handle(principal: Principal, request: Uint8Array, requestId: string): Promise<KmipAnswer> {
-    try {
-      const { response, invalid } = await this.answer(principal, request, requestId);
-      return { response, invalid };
-    } catch (error) {
+  handle(principal: Principal, request: Uint8Array, requestId: string): KmipAnswer | Promise<KmipAnswer> {
+    const failed = (error: unknown): KmipAnswer => {
       this.log.error({ event: 'kmip_request_failed', principal: principal.id, reason: (error as Error).message }, 'answering a KMIP request failed');
       return { response: generalFailure(), invalid: false };
+    };
+    try {
+      const answered = this.answer(principal, request, requestId);
+      if (!(answered instanceof Promise)) return { response: answered.response, invalid: answered.invalid };
+      return answered.then(({ response, invalid }) => ({ response, invalid }), failed);
+    } catch (error) {
+      return failed(error);
     }
   }
 

@@ -86,7 +86,8 @@ export interface KmipRequestHandler {
   /**
    * One KMIP Request Message (TTLV bytes, already within the door's size limit) from an
    * authenticated principal. `requestId` is unique per request and names its effects (a usage
-   * grant is idempotent by it). Never rejects.
+   * grant is idempotent by it). Never rejects (nor throws). The answer comes at once, without a
+   * promise, when memory gives it (a Get of a cached key): the door writes it in the same tick.
    */
-  handle(principal: Principal, request: Uint8Array, requestId: string): Promise<KmipAnswer>;
+  handle(principal: Principal, request: Uint8Array, requestId: string): KmipAnswer | Promise<KmipAnswer>;
 }

@@ -301,41 +301,23 @@ export class KmipListener {
       this.log.info({ event: 'kmip_connection_timed_out', client: first.id, connection, partialMessage: framer.pendingBytes > 0, closing: ended }, 'KMIP client connection closed: the peer went quiet');
       socket.destroy();
     });
-    const answerOne = async (message: Uint8Array): Promise<void> => {
-      if (socket.writableNeedDrain && !socket.destroyed) {
-        // A peer that does not read: no answer is worked out (nor buffered) until it takes the ones
-        // sent; if it never does, the read timeout disconnects it.
-        draining = true;
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            resolve();
-          };
-          socket.on('drain', done);
-          socket.on('close', done);
-        });
-        draining = false;
-      }
-      if (ended || socket.destroyed) return;
-      // The registry as it is now: an update applies to the next request, a removal closes the connection.
-      const found = this.options.clients.bySpki(spki);
-      const client = found instanceof Promise ? await found.catch(() => undefined) : found;
-      if (!client) {
-        this.log.info({ event: 'kmip_client_gone', client: first.id, connection }, 'KMIP client connection closed: the client is no longer registered');
-        end(undefined);
-        return;
-      }
-      const requestId = `${client.id}:${this.boot}:${connection}:${++sequence}`;
-      let answer: KmipAnswer;
-      try {
-        answer = await this.options.handler.handle(client, message, requestId);
-      } catch (error) {
-        // The handler never rejects (KmipRequestHandler); should it, the peer gets a generic failure and the details go to the log.
-        this.log.error({ event: 'kmip_request_failed', client: client.id, requestId, err: error }, 'KMIP request failed in the service: connection closed');
-        end(generalFailureResponse());
-        return;
-      }
+    /** Waits until the peer takes the answers sent (bounded output per connection). */
+    const drained = async (): Promise<void> => {
+      // A peer that does not read: no answer is worked out (nor buffered) until it takes the ones
+      // sent; if it never does, the read timeout disconnects it.
+      draining = true;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          socket.off('drain', done);
+          socket.off('close', done);
+          resolve();
+        };
+        socket.on('drain', done);
+        socket.on('close', done);
+      });
+      draining = false;
+    };
+    const deliver = (client: LocalClient, requestId: string, answer: KmipAnswer): void => {
       if (ended || socket.destroyed) return;
       this.counts.response(answer.response);
       if (answer.invalid) {
@@ -347,22 +329,66 @@ export class KmipListener {
       socket.write(answer.response);
       lastExchange = Date.now();
     };
+    const handlerFailed = (client: LocalClient, requestId: string, error: unknown): void => {
+      // The handler never rejects (KmipRequestHandler); should it, the peer gets a generic failure and the details go to the log.
+      this.log.error({ event: 'kmip_request_failed', client: client.id, requestId, err: error }, 'KMIP request failed in the service: connection closed');
+      end(generalFailureResponse());
+    };
+    const respond = (client: LocalClient | undefined, message: Uint8Array): void | Promise<void> => {
+      if (ended || socket.destroyed) return;
+      if (!client) {
+        this.log.info({ event: 'kmip_client_gone', client: first.id, connection }, 'KMIP client connection closed: the client is no longer registered');
+        end(undefined);
+        return;
+      }
+      const requestId = `${client.id}:${this.boot}:${connection}:${++sequence}`;
+      let answer: KmipAnswer | Promise<KmipAnswer>;
+      try {
+        answer = this.options.handler.handle(client, message, requestId);
+      } catch (error) {
+        return handlerFailed(client, requestId, error);
+      }
+      if (answer instanceof Promise) return answer.then((answered) => deliver(client, requestId, answered), (error: unknown) => handlerFailed(client, requestId, error));
+      deliver(client, requestId, answer);
+    };
+    /**
+     * One message answered: in this very tick when nothing waits (the registry and the service
+     * answer from memory — a Get of a cached key), otherwise once they have.
+     */
+    const answerOne = (message: Uint8Array): void | Promise<void> => {
+      if (socket.writableNeedDrain && !socket.destroyed) return drained().then(() => answerOne(message));
+      if (ended || socket.destroyed) return;
+      // The registry as it is now: an update applies to the next request, a removal closes the connection.
+      const found = this.options.clients.bySpki(spki);
+      if (found instanceof Promise) return found.catch(() => undefined).then((client) => respond(client, message));
+      return respond(found, message);
+    };
+    const failed = (failure: unknown) => {
+      this.log.error({ event: 'kmip_request_failed', client: first.id, err: failure }, 'KMIP request failed: connection closed');
+      socket.destroy();
+    };
+    const answered = () => {
+      unanswered--;
+      flow();
+    };
     socket.on('data', (chunk: Buffer) => {
       if (!reading) return; // nothing more is taken from a connection that is closing
+      lastExchange = Date.now();
       const { messages, error } = framer.pushSome(chunk);
       for (const message of messages) {
-        unanswered++;
-        queue = queue.then(async () => {
+        // In order: at once when nothing is still being answered, else after the one before.
+        if (unanswered++ === 0) {
+          let pending: void | Promise<void> = undefined;
           try {
-            await answerOne(message);
+            pending = answerOne(message);
           } catch (failure) {
-            this.log.error({ event: 'kmip_request_failed', client: first.id, err: failure }, 'KMIP request failed: connection closed');
-            socket.destroy();
-          } finally {
-            unanswered--;
-            flow();
+            failed(failure);
           }
-        });
+          if (pending instanceof Promise) queue = pending.catch(failed).finally(answered);
+          else answered();
+        } else {
+          queue = queue.then(() => answerOne(message)).catch(failed).finally(answered);
+        }
       }
       if (error) {
         // Framing lost (not a KMIP message, or longer than allowed — known from the header, nothing
@@ -373,7 +399,6 @@ export class KmipListener {
         queue = queue.then(() => end(invalidMessageResponse(error.message)));
         return;
       }
-      lastExchange = Date.now();
       flow();
     });
     socket.on('close', () => this.log.debug({ event: 'kmip_client_disconnected', client: first.id, connection, requests: sequence }, 'KMIP client disconnected'));
