@@ -11,8 +11,8 @@
  *   of the fill, and its peak (VmHWM);
  * - the bundle's size in bytes.
  * The agent runs with --metrics, so the JS heap and external memory are reported beside the RSS,
- * and with the environment the package's systemd unit gives it (deploy/kmip-edge.service
- * `Environment=` lines): what is measured is the agent as a gateway runs it.
+ * and, like the two baselines, with the environment the package's systemd unit gives it
+ * (deploy/kmip-edge.service `Environment=` lines, and PATH): the agent as a gateway runs it.
  * Targets: cold start <= 300 ms, RSS <= 80 MB, bundle <= 1 MB. One JSON line with --json.
  */
 import { benchKeyAttributes } from './bench-key.ts';
@@ -62,8 +62,8 @@ export function unitEnvironment(unitText: string): Record<string, string> {
 }
 
 /** This CLI as a child process (the bundle, or src/cli/main.ts under tsx). */
-function cli(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+function cli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
 }
 
 function firstLine(child: ChildProcess, what: string, timeoutMs = 120_000): Promise<string> {
@@ -86,9 +86,9 @@ function stop(child: ChildProcess): Promise<void> {
 }
 
 /** Milliseconds from spawning `args` until it prints its first line (or exits, for --version). */
-async function startupMs(command: string, args: string[]): Promise<number> {
+async function startupMs(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const started = performance.now();
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'], env });
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new KmipEdgeError('BENCH_FAILED', `${command} ${args.join(' ')} exited ${code}`))));
@@ -164,16 +164,20 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
     // The unit beside the bundle (a checkout, the npm tarball), or the one the Debian package installed.
     const unit = [join(packageRoot(), 'deploy', 'kmip-edge.service'), '/lib/systemd/system/kmip-edge.service'].find((path) => existsSync(path));
     const environment = unit === undefined ? {} : unitEnvironment(readFileSync(unit, 'utf8'));
+    // As systemd starts a service: the unit's settings and a PATH, nothing of the caller's
+    // environment (a shell's NODE_OPTIONS or NODE_EXTRA_CA_CERTS would change every figure — the
+    // latter, set in the machine this was measured on, doubles bare node's start).
+    const serviceEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...environment };
     const nodeStart: number[] = [];
     const version: number[] = [];
     const coldStart: number[] = [];
     let agent: ChildProcess | undefined;
     let metrics = '';
     for (let round = 0; round < options.rounds; round++) {
-      nodeStart.push(await startupMs(process.execPath, ['-e', 'process.stdout.write("x")']));
-      version.push(await startupMs(process.execPath, [...process.execArgv, process.argv[1]!, '--version']));
+      nodeStart.push(await startupMs(process.execPath, ['-e', 'process.stdout.write("x")'], serviceEnv));
+      version.push(await startupMs(process.execPath, [...process.execArgv, process.argv[1]!, '--version'], serviceEnv));
       const started = performance.now();
-      agent = cli(runArgs, environment);
+      agent = cli(runArgs, serviceEnv);
       children.push(agent);
       const ready = JSON.parse(await firstLine(agent, 'the agent')) as { metrics: string };
       coldStart.push(performance.now() - started);
