@@ -164,10 +164,11 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
     // The unit beside the bundle (a checkout, the npm tarball), or the one the Debian package installed.
     const unit = [join(packageRoot(), 'deploy', 'kmip-edge.service'), '/lib/systemd/system/kmip-edge.service'].find((path) => existsSync(path));
     const environment = unit === undefined ? {} : unitEnvironment(readFileSync(unit, 'utf8'));
-    // As systemd starts a service: the unit's settings and a PATH, nothing of the caller's
-    // environment (a shell's NODE_OPTIONS or NODE_EXTRA_CA_CERTS would change every figure — the
-    // latter, set in the machine this was measured on, doubles bare node's start).
-    const serviceEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...environment };
+    // As systemd starts a service (systemd.exec(5), "Environment Variables in Spawned Processes"):
+    // the unit's settings, PATH and the system locale's LANG (this caller's stands for it), nothing
+    // else of the caller's environment — a shell's NODE_OPTIONS or NODE_EXTRA_CA_CERTS would change
+    // every figure (the latter, set on the machine this was measured on, doubles bare node's start).
+    const serviceEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.LANG !== undefined && { LANG: process.env.LANG }), ...environment };
     const nodeStart: number[] = [];
     const version: number[] = [];
     const coldStart: number[] = [];
