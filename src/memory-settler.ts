@@ -47,6 +47,11 @@ export function startMemorySettler(options: MemorySettlerOptions): MemorySettler
   const checkEveryMs = options.checkEveryMs ?? 5000;
   const quietUtilization = options.quietUtilization ?? 0.02;
   const minSlackBytes = options.minSlackBytes ?? 16 * MB;
+  if (!process.features.inspector) {
+    // A Node built without the inspector (Debian's and the official builds have it): V8's policy alone.
+    options.log.info({ event: 'memory_settler_unavailable' }, 'this Node has no inspector: the heap is not compacted after bursts');
+    return { compactions: 0, stop() {} };
+  }
   const session = new Session();
   session.connect();
   let compactions = 0;
