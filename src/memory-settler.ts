@@ -16,7 +16,7 @@
  * of milliseconds at 10,000 keys), and only ever when nothing is waiting. Under steady load the
  * loop is not idle and V8's normal policy applies.
  */
-import { Session } from 'node:inspector';
+import type { Session } from 'node:inspector';
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
 import type { Logger } from './log.ts';
@@ -38,22 +38,21 @@ export interface MemorySettler {
 
 const MB = 2 ** 20;
 
-/** Whether a collection is worth it now: quiet loop and enough to give back. */
-export function shouldCompact(utilization: number, slackBytes: number, quietUtilization: number, minSlackBytes: number): boolean {
-  return utilization < quietUtilization && slackBytes >= minSlackBytes;
-}
-
-export function startMemorySettler(options: MemorySettlerOptions): MemorySettler {
+export async function startMemorySettler(options: MemorySettlerOptions): Promise<MemorySettler> {
   const checkEveryMs = options.checkEveryMs ?? 5000;
   const quietUtilization = options.quietUtilization ?? 0.02;
   const minSlackBytes = options.minSlackBytes ?? 16 * MB;
-  if (!process.features.inspector) {
-    // A Node built without the inspector (Debian's and the official builds have it): V8's policy alone.
-    options.log.info({ event: 'memory_settler_unavailable' }, 'this Node has no inspector: the heap is not compacted after bursts');
+  let session: Session;
+  try {
+    // Loaded here, not imported statically: a Node built without the inspector (Debian's and the
+    // official builds have it) refuses to load node:inspector, and must still run the agent.
+    session = new (await import('node:inspector')).Session();
+    session.connect();
+  } catch (error) {
+    // V8's policy alone then — never a reason for the agent to stop serving.
+    options.log.info({ event: 'memory_settler_unavailable', reason: (error as Error).message }, 'no in-process inspector: the heap is not compacted after bursts');
     return { compactions: 0, stop() {} };
   }
-  const session = new Session();
-  session.connect();
   let compactions = 0;
   let running = false;
   let last: EventLoopUtilization = performance.eventLoopUtilization();
@@ -62,8 +61,9 @@ export function startMemorySettler(options: MemorySettlerOptions): MemorySettler
     const now = performance.eventLoopUtilization();
     const utilization = performance.eventLoopUtilization(now, last).utilization;
     last = now;
+    if (running || utilization >= quietUtilization) return;
     const before = getHeapStatistics();
-    if (running || !shouldCompact(utilization, before.total_heap_size - before.used_heap_size, quietUtilization, minSlackBytes)) return;
+    if (before.total_heap_size - before.used_heap_size < minSlackBytes) return; // nothing worth giving back
     running = true;
     const started = performance.now();
     session.post('HeapProfiler.collectGarbage', (error) => {

@@ -12,7 +12,7 @@
  * - the bundle's size in bytes.
  * The agent runs with --metrics, so the JS heap and external memory are reported beside the RSS,
  * and, like the two baselines, with the environment the package's systemd unit gives it
- * (deploy/kmip-edge.service `Environment=` lines, and PATH): the agent as a gateway runs it.
+ * (deploy/kmip-edge.service `Environment=` lines, PATH and LANG): the agent as a gateway runs it.
  * Targets: cold start <= 300 ms, RSS <= 80 MB, bundle <= 1 MB. One JSON line with --json.
  */
 import { benchKeyAttributes } from './bench-key.ts';

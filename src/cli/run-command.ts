@@ -334,7 +334,7 @@ async function serve(config: AgentConfig, sources: ConfigSources, out: (text: st
   out(JSON.stringify({ ready: true, data: config.data, upstream: upstreamNow, mqtt: mqtt ? `${mqtt.tls ? 'mqtts' : 'mqtt'}://${mqtt.host}:${mqtt.port}` : null, mqttState: transport?.state ?? null, serial: config.serial, pushListen: pushListener ? pushListener.port : null, kmipListen: kmipListener?.address ?? null, metrics: watch.metricsAddress }) + '\n');
   watch.serving();
   // After the ready line: loading it must not delay the start.
-  const settler = (await import('../memory-settler.ts')).startMemorySettler({ log });
+  const settler = await (await import('../memory-settler.ts')).startMemorySettler({ log });
   log.info({ event: 'agent_serving', upstream: upstreamNow, mqtt: mqtt && `${mqtt.host}:${mqtt.port}`, embeddedBroker: config.embeddedBroker !== undefined, serial: config.serial, pushListen: pushListener?.port, kmipListen: kmipListener?.address, outboxesResumed: resumed }, 'agent serving');
   await stopped;
   watch.stopping();

@@ -45,7 +45,7 @@ it('quiet after a burst: one compacting collection, the committed heap given bac
   const before = getHeapStatistics();
   assert.ok(before.total_heap_size - before.used_heap_size >= 16 * MB, `the burst left ${Math.round((before.total_heap_size - before.used_heap_size) / MB)} MB of slack`);
   const { log, events } = logged();
-  const settler = startMemorySettler({ log, checkEveryMs: 200, minSlackBytes: 16 * MB });
+  const settler = await startMemorySettler({ log, checkEveryMs: 200, minSlackBytes: 16 * MB });
   try {
     await until(() => settler.compactions >= 1, 'a compaction', 30_000);
     const after = getHeapStatistics();
@@ -63,7 +63,7 @@ it('quiet after a burst: one compacting collection, the committed heap given bac
 it('a busy event loop is never interrupted by a collection; once quiet, it is', { timeout: 60_000 }, async () => {
   burst(60);
   const { log } = logged();
-  const settler = startMemorySettler({ log, checkEveryMs: 200, minSlackBytes: 16 * MB });
+  const settler = await startMemorySettler({ log, checkEveryMs: 200, minSlackBytes: 16 * MB });
   try {
     await busyFor(2000);
     assert.equal(settler.compactions, 0, 'compacted while the loop was busy');
