@@ -4,6 +4,7 @@
  * the key material sealed under the master key, the metadata (state, dates, lease, names) in the
  * clear. Notify updates metadata, Put installs or replaces keys. Decisions use key-policy.ts.
  */
+import { isoTime } from '../iso-time.ts';
 import { timingSafeEqual } from 'node:crypto';
 import { KmipEdgeError } from '../errors.ts';
 import type { Attribute } from '../kmip/attributes.ts';
@@ -473,5 +474,5 @@ export async function listCachedKeys(store: KeyValueStore): Promise<KeyMetadata[
 
 /** A one-line description of a cached key for operators: never the material. */
 export function describeKey(meta: KeyMetadata): string {
-  return `${meta.uniqueIdentifier} ${meta.names.join(',') || '-'} ${enumerationText(Tag.State, meta.state)} lease ${meta.leaseExpiresAt === undefined ? 'unlimited' : new Date(Number(meta.leaseExpiresAt) * 1000).toISOString()}`;
+  return `${meta.uniqueIdentifier} ${meta.names.join(',') || '-'} ${enumerationText(Tag.State, meta.state)} lease ${meta.leaseExpiresAt === undefined ? 'unlimited' : isoTime(Number(meta.leaseExpiresAt) * 1000)}`;
 }

@@ -15,6 +15,7 @@
  * is set aside (kept) with --replace. A run killed half-way leaves DIR as it was, and the next run
  * removes its temporary store.
  */
+import { isoTime } from '../iso-time.ts';
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
@@ -73,7 +74,7 @@ export async function runBackupCommand(args: string[], out: (text: string) => vo
   let file = resolve(values.out);
   if (existsSync(file)) {
     if (!statSync(file).isDirectory()) throw new UsageError(`${values.out} exists; give a new file name or a folder`);
-    file = join(file, `kmip-edge-backup-${new Date().toISOString().replace(/[:.]/g, '-')}.kebak`);
+    file = join(file, `kmip-edge-backup-${isoTime().replace(/[:.]/g, '-')}.kebak`);
     if (existsSync(file)) throw new UsageError(`${file} exists; try again`);
   }
   if (!/\.kebak$/.test(file)) throw new UsageError(`${values.out}: a backup file's name ends in .kebak`);
@@ -205,7 +206,7 @@ export async function runRestoreCommand(args: string[], out: (text: string) => v
   if (writeKey) await writeFileDurably(paths.masterKey, [masterKey.exportBytes()]);
   let replaced: string | undefined;
   if (existsSync(paths.store)) {
-    replaced = `${paths.store}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    replaced = `${paths.store}.replaced-${isoTime().replace(/[:.]/g, '-')}`;
     if (existing === 0) rmSync(paths.store, { recursive: true, force: true });
     else renameSync(paths.store, replaced);
   }

@@ -4,6 +4,7 @@
  * running agent that holds it (its admin socket). JSON in the spec's words (CLI.md): enumerations
  * by name (`SymmetricKey`, `Active`, `AES`), the usage mask as its bit names, dates in ISO 8601 UTC.
  */
+import { isoTime } from '../iso-time.ts';
 import { parseArgs } from 'node:util';
 import { listCachedKeys, type KeyMetadata } from '../agent/key-cache.ts';
 import { Tag } from '../kmip/tables.generated.ts';
@@ -37,7 +38,7 @@ export interface CacheEntry {
 export function isoDate(seconds: bigint): string;
 export function isoDate(seconds: bigint | undefined): string | null;
 export function isoDate(seconds: bigint | undefined): string | null {
-  return seconds === undefined ? null : new Date(Number(seconds) * 1000).toISOString().replace('.000Z', 'Z');
+  return seconds === undefined ? null : isoTime(Number(seconds) * 1000).replace('.000Z', 'Z');
 }
 
 export function cacheEntry(meta: KeyMetadata): CacheEntry {

@@ -12,6 +12,7 @@
  * to talk to it printed, until Ctrl-C or SIGTERM. Exit 0 when every stage had its effect, 1 when
  * one did not (or --seconds ran out first), 2 for a usage error.
  */
+import { isoTime } from '../iso-time.ts';
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -111,7 +112,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
     if (state.events.length > 200) state.events.shift();
     if (event.event === 'put') state.pushes.push({ what: `Put Replace of ${String(event.old)} by ${String(event.new)}`, acknowledged: event.acknowledged === true, relayed: event.relayed === true, at });
     if (event.event === 'notify') state.pushes.push({ what: `Notify of ${String(event.uid)}`, acknowledged: event.acknowledged === true, relayed: undefined, at });
-    if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: new Date(at).toISOString(), ...event }) + '\n');
+    if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: isoTime(at), ...event }) + '\n');
     if (!live) out(event.event === 'stage' ? `${event.text}\n` : `  ${event.text}\n`);
   };
 
@@ -199,7 +200,7 @@ export async function runDemo(args: string[], out: (text: string) => void): Prom
     : problems.length > 0 ? `demo found a problem: ${problems.join('; ')}`
     : why === 'signal' ? `demo stopped by signal before it finished (${missing.join(', ')} not done)`
     : `demo stopped after ${seconds} s before it finished (${missing.join(', ')} not done)`;
-  if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: new Date().toISOString(), stage: 'done', event: 'done', text: summary, ok, problems, stagesCompleted: STAGES.filter((s) => !missing.includes(s)) }) + '\n');
+  if (eventsFile !== undefined) appendFileSync(eventsFile, JSON.stringify({ t: isoTime(), stage: 'done', event: 'done', text: summary, ok, problems, stagesCompleted: STAGES.filter((s) => !missing.includes(s)) }) + '\n');
   out(summary + '\n');
   return ok || (why === 'signal' && problems.length === 0) ? 0 : 1;
 }

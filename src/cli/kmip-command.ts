@@ -3,6 +3,7 @@
  * (or the HTTPS profile), printed as one JSON object whose names are the spec's in lowerCamelCase.
  * A KMIP failure prints {"error": {resultStatus, resultReason, resultMessage}} and exits 1.
  */
+import { isoTime } from '../iso-time.ts';
 import { parseArgs } from 'node:util';
 import { KmipEdgeError } from '../errors.ts';
 import { attributesJson, nameValue, type Attribute } from '../kmip/attributes.ts';
@@ -231,7 +232,7 @@ async function runOperation(client: KmipClient, op: string, values: Values): Pro
       return { uniqueIdentifier: await client.destroy(required(values, 'uid')) };
     case 'obtain-lease': {
       const lease = await client.obtainLease(required(values, 'uid'));
-      return { uniqueIdentifier: lease.uniqueIdentifier, leaseTime: lease.leaseTime, lastChangeDate: new Date(Number(lease.lastChangeDate) * 1000).toISOString() };
+      return { uniqueIdentifier: lease.uniqueIdentifier, leaseTime: lease.leaseTime, lastChangeDate: isoTime(Number(lease.lastChangeDate) * 1000) };
     }
     case 'get-usage-allocation':
       return { uniqueIdentifier: await client.getUsageAllocation(required(values, 'uid'), count(required(values, 'count'), '--count')), usageLimitsCount: Number(count(required(values, 'count'), '--count')) };

@@ -7,6 +7,7 @@
  *
  * Also here: the agent's side of `status`, `ledger` and `cache` on that socket (agentQueries).
  */
+import { isoTime } from '../iso-time.ts';
 import { parseArgs } from 'node:util';
 import type { AgentCore } from '../agent/agent-core.ts';
 import type { DeviceRegistry } from '../devices/registry.ts';
@@ -30,12 +31,11 @@ export interface AgentStatus {
   devices: { id: string; suite: string; lastSeen: string | null; pendingPushes: number }[];
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
 
 /** What the running agent answers on its socket for `status`, `ledger` and `cache`. */
 export function agentQueries(parts: { agent: AgentCore; registry: DeviceRegistry; breaker: WatchedBreaker; mqttConnected?: () => boolean | undefined; metrics?: () => string | null }): AgentQueries {
   const { agent, registry, breaker } = parts;
-  const startedAt = iso(Date.now());
+  const startedAt = isoTime(Date.now());
   return {
     ledger: async () => ({ keys: await ledgerRows(agent.ledger) }),
     cache: async () => ({ keys: (await agent.listKeys()).map(cacheEntry) }),
@@ -53,13 +53,13 @@ export function agentQueries(parts: { agent: AgentCore; registry: DeviceRegistry
       const suiteName = (suite: number) => Object.entries(SUITES).find(([, s]) => s === suite)?.[0] ?? String(suite);
       const devices = (await registry.list()).map((device) => {
         const seen = observer.lastSeenAt(device.id);
-        return { id: device.id, suite: suiteName(device.suite), lastSeen: seen === undefined ? null : iso(seen), pendingPushes: pending.get(device.id) ?? 0 };
+        return { id: device.id, suite: suiteName(device.suite), lastSeen: seen === undefined ? null : isoTime(seen), pendingPushes: pending.get(device.id) ?? 0 };
       });
       const connected = parts.mqttConnected?.();
       const status: AgentStatus = {
         pid: process.pid,
         startedAt,
-        upstream: { state: breaker.state, since: iso(breaker.since), lastError: breaker.lastError ? { ...breaker.lastError, at: iso(breaker.lastError.at) } : null },
+        upstream: { state: breaker.state, since: isoTime(breaker.since), lastError: breaker.lastError ? { ...breaker.lastError, at: isoTime(breaker.lastError.at) } : null },
         mqtt: connected === undefined ? null : { connected },
         metrics: parts.metrics?.() ?? null,
         keys,

@@ -5,6 +5,7 @@
  * a swapped certificate and key or the wrong CA gives a ready agent whose every request fails.
  * Each problem is one line naming the file and what is wrong with it.
  */
+import { isoTime } from '../iso-time.ts';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -90,8 +91,8 @@ const subject = (cert: X509Certificate): string => cert.subject.replace(/\n/g, '
 function dates(path: string, cert: X509Certificate, now: Date, problems: string[]): void {
   const from = new Date(cert.validFrom);
   const to = new Date(cert.validTo);
-  if (now < from) problems.push(`${path}: the certificate for ${subject(cert)} is not valid before ${from.toISOString()} (check the clock)`);
-  else if (now > to) problems.push(`${path}: the certificate for ${subject(cert)} expired on ${to.toISOString()}`);
+  if (now < from) problems.push(`${path}: the certificate for ${subject(cert)} is not valid before ${isoTime(from)} (check the clock)`);
+  else if (now > to) problems.push(`${path}: the certificate for ${subject(cert)} expired on ${isoTime(to)}`);
 }
 
 /** Whether `leaf` (with `intermediates` from its own file) chains to one of `roots`, each signature verified. */

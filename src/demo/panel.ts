@@ -4,6 +4,7 @@
  * "home, clear"). Its source is what `kmip-edge status` answers (the agent's own state), the
  * simulated devices' last requests, the pushes, and the tail of the event log.
  */
+import { isoTime } from '../iso-time.ts';
 import type { AgentStatus } from '../cli/status-command.ts';
 import type { DeviceActivity } from './gateway.ts';
 import { STAGES, type DemoEvent } from './stages.ts';
@@ -26,7 +27,7 @@ const dim = (s: string) => `\x1b[2m${s}\x1b[22m`;
 const green = (s: string) => `\x1b[32m${s}\x1b[39m`;
 const red = (s: string) => `\x1b[31m${s}\x1b[39m`;
 const yellow = (s: string) => `\x1b[33m${s}\x1b[39m`;
-const clock = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+const clock = (ms: number) => isoTime(ms).slice(11, 19);
 const pad = (s: string, n: number) => (s.length >= n ? s.slice(0, n) : s + ' '.repeat(n - s.length));
 const visible = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 

@@ -25,6 +25,7 @@
  * The caller starts the periodic sync (drain the outbox, then fill), wakes it after a successful
  * upstream call, and reads `status()` for `kmip-edge status`.
  */
+import { isoTime } from '../iso-time.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import type { AgentCore } from '../agent/agent-core.ts';
 import { KmipEdgeError } from '../errors.ts';
@@ -194,7 +195,7 @@ export class KeyPool implements OfflineCreator {
     const pool = new KeyPool(options, agentId, outbox);
     const records: PoolRecord[] = [];
     for await (const [, value] of store.entries(POOL_KEYS)) records.push(JSON.parse(Buffer.from(value).toString()) as PoolRecord);
-    records.sort((a, b) => a.addedAt.localeCompare(b.addedAt));
+    records.sort((a, b) => (a.addedAt < b.addedAt ? -1 : a.addedAt > b.addedAt ? 1 : 0)); // ISO 8601 UTC text sorts as the times do (no localeCompare: ICU data, src/iso-time.ts)
     for (const record of records) {
       pool.records.set(record.uid, record);
       pool.claimed.add(record.uid);
@@ -253,7 +254,7 @@ export class KeyPool implements OfflineCreator {
     const at = this.now();
     const cached = await this.options.agent.cache.cached(uid);
     const upstream = upstreamAttributes(template, request);
-    const { entry, operations } = this.outbox.prepare({ clientId: request.clientId, uid, takenAt: at.toISOString(), attributes: upstream, activate: request.activate });
+    const { entry, operations } = this.outbox.prepare({ clientId: request.clientId, uid, takenAt: isoTime(at), attributes: upstream, activate: request.activate });
     let missing = cached === undefined;
     const taken: BatchOperation[] = [
       { type: 'del', key: recordKey },
@@ -338,7 +339,7 @@ export class KeyPool implements OfflineCreator {
       report.error = errorSummary(error);
       this.log.debug({ event: 'pool_sync_failed', ...report.error }, 'key pool sync ended early; retried later');
     }
-    this.last = { at: this.now().toISOString(), drained: report.drained, conflicted: report.conflicted, created: report.created, adopted: report.adopted, dropped: report.dropped, error: report.error ?? null };
+    this.last = { at: isoTime(this.now()), drained: report.drained, conflicted: report.conflicted, created: report.created, adopted: report.adopted, dropped: report.dropped, error: report.error ?? null };
     return report;
   }
 
@@ -400,7 +401,7 @@ export class KeyPool implements OfflineCreator {
       if (at < 0) continue; // taken meanwhile
       ready.splice(at, 1); // before the await: no take gets it now
       try {
-        await this.options.agent.store.commit([{ type: 'del', key: recordKeyOf(record) }, takenRecord(record.uid, record.clientId, this.now().toISOString())]);
+        await this.options.agent.store.commit([{ type: 'del', key: recordKeyOf(record) }, takenRecord(record.uid, record.clientId, isoTime(this.now()))]);
       } catch (error) {
         ready.unshift(record.uid);
         throw error;
@@ -446,7 +447,7 @@ export class KeyPool implements OfflineCreator {
       const record: PoolRecord = {
         uid, clientId, templateId: id,
         template: { algorithm: template.algorithm, length: template.length, usageMask: template.usageMask ?? DEFAULT_USAGE_MASK, objectGroup: template.objectGroup },
-        addedAt: this.now().toISOString(),
+        addedAt: isoTime(this.now()),
       };
       await this.options.agent.store.commit([{ type: 'put', key: recordKeyOf(record), value: new Uint8Array(Buffer.from(JSON.stringify(record))) }]);
       this.records.set(uid, record);

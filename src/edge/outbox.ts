@@ -18,6 +18,7 @@
  * The rest of that entry is still written and the other entries keep draining; the entry stays
  * until an operator retries it (after freeing the name) or discards it.
  */
+import { isoTime } from '../iso-time.ts';
 import { attributeItem, readAttribute, type Attribute } from '../kmip/attributes.ts';
 import { KmipResultError } from '../kmip/message.ts';
 import { ATTRIBUTE_SPECS, State, Tag } from '../kmip/tables.generated.ts';
@@ -282,7 +283,7 @@ export class Outbox {
       this.log.debug({ event: 'outbox_written', clientId: entry.clientId, uid, what }, 'written to the key server');
     };
     const problems: OutboxProblem[] = [];
-    const at = (): string => this.now().toISOString();
+    const at = (): string => isoTime(this.now());
     const refused = (attribute: string, error: KmipResultError, value?: string): void => void problems.push({ kind: 'refused', attribute, ...(value !== undefined && { value }), reason: error.message, at: at() });
 
     let held: Attribute[];

@@ -2,6 +2,7 @@
  * Value spellings shared by the KMIP XML and JSON encodings (KMIP Profiles 1.x §5.4–5.5):
  * dates, Big Integers, enumerations and bit masks by name or in hex.
  */
+import { isoTime } from '../iso-time.ts';
 import { KmipEdgeError } from '../errors.ts';
 import { toHex } from '../ttlv/hex.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
@@ -40,7 +41,7 @@ function hex64(value: bigint): string {
 function formatIso(micros: bigint): string | undefined {
   const floorMs = micros / 1000n - (micros % 1000n < 0n ? 1n : 0n);
   if (floorMs < BigInt(YEAR_ZERO_MS) || floorMs > BigInt(MAX_ISO_MS)) return undefined;
-  return `${new Date(Number(floorMs)).toISOString().slice(0, 19)}+00:00`;
+  return `${isoTime(Number(floorMs)).slice(0, 19)}+00:00`;
 }
 
 /** Parses ISO 8601 with Z or an offset; returns microseconds since the epoch. */

@@ -15,6 +15,7 @@
  * records is sealed under it, so a backup without it is useless to whoever steals it, and the key
  * is kept apart as the operator guide says. The header names the key by its fingerprint.
  */
+import { isoTime } from '../iso-time.ts';
 import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { KmipEdgeError } from '../errors.ts';
@@ -52,7 +53,7 @@ const u32 = (n: number): Buffer => {
 /** Writes the snapshot of `store` to `path` (which must not exist yet). */
 export async function writeBackup(store: KeyValueStore, path: string, masterKey: MasterKey, includeMasterKey: boolean): Promise<BackupSummary> {
   const header: BackupHeader = {
-    createdAt: new Date().toISOString(),
+    createdAt: isoTime(),
     masterKey: { fingerprint: masterKey.fingerprint(), included: includeMasterKey, ...(includeMasterKey && { key: Buffer.from(masterKey.exportBytes()).toString('hex') }) },
   };
   const hmac: Hmac = createHmac('sha256', masterKey.derive(AUTH_LABEL));
