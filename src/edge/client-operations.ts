@@ -80,11 +80,17 @@ export class ClientOperations {
 
   /** A Get of nothing but a Unique Identifier answered from memory, if the client may see the key and policy lets it process now (the hot path). */
   getFromMemory(principal: Principal, payload: TtlvItem): TtlvItem[] | undefined {
-    if (!principal.operations.includes('Get') || childrenOf(payload).length !== 1) return undefined;
+    if (childrenOf(payload).length !== 1) return undefined;
     const uid = optionalValue(payload, Tag.UniqueIdentifier, ItemType.TextString);
-    const key = uid === undefined ? undefined : this.agent.cache.useFromMemory(uid, 'process');
-    if (!key || !this.access.visibleNow(principal, key.metadata)) return undefined;
-    return keyPayload(uid!, key);
+    const key = uid === undefined ? undefined : this.readableFromMemory(principal, uid);
+    return key && keyPayload(uid!, key);
+  }
+
+  /** The cached key a Get of `uid` may answer with from memory: the client may Get and see it, and policy lets it process now. */
+  readableFromMemory(principal: Principal, uid: string): CachedKey | undefined {
+    if (!principal.operations.includes('Get')) return undefined;
+    const key = this.agent.cache.useFromMemory(uid, 'process');
+    return key && this.access.visibleNow(principal, key.metadata) ? key : undefined;
   }
 
   async operate(principal: Principal, operation: number, payload: TtlvItem, context: BatchContext): Promise<TtlvItem[]> {

@@ -22,6 +22,7 @@ import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import type { TtlvLimits } from '../ttlv/limits.ts';
 import { readNonceMacItems } from '../upstream/nonce-mac.ts';
 import { encodeResponse, runBatch, type ItemResult } from './batch.ts';
+import { readPlainGet, writeGetResponse } from './plain-get.ts';
 import { ClientOperations } from './client-operations.ts';
 import { ClientWrites } from './client-writes.ts';
 import { CreatedKeys } from './created-keys.ts';
@@ -93,6 +94,13 @@ export class EdgeKmipService implements KmipRequestHandler {
    */
   answer(principal: Principal, body: Uint8Array, requestId: string, options: AnswerOptions = {}): ServiceAnswer | Promise<ServiceAnswer> {
     const isDevice = principal.kind === 'device';
+    if (!isDevice) {
+      // A local client's Get of a cached key, the tape library's hot path: read and answered on the bytes (plain-get.ts).
+      const plain = readPlainGet(body, options.limits);
+      const key = plain && versionServed(plain.version) ? this.client.readableFromMemory(principal, plain.uid) : undefined;
+      const response = key && writeGetResponse(plain!, key);
+      if (response) return this.audited(principal, requestId, plain!.version, response, [{ item: { operation: Operation.Get, resultStatus: ResultStatus.Success }, uid: plain!.uid }], false);
+    }
     let message: TtlvItem;
     let request: RequestMessage;
     try {
@@ -113,7 +121,7 @@ export class EdgeKmipService implements KmipRequestHandler {
           return { response: encodeTtlv(buildResponseMessage(request.protocolVersion, [item])), effect: false, invalid: false };
         }
         const response = encodeResponse(request.protocolVersion, [item], request.maximumResponseSize);
-        return this.audited(principal, requestId, request, response, [{ item, uid: optionalValue(only!.payload, Tag.UniqueIdentifier, ItemType.TextString) }], false);
+        return this.audited(principal, requestId, request.protocolVersion, response, [{ item, uid: optionalValue(only!.payload, Tag.UniqueIdentifier, ItemType.TextString) }], false);
       }
     }
     const through = isDevice ? this.deviceBatch(principal, requestId, request) : this.clientBatch(principal, requestId, request, message);
@@ -150,7 +158,7 @@ export class EdgeKmipService implements KmipRequestHandler {
         operation: item.operation, ...(item.uniqueBatchItemId && { uniqueBatchItemId: item.uniqueBatchItemId }),
         resultStatus: ResultStatus.OperationFailed, resultReason: ResultReason.InvalidMessage, resultMessage: `protocol version ${version.major}.${version.minor} is not served: KMIP 1.0 to 1.4`,
       } }));
-      return this.audited(principal, requestId, request, encodeTtlv(buildResponseMessage(KMIP_VERSIONS[0]!, refused.map((r) => r.item))), refused, false);
+      return this.audited(principal, requestId, request.protocolVersion, encodeTtlv(buildResponseMessage(KMIP_VERSIONS[0]!, refused.map((r) => r.item))), refused, false);
     }
     const { results, effect } = await runBatch(request, message, requestId, (item, context) => this.client.operate(principal, item.operation, item.payload, context), (error, item) => {
       const refusal = clientRefusal(error, enumerationText(Tag.Operation, item.operation));
@@ -160,17 +168,17 @@ export class EdgeKmipService implements KmipRequestHandler {
       return refusal;
     });
     const response = encodeResponse(version, results.map((r) => r.item), request.maximumResponseSize);
-    return { ...this.audited(principal, requestId, request, response, results, false), effect };
+    return { ...this.audited(principal, requestId, request.protocolVersion, response, results, false), effect };
   }
 
   /**
    * The audit event of a local client's request (issue #16): who asked, and per item the
    * operation, the key it was about and the result — never key material nor attribute values.
    */
-  private audited(principal: Principal, requestId: string, request: RequestMessage | undefined, response: Uint8Array, results: readonly ItemResult[], invalid: boolean): ServiceAnswer {
+  private audited(principal: Principal, requestId: string, version: ProtocolVersion | undefined, response: Uint8Array, results: readonly ItemResult[], invalid: boolean): ServiceAnswer {
     this.log.info({
       event: 'kmip_client_request', client: principal.id, requestId,
-      ...(request && { version: `${request.protocolVersion.major}.${request.protocolVersion.minor}` }),
+      ...(version && { version: `${version.major}.${version.minor}` }),
       ...(invalid && { invalid: true }),
       items: results.map(({ item, uid }) => ({
         operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
