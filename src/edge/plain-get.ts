@@ -73,63 +73,44 @@ export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): Pl
   if (!isItem(b, at, Tag.RequestPayload, ItemType.Structure, itemEnd - at - 8)) return undefined;
   const length = variable(b, at + 8, Tag.UniqueIdentifier, ItemType.TextString, itemEnd, maxValueBytes);
   if (length < 0 || at + 16 + padTo8(length) !== itemEnd) return undefined;
-  let uid = '';
-  for (let i = at + 16; i < at + 16 + length; i++) {
-    if (b[i]! >= 0x80) return undefined; // UTF-8 beyond ASCII: the general path's strict decoder
-    uid += String.fromCharCode(b[i]!);
-  }
+  for (let i = at + 16; i < at + 16 + length; i++) if (b[i]! >= 0x80) return undefined; // beyond ASCII: the general path's strict UTF-8 decoder
+  const uid = (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', at + 16, at + 16 + length);
   return { version: { major: major | 0, minor: minor | 0 }, uniqueBatchItemId, uid };
 }
 
-/** Writes TTLV headers and fixed values into one array (zero-filled, so padding needs no writing). */
-class Bytes {
-  constructor(
-    readonly out: Uint8Array,
-    public at = 0,
-  ) {}
+function putU32(o: Uint8Array, at: number, value: number): void {
+  o[at] = value >>> 24;
+  o[at + 1] = value >>> 16;
+  o[at + 2] = value >>> 8;
+  o[at + 3] = value;
+}
 
-  private u32(at: number, value: number): void {
-    const o = this.out;
-    o[at] = value >>> 24;
-    o[at + 1] = value >>> 16;
-    o[at + 2] = value >>> 8;
-    o[at + 3] = value;
-  }
+/** Tag, type and length at `at` (KMIP 1.2 §9.1.1); returns where the value starts. */
+function putHeader(o: Uint8Array, at: number, tag: number, type: number, length: number): number {
+  o[at] = tag >> 16;
+  o[at + 1] = tag >> 8;
+  o[at + 2] = tag;
+  o[at + 3] = type;
+  putU32(o, at + 4, length);
+  return at + 8;
+}
 
-  header(tag: number, type: number, length: number): void {
-    const o = this.out;
-    o[this.at] = tag >> 16;
-    o[this.at + 1] = tag >> 8;
-    o[this.at + 2] = tag;
-    o[this.at + 3] = type;
-    this.u32(this.at + 4, length);
-    this.at += 8;
-  }
+/** An Integer or Enumeration (4 bytes, 4 of padding: the array is zero-filled). */
+function putFourByte(o: Uint8Array, at: number, tag: number, type: number, value: number): number {
+  putU32(o, putHeader(o, at, tag, type, 4), value);
+  return at + 16;
+}
 
-  fourByte(tag: number, type: number, value: number): void {
-    this.header(tag, type, 4);
-    this.u32(this.at, value);
-    this.at += 8;
-  }
+function putBytes(o: Uint8Array, at: number, tag: number, value: Uint8Array): number {
+  const start = putHeader(o, at, tag, ItemType.ByteString, value.length);
+  o.set(value, start);
+  return start + padTo8(value.length);
+}
 
-  dateTime(tag: number, seconds: number): void {
-    this.header(tag, ItemType.DateTime, 8);
-    this.u32(this.at, Math.floor(seconds / 2 ** 32));
-    this.u32(this.at + 4, seconds >>> 0);
-    this.at += 8;
-  }
-
-  bytes(tag: number, value: Uint8Array): void {
-    this.header(tag, ItemType.ByteString, value.length);
-    this.out.set(value, this.at);
-    this.at += padTo8(value.length);
-  }
-
-  ascii(tag: number, value: string): void {
-    this.header(tag, ItemType.TextString, value.length);
-    for (let i = 0; i < value.length; i++) this.out[this.at + i] = value.charCodeAt(i);
-    this.at += padTo8(value.length);
-  }
+function putAscii(o: Uint8Array, at: number, tag: number, value: string): number {
+  const start = putHeader(o, at, tag, ItemType.TextString, value.length);
+  for (let i = 0; i < value.length; i++) o[start + i] = value.charCodeAt(i);
+  return start + padTo8(value.length);
 }
 
 /**
@@ -147,29 +128,32 @@ export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Da
   const payload = 16 + 8 + padTo8(get.uid.length) + 8 + object;
   const batchId = get.uniqueBatchItemId === undefined ? 0 : 8 + padTo8(get.uniqueBatchItemId.length);
   const item = 16 + batchId + 16 + 8 + payload;
-  const w = new Bytes(allocZeroed(8 + 80 + 8 + item));
-  w.header(Tag.ResponseMessage, ItemType.Structure, 80 + 8 + item);
-  w.header(Tag.ResponseHeader, ItemType.Structure, 72);
-  w.header(Tag.ProtocolVersion, ItemType.Structure, 32);
-  w.fourByte(Tag.ProtocolVersionMajor, ItemType.Integer, get.version.major);
-  w.fourByte(Tag.ProtocolVersionMinor, ItemType.Integer, get.version.minor);
-  w.dateTime(Tag.TimeStamp, Math.floor(now / 1000));
-  w.fourByte(Tag.BatchCount, ItemType.Integer, 1);
-  w.header(Tag.BatchItem, ItemType.Structure, item);
-  w.fourByte(Tag.Operation, ItemType.Enumeration, Operation.Get);
-  if (get.uniqueBatchItemId !== undefined) w.bytes(Tag.UniqueBatchItemID, get.uniqueBatchItemId);
-  w.fourByte(Tag.ResultStatus, ItemType.Enumeration, ResultStatus.Success);
-  w.header(Tag.ResponsePayload, ItemType.Structure, payload);
-  w.fourByte(Tag.ObjectType, ItemType.Enumeration, metadata.objectType);
-  w.ascii(Tag.UniqueIdentifier, get.uid);
-  w.header(symmetric ? Tag.SymmetricKey : Tag.SecretData, ItemType.Structure, object);
-  if (!symmetric) w.fourByte(Tag.SecretDataType, ItemType.Enumeration, metadata.secretDataType!);
-  w.header(Tag.KeyBlock, ItemType.Structure, keyBlock);
-  w.fourByte(Tag.KeyFormatType, ItemType.Enumeration, symmetric ? KeyFormatType.Raw : KeyFormatType.Opaque);
-  w.header(Tag.KeyValue, ItemType.Structure, keyValue);
-  w.bytes(Tag.KeyMaterial, material);
-  if (symmetric && metadata.algorithm !== undefined) w.fourByte(Tag.CryptographicAlgorithm, ItemType.Enumeration, metadata.algorithm);
-  if (symmetric && metadata.length !== undefined) w.fourByte(Tag.CryptographicLength, ItemType.Integer, metadata.length);
-  if (w.at !== w.out.length) throw new Error(`Get response writer wrote ${w.at} bytes, sized ${w.out.length}`); // the sizes above and the writes agree
-  return w.out;
+  const o = allocZeroed(8 + 80 + 8 + item);
+  let at = putHeader(o, 0, Tag.ResponseMessage, ItemType.Structure, 80 + 8 + item);
+  at = putHeader(o, at, Tag.ResponseHeader, ItemType.Structure, 72);
+  at = putHeader(o, at, Tag.ProtocolVersion, ItemType.Structure, 32);
+  at = putFourByte(o, at, Tag.ProtocolVersionMajor, ItemType.Integer, get.version.major);
+  at = putFourByte(o, at, Tag.ProtocolVersionMinor, ItemType.Integer, get.version.minor);
+  const seconds = Math.floor(now / 1000);
+  const stamp = putHeader(o, at, Tag.TimeStamp, ItemType.DateTime, 8);
+  putU32(o, stamp, Math.floor(seconds / 2 ** 32));
+  putU32(o, stamp + 4, seconds >>> 0);
+  at = putFourByte(o, stamp + 8, Tag.BatchCount, ItemType.Integer, 1);
+  at = putHeader(o, at, Tag.BatchItem, ItemType.Structure, item);
+  at = putFourByte(o, at, Tag.Operation, ItemType.Enumeration, Operation.Get);
+  if (get.uniqueBatchItemId !== undefined) at = putBytes(o, at, Tag.UniqueBatchItemID, get.uniqueBatchItemId);
+  at = putFourByte(o, at, Tag.ResultStatus, ItemType.Enumeration, ResultStatus.Success);
+  at = putHeader(o, at, Tag.ResponsePayload, ItemType.Structure, payload);
+  at = putFourByte(o, at, Tag.ObjectType, ItemType.Enumeration, metadata.objectType);
+  at = putAscii(o, at, Tag.UniqueIdentifier, get.uid);
+  at = putHeader(o, at, symmetric ? Tag.SymmetricKey : Tag.SecretData, ItemType.Structure, object);
+  if (!symmetric) at = putFourByte(o, at, Tag.SecretDataType, ItemType.Enumeration, metadata.secretDataType!);
+  at = putHeader(o, at, Tag.KeyBlock, ItemType.Structure, keyBlock);
+  at = putFourByte(o, at, Tag.KeyFormatType, ItemType.Enumeration, symmetric ? KeyFormatType.Raw : KeyFormatType.Opaque);
+  at = putHeader(o, at, Tag.KeyValue, ItemType.Structure, keyValue);
+  at = putBytes(o, at, Tag.KeyMaterial, material);
+  if (symmetric && metadata.algorithm !== undefined) at = putFourByte(o, at, Tag.CryptographicAlgorithm, ItemType.Enumeration, metadata.algorithm);
+  if (symmetric && metadata.length !== undefined) at = putFourByte(o, at, Tag.CryptographicLength, ItemType.Integer, metadata.length);
+  if (at !== o.length) throw new Error(`Get response writer wrote ${at} bytes, sized ${o.length}`); // the sizes above and the writes agree
+  return o;
 }
