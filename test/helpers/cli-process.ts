@@ -25,8 +25,9 @@ export interface CliProcess {
   closed: Promise<number | null>;
 }
 
-export function spawnCli(args: string[], options: { stdin?: string } = {}): CliProcess {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/kmip-edge.mjs'), ...args], { stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+/** `env`: the child's whole environment (default: this process's). */
+export function spawnCli(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): CliProcess {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/kmip-edge.mjs'), ...args], { stdio: [options.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'], env: options.env ?? process.env });
   if (options.stdin !== undefined) child.stdin!.end(options.stdin);
   const out: Line[] = [];
   const logs: Line[] = [];
