@@ -61,6 +61,16 @@ export function unitEnvironment(unitText: string): Record<string, string> {
   return settings;
 }
 
+/**
+ * As systemd starts a service (systemd.exec(5), "Environment Variables in Spawned Processes"):
+ * the unit's settings, PATH and the system locale's LANG (this caller's stands for it), nothing
+ * else of the caller's environment — a shell's NODE_OPTIONS or NODE_EXTRA_CA_CERTS would change
+ * every figure (the latter, set on the machine this was measured on, doubles bare node's start).
+ */
+export function serviceEnvironment(unitSettings: Record<string, string>): NodeJS.ProcessEnv {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.LANG !== undefined && { LANG: process.env.LANG }), ...unitSettings };
+}
+
 /** This CLI as a child process (the bundle, or src/cli/main.ts under tsx). */
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
   return spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -164,11 +174,7 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
     // The unit beside the bundle (a checkout, the npm tarball), or the one the Debian package installed.
     const unit = [join(packageRoot(), 'deploy', 'kmip-edge.service'), '/lib/systemd/system/kmip-edge.service'].find((path) => existsSync(path));
     const environment = unit === undefined ? {} : unitEnvironment(readFileSync(unit, 'utf8'));
-    // As systemd starts a service (systemd.exec(5), "Environment Variables in Spawned Processes"):
-    // the unit's settings, PATH and the system locale's LANG (this caller's stands for it), nothing
-    // else of the caller's environment — a shell's NODE_OPTIONS or NODE_EXTRA_CA_CERTS would change
-    // every figure (the latter, set on the machine this was measured on, doubles bare node's start).
-    const serviceEnv: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.LANG !== undefined && { LANG: process.env.LANG }), ...environment };
+    const serviceEnv = serviceEnvironment(environment);
     const nodeStart: number[] = [];
     const version: number[] = [];
     const coldStart: number[] = [];

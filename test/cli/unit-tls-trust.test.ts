@@ -12,20 +12,15 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:tls';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { unitEnvironment } from '../../src/bench/footprint-bench.ts';
+import { serviceEnvironment, unitEnvironment } from '../../src/bench/footprint-bench.ts';
 import { ROOT } from '../helpers/cli.ts';
 import { TestCa } from '../helpers/certificates.ts';
 import { spawnCli, stopCli, type CliProcess } from '../helpers/cli-process.ts';
 import { startKeyServer, terminate, upstreamArgs } from '../helpers/processes.ts';
 
-/** As systemd.exec(5) gives it to the service: the unit's settings, PATH and LANG. */
-function serviceEnvironment(): NodeJS.ProcessEnv {
-  const unit = unitEnvironment(readFileSync(join(ROOT, 'deploy/kmip-edge.service'), 'utf8'));
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', ...(process.env.LANG !== undefined && { LANG: process.env.LANG }), ...unit };
-}
 
 it("under the unit's environment (--use-openssl-ca) the upstream is verified against its configured CA: the right one online, another CA's certificate refused", async () => {
-  const env = serviceEnvironment();
+  const env = serviceEnvironment(unitEnvironment(readFileSync(join(ROOT, 'deploy/kmip-edge.service'), 'utf8')));
   assert.match(env.NODE_OPTIONS ?? '', /(^|\s)--use-openssl-ca(\s|$)/, 'the unit sets NODE_OPTIONS=--use-openssl-ca');
   const { kms, data, port, server } = await startKeyServer('unit-tls-trust');
   const impostor = new TestCa('not the upstream CA').issue('127.0.0.1', 'server');
