@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClassicLevel } from 'classic-level';
 import { Ledger } from '../agent/ledger.ts';
 import { LevelStore } from '../store/kv-store.ts';
 
@@ -35,6 +34,8 @@ async function grantsPerSecond(requesters: number, seconds: number): Promise<num
 
 async function syncedWritesPerSecond(seconds: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-bench-sync-'));
+  // Loaded here, not at the top: a static import would put the native addon in every command's start (test/process/lazy-native.test.ts).
+  const { ClassicLevel } = await import('classic-level');
   const db = new ClassicLevel<string, string>(dir);
   await db.open();
   try {
