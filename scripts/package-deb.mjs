@@ -41,7 +41,7 @@ try {
   mkdirSync(join(lib, 'dist'), { recursive: true });
   // packageRoot() (src/cli/package-root.ts) finds this manifest: name and version only.
   writeFileSync(join(lib, 'package.json'), JSON.stringify({ name: manifest.name, version: manifest.version, type: 'module', private: true, license: manifest.license }, null, 2) + '\n');
-  for (const file of readdirSync(join(ROOT, 'dist')).filter((name) => name.startsWith('kmip-edge.mjs'))) copyFileSync(join(ROOT, 'dist', file), join(lib, 'dist', file));
+  for (const file of readdirSync(join(ROOT, 'dist')).filter((name) => name.startsWith('kmip-edge.'))) copyFileSync(join(ROOT, 'dist', file), join(lib, 'dist', file));
 
   // The native modules and what they require at run time, as npm laid them out.
   for (const dir of runtimeClosure(['classic-level', 'serialport'])) {

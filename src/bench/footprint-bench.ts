@@ -19,7 +19,7 @@ import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { dataDir } from '../agent/data-dir.ts';
 import { DeviceClient, memoryCounters } from '../devices/device-client.ts';
@@ -131,10 +131,15 @@ async function pooled<T>(count: number, concurrency: number, job: (index: number
   return results;
 }
 
-/** The bundle this process runs, or dist/kmip-edge.mjs when it runs from src/ (npm run build first). */
+/** The bundle beside the command this process runs (dist/kmip-edge.mjs), or dist/kmip-edge.cjs when it runs from src/ (npm run build first). */
 function bundleBytes(): number {
   const running = process.argv[1]!;
-  return statSync(running.endsWith('.mjs') ? running : join(packageRoot(), 'dist', 'kmip-edge.mjs')).size;
+  return statSync(running.endsWith('.mjs') ? join(dirname(running), 'kmip-edge.cjs') : join(packageRoot(), 'dist', 'kmip-edge.cjs')).size;
+}
+
+/** What V8 did with the bundle's code cache in this process (scripts/launcher.mjs); the agents it starts run the same Node and bundle. */
+function codeCache(): string {
+  return (globalThis as Record<symbol, string | undefined>)[Symbol.for('kmip-edge.codeCache')] ?? 'none (run from src/)';
 }
 
 export async function benchFootprint(options: FootprintOptions): Promise<void> {
@@ -226,6 +231,7 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
       keys: options.keys,
       devices: options.devices,
       bundleBytes: bundleBytes(),
+      codeCache: codeCache(),
       // the same run's baselines and detail
       peakRssMb: mb(loaded.peak),
       idleRssMb: mb(idle.rss),
@@ -246,7 +252,7 @@ export async function benchFootprint(options: FootprintOptions): Promise<void> {
       options.out(`footprint: kmip-edge run (embedded broker), ${options.keys} cached keys, ${options.devices} devices\n`);
       options.out(`  cold start to ready  ${String(result.coldStartMs).padStart(6)} ms   (median of ${options.rounds}; bare node ${result.nodeStartMs} ms, kmip-edge --version ${result.versionMs} ms) ${mark(result.coldStartMs <= FOOTPRINT_TARGETS.coldStartMs)} ${FOOTPRINT_TARGETS.coldStartMs} ms\n`);
       options.out(`  resident memory      ${String(result.rssMb).padStart(6)} MB   (quiet ${SETTLE_MS / 1000} s after the fill; peak ${result.peakRssMb} MB; JS heap ${result.heapUsedMb} of ${result.heapTotalMb} MB, external ${result.externalMb} MB; just after start, nothing fetched: ${result.idleRssMb} MB; right after the fill: ${result.filledRssMb} MB; environment ${JSON.stringify(environment)}) ${mark(result.rssMb <= FOOTPRINT_TARGETS.rssMb)} ${FOOTPRINT_TARGETS.rssMb} MB\n`);
-      options.out(`  bundle               ${String(result.bundleBytes).padStart(6)} bytes ${mark(result.bundleBytes <= FOOTPRINT_TARGETS.bundleBytes)} ${FOOTPRINT_TARGETS.bundleBytes}\n`);
+      options.out(`  bundle               ${String(result.bundleBytes).padStart(6)} bytes ${mark(result.bundleBytes <= FOOTPRINT_TARGETS.bundleBytes)} ${FOOTPRINT_TARGETS.bundleBytes} (V8 code cache: ${result.codeCache})\n`);
     }
   } finally {
     for (const child of children.reverse()) await stop(child);

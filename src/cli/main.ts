@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The kmip-edge command line (CLI.md). Machine output on stdout, messages on stderr; exit 0 on
  * success, 1 when an operation ran and failed, 2 for bad usage or bad input (one line, no stack).
@@ -91,4 +90,7 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+// No top-level await: the bundle is CommonJS (scripts/launcher.mjs says why).
+void main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+});

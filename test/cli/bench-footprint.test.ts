@@ -23,7 +23,9 @@ it('bench footprint --json: cold start, resident memory with every key fetched, 
   assert.deepEqual({ bench: result.bench, keys: result.keys, devices: result.devices, rounds: result.rounds }, { bench: 'footprint', keys: 30, devices: 3, rounds: 2 });
   const positive = (field: string) => assert.ok(typeof result[field] === 'number' && (result[field] as number) > 0, `${field}: ${String(result[field])}`);
   for (const field of ['coldStartMs', 'rssMb', 'bundleBytes', 'nodeStartMs', 'versionMs', 'idleRssMb', 'filledRssMb', 'peakRssMb', 'heapUsedMb', 'heapTotalMb', 'externalMb']) positive(field);
-  assert.equal(result.bundleBytes, statSync(BIN).size);
+  assert.equal(result.bundleBytes, statSync(join(ROOT, 'dist/kmip-edge.cjs')).size, 'the bundle beside the command');
+  // The cache the build made, accepted by this Node (test/process/code-cache.test.ts: a foreign one is rejected).
+  assert.equal(result.codeCache, 'accepted');
   assert.ok((result.peakRssMb as number) >= (result.rssMb as number));
   // Measured as the package runs the agent: with its systemd unit's environment.
   assert.deepEqual(result.environment, { MALLOC_ARENA_MAX: '1', NODE_OPTIONS: '--use-openssl-ca' });
@@ -35,5 +37,5 @@ it('bench footprint: the table names each figure with its baseline and target', 
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /cold start to ready .* ms .*bare node \d+ ms, kmip-edge --version \d+ ms/);
   assert.match(run.stdout, /resident memory .* MB .*just after start, nothing fetched: [\d.]+ MB; right after the fill: [\d.]+ MB/);
-  assert.match(run.stdout, /bundle .* bytes/);
+  assert.match(run.stdout, /bundle .* bytes .*\(V8 code cache: accepted\)/);
 });

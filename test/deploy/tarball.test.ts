@@ -30,10 +30,10 @@ it('npm pack → npm install -g into a temporary prefix → the installed kmip-e
     const tarball = join(scratch, packed);
     assert.match(packed, /^kmip-edge-\d+\.\d+\.\d+\.tgz$/);
     const entries = execFileSync('tar', ['tzf', tarball], { encoding: 'utf8' }).trim().split('\n');
-    const outside = entries.filter((entry) => !/^package\/(dist\/kmip-edge\.mjs(\.map|\.LEGAL\.txt)?$|deploy\/|README\.md$|package\.json$)/.test(entry));
-    assert.deepEqual(outside, [], 'the tarball ships only the bundle (and its map and licences), deploy/, README.md and package.json');
-    for (const needed of ['package/dist/kmip-edge.mjs', 'package/dist/kmip-edge.mjs.map', 'package/deploy/gateway-embedded-broker.yaml']) assert.ok(entries.includes(needed), `${needed} in the tarball`);
-    const bundleBytes = statSync(join(ROOT, 'dist/kmip-edge.mjs')).size;
+    const outside = entries.filter((entry) => !/^package\/(dist\/kmip-edge\.(mjs|cjs(\.cache|\.map|\.LEGAL\.txt)?)$|deploy\/|README\.md$|package\.json$)/.test(entry));
+    assert.deepEqual(outside, [], 'the tarball ships only the command, the bundle (and its code cache, map and licences), deploy/, README.md and package.json');
+    for (const needed of ['package/dist/kmip-edge.mjs', 'package/dist/kmip-edge.cjs', 'package/dist/kmip-edge.cjs.cache', 'package/dist/kmip-edge.cjs.map', 'package/deploy/gateway-embedded-broker.yaml']) assert.ok(entries.includes(needed), `${needed} in the tarball`);
+    const bundleBytes = statSync(join(ROOT, 'dist/kmip-edge.cjs')).size;
     process.stdout.write(`# bundle: ${bundleBytes} bytes (budget ${BUNDLE_BUDGET})\n`);
     assert.ok(bundleBytes <= BUNDLE_BUDGET, `bundle ${bundleBytes} bytes > ${BUNDLE_BUDGET}`);
 

@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { it } from 'node:test';
 import { ROOT } from '../helpers/cli.ts';
 
-const PRELOAD = join(ROOT, 'test/process/native-at-exit.cjs');
+const PRELOAD = join(ROOT, 'test/process/report-at-exit.cjs');
 
 function nativeAddons(args: string[]): { status: number | null; addons: string[] } {
   const run = spawnSync(process.execPath, ['-r', PRELOAD, join(ROOT, 'dist/kmip-edge.mjs'), ...args], { encoding: 'utf8', timeout: 60_000 });
-  const line = /^native-addons: (.*)$/m.exec(run.stderr);
+  const line = /^process-report: (.*)$/m.exec(run.stderr);
   assert.ok(line, `the preload reported (exit ${run.status}): ${run.stderr}`);
-  return { status: run.status, addons: JSON.parse(line[1]!) as string[] };
+  return { status: run.status, addons: (JSON.parse(line[1]!) as { nativeAddons: string[] }).nativeAddons };
 }
 
 it('--version, help and ttlv load no native addon; a command with a store loads classic-level', () => {
