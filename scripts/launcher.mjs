@@ -10,6 +10,10 @@
 // its own version, flags and the source, and rejects it on any difference — another Node, a V8
 // flag, a rebuilt bundle — and then compiles as without it: slower, never different.
 //
+// With --enable-source-maps (stack traces in src/*.ts terms, for debugging) the bundle is loaded as
+// a plain CommonJS module instead, without the cache: Node maps the stacks of what it loads itself,
+// not those of a vm.Script.
+//
 // KMIP_EDGE_CODE_CACHE_OUT=FILE (the build's training run only) writes the cache at exit.
 import { readFileSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
@@ -18,18 +22,24 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const bundle = join(dirname(fileURLToPath(import.meta.url)), 'kmip-edge.cjs');
-const cacheFile = `${bundle}.cache`;
-let cachedData;
-try {
-  cachedData = readFileSync(cacheFile);
-} catch {
-  // no cache beside the bundle: compiled as Node would
-}
-const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
 // What happened to the cache, for `kmip-edge bench footprint` and the launcher's test.
-globalThis[Symbol.for('kmip-edge.codeCache')] = cachedData === undefined ? 'missing' : script.cachedDataRejected ? 'rejected' : 'accepted';
-const out = process.env.KMIP_EDGE_CODE_CACHE_OUT;
-if (out) process.on('exit', () => writeFileSync(out, script.createCachedData()));
-const bundleModule = new Module(bundle);
-bundleModule.filename = bundle;
-script.runInThisContext().call(bundleModule.exports, bundleModule.exports, createRequire(bundle), bundleModule, bundle, dirname(bundle));
+const CODE_CACHE = Symbol.for('kmip-edge.codeCache');
+
+if (process.sourceMapsEnabled) {
+  globalThis[CODE_CACHE] = 'unused (source maps)';
+  createRequire(import.meta.url)(bundle);
+} else {
+  let cachedData;
+  try {
+    cachedData = readFileSync(`${bundle}.cache`);
+  } catch {
+    // no cache beside the bundle: compiled as Node would
+  }
+  const script = new Script(Module.wrap(readFileSync(bundle, 'utf8')), { filename: bundle, cachedData });
+  globalThis[CODE_CACHE] = cachedData === undefined ? 'missing' : script.cachedDataRejected ? 'rejected' : 'accepted';
+  const out = process.env.KMIP_EDGE_CODE_CACHE_OUT;
+  if (out) process.on('exit', () => writeFileSync(out, script.createCachedData()));
+  const bundleModule = new Module(bundle);
+  bundleModule.filename = bundle;
+  script.runInThisContext().call(bundleModule.exports, bundleModule.exports, createRequire(bundle), bundleModule, bundle, dirname(bundle));
+}

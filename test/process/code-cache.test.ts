@@ -18,8 +18,8 @@ const COMMANDS = [['--version'], ['help'], ['ttlv', 'decode', '--hex', '42006A02
 
 interface Outcome { status: number | null; stdout: string; stderr: string; codeCache: string }
 
-function run(dist: string, args: string[], env: NodeJS.ProcessEnv = process.env): Outcome {
-  const child = spawnSync(process.execPath, ['-r', PRELOAD, join(dist, 'kmip-edge.mjs'), ...args], { encoding: 'utf8', timeout: 60_000, env });
+function run(dist: string, args: string[], env: NodeJS.ProcessEnv = process.env, nodeFlags: string[] = []): Outcome {
+  const child = spawnSync(process.execPath, [...nodeFlags, '-r', PRELOAD, join(dist, 'kmip-edge.mjs'), ...args], { encoding: 'utf8', timeout: 60_000, env });
   const report = /^process-report: (.*)$/m.exec(child.stderr);
   assert.ok(report, `the preload reported (exit ${child.status}): ${child.stderr}`);
   return { status: child.status, stdout: child.stdout, stderr: child.stderr.replace(report[0] + '\n', ''), codeCache: (JSON.parse(report[1]!) as { codeCache: string }).codeCache };
@@ -34,7 +34,7 @@ it('the build\'s code cache is accepted, also under the unit\'s environment', ()
   }
 });
 
-it('a cache of another bundle, a damaged cache or none: rejected or missing, and every command does the same', () => {
+it('a cache of another bundle, a damaged cache or none: rejected or missing; with source maps on, not used; every command does the same', () => {
   const scratch = mkdtempSync(join(tmpdir(), 'kmip-edge-code-cache-'));
   try {
     // A copy of the package: the command, the bundle, its cache; package.json for --version.
@@ -45,18 +45,20 @@ it('a cache of another bundle, a damaged cache or none: rejected or missing, and
       for (const file of ['kmip-edge.mjs', 'kmip-edge.cjs', 'kmip-edge.cjs.cache']) copyFileSync(join(ROOT, 'dist', file), join(dist, file));
       return dist;
     };
-    const cases: [string, string, (dist: string) => void][] = [
+    const cases: [string, string, (dist: string) => void, string[]?][] = [
       ['as built', 'accepted', () => {}],
       ['another bundle', 'rejected', (dist) => appendFileSync(join(dist, 'kmip-edge.cjs'), '\n// rebuilt\n')],
       ['damaged', 'rejected', (dist) => writeFileSync(join(dist, 'kmip-edge.cjs.cache'), Buffer.alloc(4096, 0x5a))],
       ['none', 'missing', (dist) => rmSync(join(dist, 'kmip-edge.cjs.cache'))],
+      // Loaded by Node itself, whose stack traces then name src/*.ts (a vm.Script's are not mapped).
+      ['source maps', 'unused (source maps)', () => {}, ['--enable-source-maps']],
     ];
     const reference = new Map<string, Outcome>();
-    for (const [name, expected, prepare] of cases) {
+    for (const [name, expected, prepare, nodeFlags] of cases) {
       const dist = copy(name.replace(/ /g, '-'));
       prepare(dist);
       for (const args of COMMANDS) {
-        const outcome = run(dist, args);
+        const outcome = run(dist, args, process.env, nodeFlags);
         assert.equal(outcome.codeCache, expected, `${name}: kmip-edge ${args.join(' ')}`);
         const { codeCache: _, ...seen } = outcome;
         const key = args.join(' ');
