@@ -1,9 +1,10 @@
 /**
  * Commands that need no store do not load LevelDB's native addon (src/store/kv-store.ts loads
  * classic-level on the first open): loading it costs every such command its start-up time and
- * memory — `kmip-edge --version` took 0.27–0.67 s with it (issue #15, cold start). A static import
- * of classic-level anywhere in src/ puts it in the bundle's top-level imports, loaded by every
- * command; this runs the bundle and reads what the process had mapped at exit.
+ * memory (issue #15, cold start). bench ledger's static import of classic-level once put it in
+ * every command's start (an ESM bundle hoists its external imports to the top); any import of it
+ * on a path every command loads would do the same. This runs the bundle and reads what the process
+ * had mapped at exit.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
