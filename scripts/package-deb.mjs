@@ -33,6 +33,8 @@ function fail(message) {
 const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
 const bundle = join(ROOT, 'dist', 'kmip-edge.mjs');
 if (!existsSync(bundle)) fail('dist/kmip-edge.mjs is missing: run node scripts/build.mjs first (npm run package:deb does)');
+// Without it every start of the packaged agent compiles the bundle anew (scripts/launcher.mjs).
+if (!existsSync(join(ROOT, 'dist', 'kmip-edge.cjs.cache'))) fail('dist/kmip-edge.cjs.cache is missing: the build could not make the code cache (its message says why; the dev server it trains with needs the openssl command)');
 
 const stage = mkdtempSync(join(tmpdir(), 'kmip-edge-deb-'));
 chmodSync(stage, 0o755); // the package's ./, owned by root 0755 like every Debian package
