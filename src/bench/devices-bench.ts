@@ -9,6 +9,7 @@
  */
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn } from 'node:child_process';
+import { benchChild } from './bench-children.ts';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { freePort } from './free-port.ts';
@@ -58,7 +59,7 @@ export async function startBroker(dir: string, where: Placement): Promise<Broker
   if (!existsSync(MOSQUITTO)) throw new KmipEdgeError('BENCH_UNAVAILABLE', 'bench devices needs Mosquitto (sudo scripts/install-peers.sh)');
   const port = await freePort();
   writeFileSync(join(dir, 'mosquitto.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\npersistence false\nmax_queued_messages 10000\n`);
-  const child = spawn(...where.command('underTest', MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')]), { stdio: 'ignore' }); // taskset execs: the same pid
+  const child = benchChild(spawn(...where.command('underTest', MOSQUITTO, ['-c', join(dir, 'mosquitto.conf')]), { stdio: 'ignore' })); // taskset execs: the same pid
   for (let i = 0; i < 200; i++) {
     const up = await new Promise<boolean>((resolve) => {
       const socket = connect({ host: '127.0.0.1', port }, () => (socket.destroy(), resolve(true)));
@@ -93,7 +94,7 @@ async function load(config: LoadConfig, broker: Broker, where: Placement): Promi
 const LOAD_GENERATOR_V8 = ['--max-semi-space-size=64'];
 
 function loadProcess(config: LoadConfig, where: Placement): Promise<Measurement> {
-  const child = spawn(...where.command('load', process.execPath, [...process.execArgv, ...LOAD_GENERATOR_V8, process.argv[1]!, 'bench', 'devices-load']), { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = benchChild(spawn(...where.command('load', process.execPath, [...process.execArgv, ...LOAD_GENERATOR_V8, process.argv[1]!, 'bench', 'devices-load']), { stdio: ['pipe', 'pipe', 'inherit'] }));
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stdin!.end(JSON.stringify(config));

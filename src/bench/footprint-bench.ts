@@ -17,6 +17,7 @@
  */
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { benchChild } from './bench-children.ts';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -73,7 +74,7 @@ export function serviceEnvironment(unitSettings: Record<string, string>): NodeJS
 
 /** This CLI as a child process (the bundle, or src/cli/main.ts under tsx). */
 function cli(args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  return spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  return benchChild(spawn(process.execPath, [...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env }));
 }
 
 function firstLine(child: ChildProcess, what: string, timeoutMs = 120_000): Promise<string> {
@@ -98,7 +99,7 @@ function stop(child: ChildProcess): Promise<void> {
 /** Milliseconds from spawning `args` until it prints its first line (or exits, for --version). */
 async function startupMs(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   const started = performance.now();
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'], env });
+  const child = benchChild(spawn(command, args, { stdio: ['ignore', 'pipe', 'ignore'], env }));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.once('data', () => resolve());
     child.once('exit', (code) => (code === 0 ? resolve() : reject(new KmipEdgeError('BENCH_FAILED', `${command} ${args.join(' ')} exited ${code}`))));

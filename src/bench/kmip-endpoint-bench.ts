@@ -14,6 +14,7 @@
  */
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn } from 'node:child_process';
+import { benchChild } from './bench-children.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,7 +116,7 @@ export async function runEndpointLoad(config: EndpointLoadConfig): Promise<Endpo
 }
 
 function loadProcess(config: EndpointLoadConfig, where: Placement): Promise<EndpointMeasurement> {
-  const child = spawn(...where.command('load', process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'kmip-endpoint-load']), { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = benchChild(spawn(...where.command('load', process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'kmip-endpoint-load']), { stdio: ['pipe', 'pipe', 'inherit'] }));
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stdin!.end(JSON.stringify(config));

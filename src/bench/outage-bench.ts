@@ -24,6 +24,7 @@
  */
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { benchChild } from './bench-children.ts';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +71,7 @@ const DEADLINE_MS = 30_000;
 
 /** This CLI, as a child process (the bundle, or src/cli/main.ts under tsx). */
 function cli(args: string[], extraNodeArgs: string[] = []): ChildProcess {
-  return spawn(process.execPath, [...process.execArgv, ...extraNodeArgs, process.argv[1]!, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  return benchChild(spawn(process.execPath, [...process.execArgv, ...extraNodeArgs, process.argv[1]!, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
 }
 
 /** Keeps the last few KB of a child's stderr, to say why it failed. */
