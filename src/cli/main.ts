@@ -90,7 +90,16 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// No top-level await: the bundle is CommonJS (scripts/launcher.mjs says why).
-void main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-});
+// No top-level await: the bundle is CommonJS (scripts/launcher.mjs says why). What escapes main is
+// thrown again as the rejected top-level await threw it, an uncaught exception — under `run`'s
+// process guard exit 70, where a rejection nobody waits for would be logged and survived.
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.nextTick(() => {
+      throw error;
+    });
+  },
+);
