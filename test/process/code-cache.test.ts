@@ -5,32 +5,20 @@
  * what it does with it — the cache makes a start faster, never different.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { appendFileSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { serviceEnvironment, unitEnvironment } from '../../src/bench/footprint-bench.ts';
 import { ROOT } from '../helpers/cli.ts';
-
-const PRELOAD = join(ROOT, 'test/process/report-at-exit.cjs');
-const COMMANDS = [['--version'], ['help'], ['ttlv', 'decode', '--hex', '42006A02000000040000000100000000'], ['run', '--no-such-flag']];
-
-interface Outcome { status: number | null; stdout: string; stderr: string; codeCache: string }
-
-function run(dist: string, args: string[], env: NodeJS.ProcessEnv = process.env, nodeFlags: string[] = []): Outcome {
-  const child = spawnSync(process.execPath, [...nodeFlags, '-r', PRELOAD, join(dist, 'kmip-edge.mjs'), ...args], { encoding: 'utf8', timeout: 60_000, env });
-  const report = /^process-report: (.*)$/m.exec(child.stderr);
-  assert.ok(report, `the preload reported (exit ${child.status}): ${child.stderr}`);
-  return { status: child.status, stdout: child.stdout, stderr: child.stderr.replace(report[0] + '\n', ''), codeCache: (JSON.parse(report[1]!) as { codeCache: string }).codeCache };
-}
+import { runReported, STORELESS_COMMANDS } from '../helpers/process-report.ts';
 
 it('the build\'s code cache is accepted, also under the unit\'s environment', () => {
   const unit = serviceEnvironment(unitEnvironment(readFileSync(join(ROOT, 'deploy/kmip-edge.service'), 'utf8')));
   for (const env of [process.env, unit]) {
-    const outcome = run(join(ROOT, 'dist'), ['--version'], env);
+    const outcome = runReported(['--version'], { env });
     assert.equal(outcome.status, 0, outcome.stderr);
-    assert.equal(outcome.codeCache, 'accepted', `NODE_OPTIONS=${env.NODE_OPTIONS ?? ''}`);
+    assert.equal(outcome.report.codeCache, 'accepted', `NODE_OPTIONS=${env.NODE_OPTIONS ?? ''}`);
   }
 });
 
@@ -53,18 +41,16 @@ it('a cache of another bundle, a damaged cache or none: rejected or missing; wit
       // Loaded by Node itself, whose stack traces then name src/*.ts (a vm.Script's are not mapped).
       ['source maps', 'unused (source maps)', () => {}, ['--enable-source-maps']],
     ];
-    const reference = new Map<string, Outcome>();
+    const reference = new Map<string, { status: number | null; stdout: string; stderr: string }>();
     for (const [name, expected, prepare, nodeFlags] of cases) {
       const dist = copy(name.replace(/ /g, '-'));
       prepare(dist);
-      for (const args of COMMANDS) {
-        const outcome = run(dist, args, process.env, nodeFlags);
-        assert.equal(outcome.codeCache, expected, `${name}: kmip-edge ${args.join(' ')}`);
-        const { codeCache: _, ...seen } = outcome;
+      for (const args of STORELESS_COMMANDS) {
+        const { report, ...seen } = runReported(args, { dist, nodeFlags });
+        assert.equal(report.codeCache, expected, `${name}: kmip-edge ${args.join(' ')}`);
         const key = args.join(' ');
-        if (!reference.has(key)) reference.set(key, outcome);
-        const { codeCache: __, ...wanted } = reference.get(key)!;
-        assert.deepEqual(seen, wanted, `${name}: kmip-edge ${key} as with the build's cache`);
+        if (!reference.has(key)) reference.set(key, seen);
+        assert.deepEqual(seen, reference.get(key), `${name}: kmip-edge ${key} as with the build's cache`);
       }
     }
   } finally {
