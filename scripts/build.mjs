@@ -153,7 +153,14 @@ async function trainCodeCache() {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`training: kmip-edge ${args[0]} not ready within 60 s`)), 60_000);
       child.once('exit', (code) => (clearTimeout(timer), reject(new Error(`training: kmip-edge ${args[0]} exited ${code}`))));
-      createInterface({ input: child.stdout }).once('line', (line) => (clearTimeout(timer), resolve({ child, ready: JSON.parse(line) })));
+      createInterface({ input: child.stdout }).once('line', (line) => {
+        clearTimeout(timer);
+        try {
+          resolve({ child, ready: JSON.parse(line) });
+        } catch {
+          reject(new Error(`training: kmip-edge ${args[0]} printed ${JSON.stringify(line.slice(0, 80))}, not its ready line`));
+        }
+      });
     });
   };
   const exited = (child) => child.exitCode !== null || child.signalCode !== null;
