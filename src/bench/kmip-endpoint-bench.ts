@@ -15,7 +15,7 @@
 import { benchKeyAttributes } from './bench-key.ts';
 import { spawn } from 'node:child_process';
 import { benchChild } from './bench-children.ts';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, type TLSSocket } from 'node:tls';
@@ -30,7 +30,7 @@ import { KmipEdgeError } from '../errors.ts';
 import { buildRequestMessage } from '../kmip/message.ts';
 import { payload } from '../kmip/payloads.ts';
 import { ObjectType, Operation, ResultStatus } from '../kmip/tables.generated.ts';
-import { silentLogger } from '../log.ts';
+import { createLogger, logDestination } from '../log.ts';
 import { TlsPool } from '../net/tls-pool.ts';
 import { encodeTtlv } from '../ttlv/encode.ts';
 import { TtlvFramer } from '../ttlv/framer.ts';
@@ -123,6 +123,11 @@ function loadProcess(config: EndpointLoadConfig, where: Placement): Promise<Endp
   return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as EndpointMeasurement) : reject(new KmipEdgeError('BENCH_FAILED', `the kmip-endpoint load generator exited ${code}`)))));
 }
 
+/** The local client requests' audit events in the log file (one per request). */
+function auditEvents(file: string): number {
+  return readFileSync(file, 'utf8').split('\n').filter((line) => line.includes('"event":"kmip_client_request"')).length;
+}
+
 /** The floor: mutual TLS with the endpoint's settings, TTLV framing, and `response` sent back for each message. */
 async function startEcho(identity: { ca: Buffer; cert: Buffer; key: Buffer }, response: Uint8Array): Promise<{ port: number; close: () => Promise<void> }> {
   const server = createServer({ ...identity, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', ciphers: KMIP_LISTENER_CIPHERS, honorCipherOrder: true }, (socket) => {
@@ -155,7 +160,13 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     // The load's client certificate (the dev PKI's: the dev server takes it too) is the registered local client.
     const registry = new ClientRegistry(agent.store);
     await registry.add('bench-library', clientCertificate(new X509Certificate(identity.cert)), { keys: [{ uniqueIdentifier: uid }], operations: ['Get'] });
-    const service = new EdgeKmipService(agent, agent.store, silentLogger);
+    // The service logs as `run` has it log: at the default level, where every local client request
+    // is an audit event (issue #16), JSON lines through the agent's log destination — here into a
+    // file of the bench's, counted at the end, so the figures include what auditing costs.
+    const auditFd = openSync(join(dir, 'audit.log'), 'a', 0o600);
+    closers.push(async () => closeSync(auditFd));
+    const log = createLogger({ level: 'info' }, await logDestination(auditFd, false));
+    const service = new EdgeKmipService(agent, agent.store, log);
     const request = encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Get, payload: payload.get(uid) }]));
     // The key is cached (the benchmark measures cache hits), and the endpoint's answer is what the echo sends.
     const principal = (await registry.get('bench-library'))!;
@@ -169,18 +180,23 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     const echo = await startEcho(identity, response);
     closers.push(echo.close);
     const targets = { endpoint: listener.port, direct: serverPort, echo: echo.port };
+    let endpointRequests = 1; // the warm-up above
     const load = async (port: number, clients: number): Promise<EndpointMeasurement> => {
       const before = process.cpuUsage();
       const measured = await loadProcess({ port, clients, seconds: options.seconds, request: toHex(request), ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, where);
       const cpu = process.cpuUsage(before);
       return { ...measured, serverCpuUs: Math.round((cpu.user + cpu.system) / Math.max(1, measured.requests)) };
     };
-    if (!options.json) options.out(`kmip-endpoint: Get of a cached key (${response.length}-byte response) over mutual TLS, next to the dev server direct and a bare TLS echo of the same bytes\n`);
+    if (!options.json) options.out(`kmip-endpoint: Get of a cached key (${response.length}-byte response) over mutual TLS, each audited in the log as \`run\` does, next to the dev server direct and a bare TLS echo of the same bytes\n`);
     for (const clients of options.counts ?? [1, 16]) {
       const rounds: Record<keyof typeof targets, EndpointMeasurement>[] = [];
       for (let round = 0; round < (options.rounds ?? 3); round++) {
         rounds.push({ endpoint: await load(targets.endpoint, clients), direct: await load(targets.direct, clients), echo: await load(targets.echo, clients) });
+        endpointRequests += rounds.at(-1)!.endpoint.requests;
       }
+      log.flush();
+      const audited = auditEvents(join(dir, 'audit.log'));
+      if (audited !== endpointRequests) throw new KmipEdgeError('BENCH_FAILED', `bench kmip-endpoint: ${audited} audit events logged for ${endpointRequests} requests`);
       const best = (side: keyof typeof targets) => rounds.map((r) => r[side]).reduce((a, b) => (b.requestsPerSec > a.requestsPerSec ? b : a));
       const [ours, direct, floor] = [best('endpoint'), best('direct'), best('echo')];
       const ratio = (a: number, b: number) => Number((a / b).toFixed(2));
@@ -196,6 +212,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
         // CPU time of the server side (this process) per request, in the same best rounds.
         serverCpuUsPerRequest: { endpoint: ours.serverCpuUs, direct: direct.serverCpuUs, echo: floor.serverCpuUs },
         tls: { endpoint: ours.tls, direct: direct.tls, echo: floor.tls },
+        auditEvents: audited,
         rounds: rounds.map((r) => ({ requestsPerSec: r.endpoint.requestsPerSec, p50Ms: r.endpoint.p50Ms, directP50Ms: r.direct.p50Ms, echoP50Ms: r.echo.p50Ms })),
       };
       if (options.json) options.out(JSON.stringify(result) + '\n');

@@ -21,6 +21,7 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import type { TtlvLimits } from '../ttlv/limits.ts';
 import { readNonceMacItems } from '../upstream/nonce-mac.ts';
+import { writeAuditEvent } from './audit-event.ts';
 import { encodeResponse, runBatch, type ItemResult } from './batch.ts';
 import { readPlainGet, writeGetResponse } from './plain-get.ts';
 import { ClientOperations } from './client-operations.ts';
@@ -171,22 +172,19 @@ export class EdgeKmipService implements KmipRequestHandler {
     return { ...this.audited(principal, requestId, request.protocolVersion, response, results, false), effect };
   }
 
-  /**
-   * The audit event of a local client's request (issue #16): who asked, and per item the
-   * operation, the key it was about and the result — never key material nor attribute values.
-   */
+  /** The audit event of a local client's request (./audit-event.ts). */
   private audited(principal: Principal, requestId: string, version: ProtocolVersion | undefined, response: Uint8Array, results: readonly ItemResult[], invalid: boolean): ServiceAnswer {
-    this.log.info({
-      event: 'kmip_client_request', client: principal.id, requestId,
-      ...(version && { version: `${version.major}.${version.minor}` }),
-      ...(invalid && { invalid: true }),
-      items: results.map(({ item, uid }) => ({
-        operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
-        ...(uid !== undefined && { uid }),
-        status: enumerationText(Tag.ResultStatus, item.resultStatus),
-        ...(item.resultReason !== undefined && { reason: enumerationText(Tag.ResultReason, item.resultReason) }),
-      })),
-    }, 'local KMIP client request');
+    if (this.log.isLevelEnabled('info')) {
+      writeAuditEvent(this.log, {
+        client: principal.id, requestId, version, invalid,
+        items: results.map(({ item, uid }) => ({
+          operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
+          uid,
+          status: enumerationText(Tag.ResultStatus, item.resultStatus),
+          reason: item.resultReason === undefined ? undefined : enumerationText(Tag.ResultReason, item.resultReason),
+        })),
+      });
+    }
     return { response, effect: false, invalid };
   }
 

@@ -71,3 +71,58 @@ it('the built agent on a real terminal (script): pretty lines, the ready line st
   assert.ok(lines.some((l) => l.startsWith('{"ready":true')), 'the ready line is JSON');
   assert.ok(!lines.some((l) => l.startsWith('{"level"')), 'no JSON log lines on a terminal');
 });
+
+it('redaction: secret fields at the top and one level inside (objects, errors, array elements); what is logged is not changed', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kmip-edge-log-')), 'log');
+  const fd = openSync(file, 'w');
+  const log = createLogger({}, await logDestination(fd, false));
+  const error = Object.assign(new Error('boom'), { key: 'error-key' });
+  const fields = { secret: 'top-secret', device: { id: 'd1', key: 'device-key' }, err: error, items: [{ uid: 'u1', material: 'item-material' }], deeper: { a: { key: 'two-levels-down' } } };
+  log.info(fields, 'fields');
+  log.flush();
+  closeSync(fd);
+  const text = readFileSync(file, 'utf8');
+  const line = JSON.parse(text) as Record<string, any>;
+  assert.equal(line.secret, '[redacted]');
+  assert.deepEqual(line.device, { id: 'd1', key: '[redacted]' });
+  assert.equal(line.err.message, 'boom', 'the error is still serialized as an error');
+  assert.equal(line.err.type, 'Error');
+  assert.equal(line.err.key, '[redacted]');
+  assert.deepEqual(line.items, [{ uid: 'u1', material: '[redacted]' }]);
+  for (const secret of ['top-secret', 'device-key', 'error-key', 'item-material']) assert.ok(!text.includes(secret), secret);
+  // Two levels down is beyond the rule (as pino's `*.key` paths were): named so that the test says so.
+  assert.equal(line.deeper.a.key, 'two-levels-down');
+  assert.equal(fields.device.key, 'device-key', 'the caller\'s object is untouched');
+  assert.equal(error.key, 'error-key');
+});
+
+it('JSON lines are gathered and written together shortly after, all of them at exit, and a reader that is gone ends nothing', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kmip-edge-log-')), 'log');
+  const fd = openSync(file, 'w');
+  const log = createLogger({}, await logDestination(fd, false));
+  log.info({ event: 'one' }, 'one');
+  log.info({ event: 'two' }, 'two');
+  assert.equal(readFileSync(file, 'utf8'), '', 'gathered, not written line by line');
+  for (let waited = 0; readFileSync(file, 'utf8') === '' && waited < 5000; waited += 10) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.deepEqual(readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event), ['one', 'two']);
+  closeSync(fd);
+
+  // A process that logs and exits in the same turn still writes the line; one whose stderr reader
+  // has gone (EPIPE) goes on and exits 0.
+  const program = `import { createLogger, logDestination } from ${JSON.stringify(join(ROOT, 'src/log.ts'))};
+    const log = createLogger({}, await logDestination(2, false));
+    if (process.argv[1] === 'gone') await new Promise((resolve) => setTimeout(resolve, 300));
+    for (let i = 0; i < 3; i++) log.info({ event: 'last-' + i }, 'logged');
+    process.exit(0);`;
+  const run = (mode: string, closeReader: boolean) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', program, mode], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    if (closeReader) child.stderr!.destroy();
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+  const exited = await run('exit', false);
+  assert.equal(exited.code, 0);
+  assert.deepEqual(exited.stderr.trim().split('\n').map((l) => (JSON.parse(l) as { event: string }).event), ['last-0', 'last-1', 'last-2']);
+  assert.equal((await run('gone', true)).code, 0);
+});
