@@ -32,7 +32,11 @@ export class PushListener {
         }
       });
     });
-    await new Promise<void>((resolve) => this.server!.listen(port, '127.0.0.1', resolve));
+    // A port taken meanwhile (EADDRINUSE) is a rejection here, not an uncaught error and a listen that never ends.
+    await new Promise<void>((resolve, reject) => this.server!.once('error', reject).listen(port, '127.0.0.1', () => {
+      this.server!.off('error', reject);
+      resolve();
+    }));
     return (this.server.address() as { port: number }).port;
   }
 
