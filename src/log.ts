@@ -23,9 +23,9 @@ const CENSOR = '[redacted]';
  * construction): every field named in SECRET_FIELDS, at the top of the object logged or inside an
  * object, error or array element one level below it, is written as "[redacted]". The object itself
  * is left as it is; only what contains a secret field is copied. This replaces pino's `redact`
- * paths (`*.key` …), whose wildcard cost ~10 µs per line (measured: 14.2 µs a line with them,
- * 4.3 without) — on the local KMIP endpoint's audit event of every request (issue #16) that was
- * most of the request's cost.
+ * paths (`*.key` …), whose wildcards cost ~10 µs per line (measured: 14.2 µs a line with them,
+ * 4.3 without, 4.9–5.3 with this) — a large share of a request at the local KMIP endpoint, which
+ * logs an audit event for every one (issue #16).
  */
 export function redactSecrets(fields: Record<string, unknown>): Record<string, unknown> {
   let out: Record<string, unknown> | undefined;
@@ -90,7 +90,7 @@ export async function logDestination(fd: number, terminal: boolean = isatty(fd))
  * JSON lines to `fd`, gathered and written by one synchronous write at most LOG_FLUSH_MS after the
  * first of them (or at once when MAX_PENDING_LOG_CHARS are waiting): at the local KMIP endpoint,
  * where every request is an audit event (issue #16), a write per line was a system call per request
- * (measured: ~10 µs of server CPU per request, `bench kmip-endpoint`). Buffered access logs are the
+ * (measured: 4–11 µs of server CPU per request on a noisy host, `bench kmip-endpoint`). Buffered access logs are the
  * rule among servers (nginx `access_log … buffer= flush=`, Envoy's file flush interval); the bound
  * here is short. What is pending is also written at process exit (the one-line error, a SIGTERM's
  * last lines) and on logger.flush(); only SIGKILL (or a crash of Node itself) loses the lines of

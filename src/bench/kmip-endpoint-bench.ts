@@ -163,9 +163,14 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     // The service logs as `run` has it log: at the default level, where every local client request
     // is an audit event (issue #16), JSON lines through the agent's log destination — here into a
     // file of the bench's, counted at the end, so the figures include what auditing costs.
-    const auditFd = openSync(join(dir, 'audit.log'), 'a', 0o600);
-    closers.push(async () => closeSync(auditFd));
+    const auditFile = join(dir, 'audit.log');
+    const auditFd = openSync(auditFile, 'a', 0o600);
     const log = createLogger({ level: 'info' }, await logDestination(auditFd, false));
+    // What is still gathered is written before the file closes (not at exit, to a closed descriptor).
+    closers.push(async () => {
+      log.flush();
+      closeSync(auditFd);
+    });
     const service = new EdgeKmipService(agent, agent.store, log);
     const request = encodeTtlv(buildRequestMessage({ major: 1, minor: 2 }, [{ operation: Operation.Get, payload: payload.get(uid) }]));
     // The key is cached (the benchmark measures cache hits), and the endpoint's answer is what the echo sends.
@@ -195,7 +200,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
         endpointRequests += rounds.at(-1)!.endpoint.requests;
       }
       log.flush();
-      const audited = auditEvents(join(dir, 'audit.log'));
+      const audited = auditEvents(auditFile);
       if (audited !== endpointRequests) throw new KmipEdgeError('BENCH_FAILED', `bench kmip-endpoint: ${audited} audit events logged for ${endpointRequests} requests`);
       const best = (side: keyof typeof targets) => rounds.map((r) => r[side]).reduce((a, b) => (b.requestsPerSec > a.requestsPerSec ? b : a));
       const [ours, direct, floor] = [best('endpoint'), best('direct'), best('echo')];

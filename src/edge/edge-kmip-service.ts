@@ -174,17 +174,15 @@ export class EdgeKmipService implements KmipRequestHandler {
 
   /** The audit event of a local client's request (./audit-event.ts). */
   private audited(principal: Principal, requestId: string, version: ProtocolVersion | undefined, response: Uint8Array, results: readonly ItemResult[], invalid: boolean): ServiceAnswer {
-    if (this.log.isLevelEnabled('info')) {
-      writeAuditEvent(this.log, {
-        client: principal.id, requestId, version, invalid,
-        items: results.map(({ item, uid }) => ({
-          operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
-          uid,
-          status: enumerationText(Tag.ResultStatus, item.resultStatus),
-          reason: item.resultReason === undefined ? undefined : enumerationText(Tag.ResultReason, item.resultReason),
-        })),
-      });
-    }
+    writeAuditEvent(this.log, {
+      client: principal.id, requestId, version, invalid,
+      items: results.map(({ item, uid }) => ({
+        operation: item.operation === undefined ? undefined : enumerationText(Tag.Operation, item.operation),
+        uid,
+        status: enumerationText(Tag.ResultStatus, item.resultStatus),
+        reason: item.resultReason === undefined ? undefined : enumerationText(Tag.ResultReason, item.resultReason),
+      })),
+    });
     return { response, effect: false, invalid };
   }
 
