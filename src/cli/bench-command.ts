@@ -53,9 +53,9 @@ export async function runBenchCommand(args: string[], out: (text: string) => voi
       await runOutageLoad(stdinLines(), out);
     } else if (name === 'kmip-endpoint-load') {
       // Internal: the TLS clients of `bench kmip-endpoint` (configuration on stdin).
-      out(JSON.stringify(await runEndpointLoad(JSON.parse(readFileSync(0, 'utf8')) as EndpointLoadConfig)) + '\n');
+      await runEndpointLoad(JSON.parse(readFileSync(0, 'utf8')) as EndpointLoadConfig, out);
     } else if (name === 'kmip-endpoint') {
-      await benchKmipEndpoint({ seconds, json: values.json, out, ...(clientCounts && { counts: clientCounts }), ...(rounds && { rounds }), ...(values.placement && { placement: values.placement as 'split' | 'shared' }) });
+      await benchKmipEndpoint({ seconds: values.seconds === undefined ? 3 : seconds, json: values.json, out, ...(clientCounts && { counts: clientCounts }), ...(rounds && { rounds }), ...(values.placement && { placement: values.placement as 'split' | 'shared' }) });
     } else if (name === 'outage') {
       await benchOutage({ ...outage!, json: values.json, out });
     } else if (name === 'ttlv') {

@@ -212,7 +212,8 @@ Benchmarks, each next to a baseline measured in the same run.
   concurrent TLS clients, next to the same Gets to the dev server and a bare TLS echo (target:
   p50 <= 1.25x the echo)
   --clients 1,16      kmip-endpoint: numbers of concurrent TLS clients (default 1,16)
-  --rounds N          kmip-endpoint: alternated rounds, best of each (default 3)
+  --rounds N          kmip-endpoint: alternated rounds sharing out --seconds per side (default 10;
+                      --seconds defaults to 3 here)
 `,
   demo: () => `usage: kmip-edge demo [--seconds S] [--events FILE] [--keep DIR] [--pace MS] [--plain]
 

@@ -6,9 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { createServer } from 'node:tls';
+import { runEndpointLoad } from '../../src/bench/kmip-endpoint-bench.ts';
+import { ensureDevPki } from '../../src/devserver/pki.ts';
 import { ROOT } from '../helpers/cli.ts';
 
 const BIN = join(ROOT, 'dist/kmip-edge.mjs');
@@ -26,5 +30,31 @@ it('bench kmip-endpoint --json: per client count, the endpoint next to the dev s
     assert.equal(typeof line.meetsTarget, 'boolean');
     assert.equal((line.rounds as unknown[]).length, 1);
     for (const side of ['endpoint', 'direct', 'echo']) assert.match((line.tls as Record<string, string>)[side]!, /^TLSv1\.[23] /);
+  }
+});
+
+it('bench kmip-endpoint: more clients than the endpoint allows one client by default (16) are measured, not left waiting', () => {
+  const run = spawnSync(process.execPath, [BIN, 'bench', 'kmip-endpoint', '--json', '--seconds', '0.2', '--rounds', '1', '--clients', '20'], { cwd: ROOT, encoding: 'utf8', timeout: 150_000 });
+  assert.equal(run.status, 0, run.stderr);
+  const [line] = run.stdout.trim().split('\n').map((text) => JSON.parse(text) as Record<string, unknown>);
+  assert.equal(line!.clients, 20);
+  assert.ok((line!.requestsPerSec as number) > 0);
+});
+
+it('the load process fails, rather than waits for ever, when a server closes its connections', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-load-'));
+  const pki = ensureDevPki(dir);
+  const identity = { ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
+  // Handshakes, then closes each connection at its first request.
+  const server = createServer({ ...identity, requestCert: true, rejectUnauthorized: true }, (socket) => socket.once('data', () => socket.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  try {
+    const lines: string[] = [];
+    await assert.rejects(runEndpointLoad({ ports: { endpoint: port, direct: port, echo: port }, clients: 2, seconds: 0.2, rounds: 1, request: '4200780100000000', ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, (line) => lines.push(line)), /was closed before the answer|failed: .* before the answer/);
+    assert.ok(!lines.some((line) => line.includes('"result"')));
+  } finally {
+    server.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
