@@ -66,8 +66,10 @@ export interface EndpointMeasurement {
   p99Ms: number;
   /** The TLS version and cipher the first connection negotiated. */
   tls: string;
-  /** Every request made, warm-up included (to share out the server's CPU time). */
+  /** Every request made, warm-up included (each one is audited). */
   requests: number;
+  /** The requests of the measured rounds (the server's CPU time of those rounds is shared out over them). */
+  measuredRequests: number;
   /** This process's CPU time (the server's) per request, filled in by the bench. */
   serverCpuUs?: number;
 }
@@ -121,8 +123,9 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
   const say = (line: EndpointLoadLine) => out(JSON.stringify(line) + '\n');
   const connections = {} as Record<Side, Awaited<ReturnType<typeof tlsClient>>[]>;
   for (const side of SIDES) connections[side] = await Promise.all(Array.from({ length: config.clients }, () => tlsClient(config, config.ports[side])));
-  const drive = async (side: Side, ms: number): Promise<{ latencies: number[]; elapsed: number }> => {
-    say({ mark: side });
+  /** Drives `side` for `ms`; the server's CPU time counts to it when `measured` (not in the warm-up, which compiles code the other sides then use). */
+  const drive = async (side: Side, ms: number, measured: boolean): Promise<{ latencies: number[]; elapsed: number }> => {
+    say({ mark: measured ? side : null });
     const latencies: number[] = [];
     const started = performance.now();
     const deadline = started + ms;
@@ -142,14 +145,14 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
     const requests = { endpoint: 0, direct: 0, echo: 0 };
     const measured = { endpoint: [] as number[][], direct: [] as number[][], echo: [] as number[][] };
     const elapsed = { endpoint: 0, direct: 0, echo: 0 };
-    for (const side of SIDES) requests[side] += (await drive(side, Math.min(500, (config.seconds * 1000) / 2))).latencies.length; // warm-up, not counted
+    for (const side of SIDES) requests[side] += (await drive(side, Math.min(500, (config.seconds * 1000) / 2), false)).latencies.length; // warm-up, not counted
     const rounds: Record<Side, number>[] = [];
     const sliceMs = (config.seconds * 1000) / config.rounds;
     for (let round = 0; round < config.rounds; round++) {
       const p50 = { endpoint: 0, direct: 0, echo: 0 };
       for (let i = 0; i < SIDES.length; i++) {
         const side = SIDES[(round + i) % SIDES.length]!;
-        const slice = await drive(side, sliceMs);
+        const slice = await drive(side, sliceMs, true);
         requests[side] += slice.latencies.length;
         elapsed[side] += slice.elapsed;
         slice.latencies.sort((a, b) => a - b);
@@ -163,7 +166,7 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
     for (const side of SIDES) {
       const latencies = measured[side].flat().sort((a, b) => a - b);
       const socket = connections[side][0]!.socket;
-      sides[side] = { requestsPerSec: Math.round(latencies.length / elapsed[side]), p50Ms: ms3(percentile(latencies, 50)), p99Ms: ms3(percentile(latencies, 99)), tls: `${socket.getProtocol()} ${socket.getCipher().name}`, requests: requests[side] };
+      sides[side] = { requestsPerSec: Math.round(latencies.length / elapsed[side]), p50Ms: ms3(percentile(latencies, 50)), p99Ms: ms3(percentile(latencies, 99)), tls: `${socket.getProtocol()} ${socket.getCipher().name}`, requests: requests[side], measuredRequests: latencies.length };
     }
     say({ result: { sides, rounds } });
   } finally {
@@ -262,7 +265,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
       const rounds = options.rounds ?? 10;
       const { result, cpuUs } = await loadProcess({ ports, clients, seconds: options.seconds, rounds, request: toHex(request), ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, where);
       const sides = result.sides;
-      for (const side of SIDES) sides[side].serverCpuUs = Math.round(cpuUs[side] / Math.max(1, sides[side].requests));
+      for (const side of SIDES) sides[side].serverCpuUs = Math.round(cpuUs[side] / Math.max(1, sides[side].measuredRequests));
       endpointRequests += sides.endpoint.requests;
       log.flush();
       const audited = auditEvents(auditFile);
@@ -278,7 +281,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
         directRequestsPerSec: direct.requestsPerSec, directP50Ms: direct.p50Ms, directP99Ms: direct.p99Ms,
         echoRequestsPerSec: floor.requestsPerSec, echoP50Ms: floor.p50Ms, echoP99Ms: floor.p99Ms,
         p50VsEcho, p50VsDirect, target: 'p50 <= 1.25x echo (median of the per-round ratios)', meetsTarget: p50VsEcho <= 1.25,
-        // CPU time of the server side (this process) per request, warm-up included, side by side.
+        // CPU time of the server side (this process) per request of the measured rounds, side by side.
         serverCpuUsPerRequest: { endpoint: ours.serverCpuUs, direct: direct.serverCpuUs, echo: floor.serverCpuUs },
         tls: { endpoint: ours.tls, direct: direct.tls, echo: floor.tls },
         auditEvents: audited,
