@@ -143,7 +143,7 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
   };
   try {
     const requests = { endpoint: 0, direct: 0, echo: 0 };
-    const measured = { endpoint: [] as number[][], direct: [] as number[][], echo: [] as number[][] };
+    const slices = { endpoint: [] as number[][], direct: [] as number[][], echo: [] as number[][] };
     const elapsed = { endpoint: 0, direct: 0, echo: 0 };
     for (const side of SIDES) requests[side] += (await drive(side, Math.min(500, (config.seconds * 1000) / 2), false)).latencies.length; // warm-up, not counted
     const rounds: Record<Side, number>[] = [];
@@ -156,7 +156,7 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
         requests[side] += slice.latencies.length;
         elapsed[side] += slice.elapsed;
         slice.latencies.sort((a, b) => a - b);
-        measured[side].push(slice.latencies);
+        slices[side].push(slice.latencies);
         p50[side] = ms3(percentile(slice.latencies, 50));
       }
       rounds.push(p50);
@@ -164,7 +164,7 @@ export async function runEndpointLoad(config: EndpointLoadConfig, out: (line: st
     say({ mark: null });
     const sides = {} as Record<Side, EndpointMeasurement>;
     for (const side of SIDES) {
-      const latencies = measured[side].flat().sort((a, b) => a - b);
+      const latencies = slices[side].flat().sort((a, b) => a - b);
       const socket = connections[side][0]!.socket;
       sides[side] = { requestsPerSec: Math.round(latencies.length / elapsed[side]), p50Ms: ms3(percentile(latencies, 50)), p99Ms: ms3(percentile(latencies, 99)), tls: `${socket.getProtocol()} ${socket.getCipher().name}`, requests: requests[side], measuredRequests: latencies.length };
     }
