@@ -133,8 +133,9 @@ describe('writeGetResponse', () => {
     const now = Date.now();
     for (let i = 0; i < 40; i++) {
       const key = cachedKey({ objectType: ObjectType.SymmetricKey, algorithm: i % 2 === 0 ? CryptographicAlgorithm.AES : CryptographicAlgorithm.Blowfish, length: 128 + i }, randomBytes(16));
-      const get: PlainGet = { version: VERSIONS[i % 3]!, uniqueBatchItemId: randomBytes(4), uid: randomBytes(18).toString('hex') };
-      const item = { operation: Operation.Get, uniqueBatchItemId: get.uniqueBatchItemId, resultStatus: ResultStatus.Success, payload: keyPayload(get.uid, key)! };
+      const uniqueBatchItemId = randomBytes(4);
+      const get: PlainGet = { version: VERSIONS[i % 3]!, uniqueBatchItemId, uid: randomBytes(18).toString('hex') };
+      const item = { operation: Operation.Get, uniqueBatchItemId, resultStatus: ResultStatus.Success, payload: keyPayload(get.uid, key)! };
       assert.deepEqual(writeGetResponse(get, key, now + i * 1000), encodeTtlv(buildResponseMessage(get.version, [item], new Date(now + i * 1000))), `response ${i}`);
     }
   });
