@@ -90,9 +90,9 @@ export async function logDestination(fd: number, terminal: boolean = isatty(fd))
  * JSON lines to `fd`, gathered and written by one synchronous write at most LOG_FLUSH_MS after the
  * first of them (or at once when MAX_PENDING_LOG_CHARS are waiting): at the local KMIP endpoint,
  * where every request is an audit event (issue #16), a write per line was a system call per request
- * (measured: 4–11 µs of server CPU per request on a noisy host, `bench kmip-endpoint`). Buffered access logs are the
- * rule among servers (nginx `access_log … buffer= flush=`, Envoy's file flush interval); the bound
- * here is short. What is pending is also written at process exit (the one-line error, a SIGTERM's
+ * (measured: 4–11 µs of server CPU per request on a noisy host, `bench kmip-endpoint`). Buffered
+ * access logs are the rule among servers (nginx `access_log … buffer= flush=`, Envoy's file flush
+ * interval); the bound here is short. What is pending is also written at process exit (the one-line error, a SIGTERM's
  * last lines) and on logger.flush(); only SIGKILL (or a crash of Node itself) loses the lines of
  * the last LOG_FLUSH_MS. Writes block, as the unbatched destination's did: a slow reader
  * (journald) slows logging, it never grows a buffer beyond the bound.

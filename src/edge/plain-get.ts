@@ -128,10 +128,14 @@ const LAYOUTS_KEPT = 256;
 /** Lengths up to this take part in a layout's key (larger ones, rare, are laid out each time). */
 const KEYED_LENGTH = 0xffff;
 
-/** Lays out the shape's response with every value zero, noting where the values go (KMIP 1.2 §2.1.3 Key Block, §2.2 Managed Objects, §4.11 Get). */
+/**
+ * Lays out the shape's response with every value zero, noting where the values go (KMIP 1.2
+ * §2.1.3 Key Block, §2.2 Managed Objects, §4.11 Get). `algorithm` and `length`: whether the Key
+ * Block carries the attribute (a symmetric key's only; writeGetResponse decides).
+ */
 function layOut(symmetric: boolean, algorithm: boolean, length: boolean, uidLength: number, materialLength: number, batchIdLength: number | undefined): Layout {
   const keyValue = 8 + padTo8(materialLength);
-  const keyBlock = 16 + (8 + keyValue) + (symmetric ? (algorithm ? 16 : 0) + (length ? 16 : 0) : 0);
+  const keyBlock = 16 + (8 + keyValue) + (algorithm ? 16 : 0) + (length ? 16 : 0);
   const object = (symmetric ? 0 : 16) + 8 + keyBlock;
   const payload = 16 + 8 + padTo8(uidLength) + 8 + object;
   const batchId = batchIdLength === undefined ? 0 : 8 + padTo8(batchIdLength);
@@ -165,11 +169,11 @@ function layOut(symmetric: boolean, algorithm: boolean, length: boolean, uidLeng
   next = putHeader(o, next, Tag.KeyValue, ItemType.Structure, keyValue);
   at.material = putHeader(o, next, Tag.KeyMaterial, ItemType.ByteString, materialLength);
   next = at.material + padTo8(materialLength);
-  if (symmetric && algorithm) {
+  if (algorithm) {
     at.algorithm = putHeader(o, next, Tag.CryptographicAlgorithm, ItemType.Enumeration, 4);
     next = at.algorithm + 8;
   }
-  if (symmetric && length) {
+  if (length) {
     at.length = putHeader(o, next, Tag.CryptographicLength, ItemType.Integer, 4);
     next = at.length + 8;
   }
