@@ -184,15 +184,28 @@ function loadProcess(config: EndpointLoadConfig, where: Placement): Promise<{ re
   let current: Side | null = null;
   let since = process.cpuUsage();
   let result: EndpointLoadResult | undefined;
+  let garbled: string | undefined;
   createInterface({ input: child.stdout! }).on('line', (text) => {
-    const line = JSON.parse(text) as EndpointLoadLine;
+    let line: EndpointLoadLine;
+    try {
+      line = JSON.parse(text) as EndpointLoadLine;
+    } catch {
+      garbled ??= text.slice(0, 200); // said when the load process ends, never thrown in this callback
+      return;
+    }
     if ('result' in line) return void (result = line.result);
     const now = process.cpuUsage();
     if (current) cpuUs[current] += now.user - since.user + now.system - since.system;
     [current, since] = [line.mark, now];
   });
   child.stdin!.end(JSON.stringify(config));
-  return new Promise((resolve, reject) => child.once('close', (code) => (code === 0 && result ? resolve({ result, cpuUs }) : reject(new KmipEdgeError('BENCH_FAILED', `the kmip-endpoint load generator exited ${code}`)))));
+  return new Promise((resolve, reject) => {
+    child.once('error', (error) => reject(new KmipEdgeError('BENCH_FAILED', `the kmip-endpoint load generator did not start: ${error.message}`)));
+    child.once('close', (code) => {
+      if (code === 0 && result && garbled === undefined) resolve({ result, cpuUs });
+      else reject(new KmipEdgeError('BENCH_FAILED', garbled === undefined ? `the kmip-endpoint load generator exited ${code}` : `the kmip-endpoint load generator printed a line that is not its JSON: ${garbled}`));
+    });
+  });
 }
 
 /** The local client requests' audit events in the log file (one per request). */
@@ -253,7 +266,8 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     if (!cached) throw new KmipEdgeError('BENCH_FAILED', 'bench kmip-endpoint: the Get through the service failed');
     // The dev PKI's client certificate is valid as a server certificate for 127.0.0.1 (CLI.md): the endpoint's identity here.
     // Its connection limits sized for the load (they are tested in test/endpoint; here they would only cap --clients).
-    const most = Math.max(...(options.counts ?? [1, 16]));
+    const counts = options.counts ?? [1, 16];
+    const most = Math.max(...counts);
     const listener = await KmipListener.start({ host: '127.0.0.1', port: 0, ...identity, clients: registry, handler: service, maxConnectionsPerClient: Math.max(16, most), maxConnections: Math.max(64, most) });
     closers.push(() => listener.close());
     const echo = await startEcho(identity, response);
@@ -261,7 +275,7 @@ export async function benchKmipEndpoint(options: { seconds: number; json: boolea
     const ports: Record<Side, number> = { endpoint: listener.port, direct: serverPort, echo: echo.port };
     let endpointRequests = 1; // the warm-up above
     if (!options.json) options.out(`kmip-endpoint: Get of a cached key (${response.length}-byte response) over mutual TLS, each audited in the log as \`run\` does, next to the dev server direct and a bare TLS echo of the same bytes, in alternated rounds\n`);
-    for (const clients of options.counts ?? [1, 16]) {
+    for (const clients of counts) {
       const rounds = options.rounds ?? 10;
       const { result, cpuUs } = await loadProcess({ ports, clients, seconds: options.seconds, rounds, request: toHex(request), ca: identity.ca.toString(), cert: identity.cert.toString(), key: identity.key.toString() }, where);
       const sides = result.sides;
