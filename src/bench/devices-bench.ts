@@ -98,7 +98,18 @@ function loadProcess(config: LoadConfig, where: Placement): Promise<Measurement>
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stdin!.end(JSON.stringify(config));
-  return new Promise((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve(JSON.parse(output) as Measurement) : reject(new Error(`the device load generator exited ${code}`)))));
+  // 'close', not 'exit': the whole of its output has been read by then. Nothing here throws in a callback.
+  return new Promise((resolve, reject) => {
+    child.once('error', (error) => reject(new Error(`the device load generator did not start: ${error.message}`)));
+    child.once('close', (code) => {
+      if (code !== 0) return reject(new Error(`the device load generator exited ${code}`));
+      try {
+        resolve(JSON.parse(output) as Measurement);
+      } catch {
+        reject(new Error(`the device load generator printed something that is not its JSON: ${output.slice(0, 200)}`));
+      }
+    });
+  });
 }
 
 /** The baseline's responder: echoes each device's payload back on its down topic. */
