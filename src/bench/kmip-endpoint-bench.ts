@@ -102,12 +102,19 @@ async function tlsClient(config: EndpointLoadConfig, port: number): Promise<{ so
   socket.on('data', (chunk: Buffer) => {
     for (const message of framer.push(chunk)) waiting?.resolve(message);
   });
-  // A connection the server closes (a limit, a refusal) fails the load rather than leaving it waiting for ever.
-  const gone = (error?: Error) => waiting?.reject(new Error(`bench kmip-endpoint: the connection to port ${port} ${error ? `failed: ${error.message}` : 'was closed'} before the answer`));
+  // A connection the server closes (a limit, a refusal) fails the load rather than leaving it
+  // waiting for ever — also when it closed before the request: a request to a closed connection
+  // would wait for an answer that cannot come, and the load end with nothing to say.
+  let closed: Error | undefined;
+  const gone = (error?: Error) => {
+    closed ??= new Error(`bench kmip-endpoint: the connection to port ${port} ${error ? `failed: ${error.message}` : 'was closed'} before the answer`);
+    waiting?.reject(closed);
+  };
   socket.on('error', gone);
   socket.on('close', () => gone());
   const request = fromHex(config.request);
   return { socket, exchange: () => new Promise((resolve, reject) => {
+    if (closed) return reject(closed);
     waiting = { resolve, reject };
     socket.write(request);
   }) };

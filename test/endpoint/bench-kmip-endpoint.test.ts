@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
-import { createServer } from 'node:tls';
+import { createServer, type TLSSocket } from 'node:tls';
 import { runEndpointLoad } from '../../src/bench/kmip-endpoint-bench.ts';
 import { ensureDevPki } from '../../src/devserver/pki.ts';
 import { ROOT } from '../helpers/cli.ts';
@@ -41,12 +41,12 @@ it('bench kmip-endpoint: more clients than the endpoint allows one client by def
   assert.ok((line!.requestsPerSec as number) > 0);
 });
 
-it('the load process fails, rather than waits for ever, when a server closes its connections', async () => {
+/** Runs the load against a TLS server whose connections `serve` handles; it must reject, and print no result. */
+async function loadAgainst(serve: (socket: TLSSocket) => void): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-load-'));
   const pki = ensureDevPki(dir);
   const identity = { ca: readFileSync(pki.ca), cert: readFileSync(pki.clientCert), key: readFileSync(pki.clientKey) };
-  // Handshakes, then closes each connection at its first request.
-  const server = createServer({ ...identity, requestCert: true, rejectUnauthorized: true }, (socket) => socket.once('data', () => socket.destroy()));
+  const server = createServer({ ...identity, requestCert: true, rejectUnauthorized: true }, serve);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as { port: number }).port;
   try {
@@ -57,4 +57,11 @@ it('the load process fails, rather than waits for ever, when a server closes its
     server.close();
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}
+
+it('the load process fails, rather than waits for ever, when a server closes its connections at their first request', () => loadAgainst((socket) => socket.once('data', () => socket.destroy())));
+
+// As the endpoint does with a connection over a client's limit: before a request is sent, a request
+// to a closed connection waited for an answer that could not come, and with nothing left to wait
+// for the load process ended, exit code 0, without a result.
+it('the load process fails when a server closes its connections before the first request', () => loadAgainst((socket) => socket.destroy()));
