@@ -237,7 +237,7 @@ export class KeyCache {
     private readonly store: KeyValueStore,
     private readonly masterKey: MasterKey,
     private readonly source: KeySource,
-    private readonly now: () => bigint = () => BigInt(Math.floor(Date.now() / 1000)),
+    private readonly now: () => bigint = unixSeconds,
   ) {}
 
   /** The key, from memory, disk or the upstream (concurrent misses share one upstream fill). */
@@ -476,3 +476,15 @@ export async function listCachedKeys(store: KeyValueStore): Promise<KeyMetadata[
 export function describeKey(meta: KeyMetadata): string {
   return `${meta.uniqueIdentifier} ${meta.names.join(',') || '-'} ${enumerationText(Tag.State, meta.state)} lease ${meta.leaseExpiresAt === undefined ? 'unlimited' : isoTime(Number(meta.leaseExpiresAt) * 1000)}`;
 }
+
+/** The time now in whole seconds (KMIP Date-Time), as a bigint: made anew once a second, not at each of the second's cached Gets. */
+function unixSeconds(): bigint {
+  const seconds = Math.floor(Date.now() / 1000);
+  if (seconds !== lastSeconds) {
+    lastSeconds = seconds;
+    lastSecondsBig = BigInt(seconds);
+  }
+  return lastSecondsBig;
+}
+let lastSeconds = -1;
+let lastSecondsBig = -1n;

@@ -22,6 +22,8 @@ export type Purpose = 'protect' | 'process';
 export type Decision = { allowed: true } | { allowed: false; code: string; reason: string };
 
 const deny = (code: string, reason: string): Decision => ({ allowed: false, code, reason });
+/** One object for every yes: asked on every cached Get. */
+const ALLOWED: Decision = Object.freeze({ allowed: true });
 
 export function mayUse(key: KeyFacts, purpose: Purpose, now: bigint): Decision {
   // A compromised key is served for nothing by the agent, whatever its dates (invariant 7).
@@ -45,5 +47,5 @@ export function mayUse(key: KeyFacts, purpose: Purpose, now: bigint): Decision {
 /** KMIP 1.2 §3.20: once a lease expires the object must not be used until a new lease is obtained. */
 function leaseCheck(key: KeyFacts, now: bigint): Decision {
   if (key.leaseExpiresAt !== undefined && now >= key.leaseExpiresAt) return deny('KEY_LEASE_EXPIRED', 'no current lease on the key');
-  return { allowed: true };
+  return ALLOWED;
 }

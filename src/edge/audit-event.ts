@@ -37,12 +37,11 @@ const PLAIN = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const text = (value: string): string => (PLAIN.test(value) ? `"${value}"` : JSON.stringify(value));
 const INFO = pino.levels.values.info!;
 
+/** The event of one request: one line, written at the info level. */
 export function writeAuditEvent(log: Logger, event: AuditEvent): void {
-  if (!log.isLevelEnabled('info')) return;
-  const internals = log as unknown as Record<symbol, unknown>;
-  const stream = internals[pino.symbols.streamSym] as { write(line: string): void };
-  const bindings = internals[pino.symbols.chindingsSym] as string; // `,"pid":…,"hostname":…,"name":…`
-  let line = `{"level":${INFO},"time":${Date.now()}${bindings},"event":"kmip_client_request","client":${text(event.client)},"requestId":${text(event.requestId)}`;
+  const head = lineHead(log, event.client);
+  if (head === undefined) return;
+  let line = `{"level":${INFO},"time":${Date.now()}${head}${text(event.requestId)}`;
   if (event.version) line += `,"version":"${event.version.major}.${event.version.minor}"`;
   if (event.invalid) line += ',"invalid":true';
   line += ',"items":[';
@@ -56,5 +55,46 @@ export function writeAuditEvent(log: Logger, event: AuditEvent): void {
     if (item.reason !== undefined) line += `,"reason":${text(item.reason)}`;
     line += '}';
   }
-  stream.write(`${line}],"msg":"${AUDIT_MESSAGE}"}\n`);
+  streamOf(log).write(`${line}],"msg":"${AUDIT_MESSAGE}"}\n`);
+}
+
+const GET_ITEM = ',"items":[{"operation":"Get","uid":';
+const GET_SUCCESS_END = `,"status":"Success"}],"msg":"${AUDIT_MESSAGE}"}\n`;
+
+/**
+ * The event of a Get answered Success, the tape library's hot path: the line writeAuditEvent
+ * writes for `{ client, requestId, version, items: [{ operation: 'Get', uid, status: 'Success' }] }`,
+ * without building the event: the service's cached Get took 2.6–3.0 µs with the general event,
+ * 2.1–2.3 µs with this one, 1.2–1.5 µs with none (200,000 Gets each, bundled, same run).
+ */
+export function writeGetSuccessEvent(log: Logger, client: string, requestId: string, version: ProtocolVersion, uid: string): void {
+  const head = lineHead(log, client);
+  if (head === undefined) return;
+  streamOf(log).write(`{"level":${INFO},"time":${Date.now()}${head}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
+}
+
+/**
+ * What every event of `client` through `log` starts with after the time — the logger's bindings
+ * (`,"pid":…,"hostname":…,"name":…`), the event name and the client — up to the request id's
+ * value; undefined below the info level. Put together once per logger and client: a site has a
+ * handful of clients; MAX_HEADS bounds what a stream of ids could make it keep.
+ */
+function lineHead(log: Logger, client: string): string | undefined {
+  if (!log.isLevelEnabled('info')) return undefined;
+  const bindings = (log as unknown as Record<symbol, unknown>)[pino.symbols.chindingsSym] as string;
+  let heads = headsOf.get(log);
+  if (heads === undefined) headsOf.set(log, (heads = new Map()));
+  const known = heads.get(client);
+  if (known !== undefined && known.bindings === bindings) return known.head; // setBindings makes a new string
+  if (heads.size >= MAX_HEADS) heads.clear();
+  const head = `${bindings},"event":"kmip_client_request","client":${text(client)},"requestId":`;
+  heads.set(client, { bindings, head });
+  return head;
+}
+
+const headsOf = new WeakMap<Logger, Map<string, { bindings: string; head: string }>>();
+const MAX_HEADS = 1024;
+
+function streamOf(log: Logger): { write(line: string): void } {
+  return (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { write(line: string): void };
 }

@@ -21,7 +21,7 @@ import { encodeTtlv } from '../ttlv/encode.ts';
 import { ItemType, type TtlvItem } from '../ttlv/item.ts';
 import type { TtlvLimits } from '../ttlv/limits.ts';
 import { readNonceMacItems } from '../upstream/nonce-mac.ts';
-import { writeAuditEvent } from './audit-event.ts';
+import { writeAuditEvent, writeGetSuccessEvent } from './audit-event.ts';
 import { encodeResponse, runBatch, type ItemResult } from './batch.ts';
 import { readPlainGet, writeGetResponse } from './plain-get.ts';
 import { ClientOperations } from './client-operations.ts';
@@ -55,6 +55,8 @@ export interface AnswerOptions {
   deadlineMs?: number | undefined;
 }
 
+const NO_OPTIONS: AnswerOptions = Object.freeze({});
+
 export class EdgeKmipService implements KmipRequestHandler {
   private readonly device: DeviceOperations;
   private readonly client: ClientOperations;
@@ -76,31 +78,34 @@ export class EdgeKmipService implements KmipRequestHandler {
 
   /** The local KMIP door's call (KmipRequestHandler): never rejects. */
   handle(principal: Principal, request: Uint8Array, requestId: string): KmipAnswer | Promise<KmipAnswer> {
-    const failed = (error: unknown): KmipAnswer => {
-      this.log.error({ event: 'kmip_request_failed', principal: principal.id, reason: (error as Error).message }, 'answering a KMIP request failed');
-      return { response: generalFailure(), invalid: false };
-    };
     try {
       const answered = this.answer(principal, request, requestId);
-      if (!(answered instanceof Promise)) return { response: answered.response, invalid: answered.invalid };
-      return answered.then(({ response, invalid }) => ({ response, invalid }), failed);
+      return answered instanceof Promise ? answered.catch((error: unknown) => this.failed(principal, error)) : answered;
     } catch (error) {
-      return failed(error);
+      return this.failed(principal, error);
     }
+  }
+
+  private failed(principal: Principal, error: unknown): KmipAnswer {
+    this.log.error({ event: 'kmip_request_failed', principal: principal.id, reason: (error as Error).message }, 'answering a KMIP request failed');
+    return { response: generalFailure(), invalid: false };
   }
 
   /**
    * The Response Message for a request: at once (no promise) when memory answers it — a Get of a
    * cached key, the hot path of every device — otherwise once the agent core has.
    */
-  answer(principal: Principal, body: Uint8Array, requestId: string, options: AnswerOptions = {}): ServiceAnswer | Promise<ServiceAnswer> {
+  answer(principal: Principal, body: Uint8Array, requestId: string, options: AnswerOptions = NO_OPTIONS): ServiceAnswer | Promise<ServiceAnswer> {
     const isDevice = principal.kind === 'device';
     if (!isDevice) {
       // A local client's Get of a cached key, the tape library's hot path: read and answered on the bytes (plain-get.ts).
       const plain = readPlainGet(body, options.limits);
       const key = plain && versionServed(plain.version) ? this.client.readableFromMemory(principal, plain.uid) : undefined;
       const response = key && writeGetResponse(plain!, key);
-      if (response) return this.audited(principal, requestId, plain!.version, response, [{ item: { operation: Operation.Get, resultStatus: ResultStatus.Success }, uid: plain!.uid }], false);
+      if (response) {
+        writeGetSuccessEvent(this.log, principal.id, requestId, plain!.version, plain!.uid);
+        return { response, effect: false, invalid: false };
+      }
     }
     let message: TtlvItem;
     let request: RequestMessage;
@@ -221,7 +226,8 @@ function hasExtension(message: TtlvItem): boolean {
 
 /** KMIP 1.x, versions 1.0–1.4 (message.ts KMIP_VERSIONS): what the service answers in. */
 function versionServed(version: ProtocolVersion): boolean {
-  return KMIP_VERSIONS.some((v) => v.major === version.major && v.minor === version.minor);
+  for (const v of KMIP_VERSIONS) if (v.major === version.major && v.minor === version.minor) return true;
+  return false;
 }
 
 /**

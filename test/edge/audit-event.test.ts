@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { AUDIT_MESSAGE, writeAuditEvent, type AuditEvent } from '../../src/edge/audit-event.ts';
+import { AUDIT_MESSAGE, writeAuditEvent, writeGetSuccessEvent, type AuditEvent } from '../../src/edge/audit-event.ts';
 import { createLogger, silentLogger } from '../../src/log.ts';
 
 function lines(write: (log: ReturnType<typeof createLogger>) => void, level = 'info'): string[] {
@@ -44,4 +44,39 @@ it('each shape of event: the line pino writes for the same fields, in the same o
 it('nothing is written below the info level, nor by the silent logger', () => {
   assert.deepEqual(lines((log) => writeAuditEvent(log, events[0]!), 'warn'), []);
   writeAuditEvent(silentLogger, events[0]!); // no stream to write to: must not throw either
+});
+
+it('a Get answered Success (the hot path): the line writeAuditEvent and pino write for it, for any client, request id and identifier', () => {
+  const gets = [
+    { client: 'lib-1', requestId: 'lib-1:boot:1:1', version: { major: 1, minor: 2 }, uid: '42' },
+    { client: 'lib-"quoted"\\', requestId: 'r\u2028\n', version: { major: 1, minor: 4 }, uid: 'é€😀' },
+  ];
+  for (const { client, requestId, version, uid } of gets) {
+    // Twice through one logger: the second line uses what the first put together.
+    const ours = lines((log) => {
+      writeGetSuccessEvent(log, client, requestId, version, uid);
+      writeGetSuccessEvent(log, client, requestId, version, uid);
+    });
+    const general = lines((log) => writeAuditEvent(log, { client, requestId, version, items: [{ operation: 'Get', uid, status: 'Success' }] }));
+    const pinos = lines((log) => log.info({ event: 'kmip_client_request', client, requestId, version: `${version.major}.${version.minor}`, items: [{ operation: 'Get', uid, status: 'Success' }] }, AUDIT_MESSAGE));
+    assert.equal(ours.length, 2);
+    for (const line of ours) {
+      assert.equal(withoutTime(line), withoutTime(general[0]!));
+      assert.equal(withoutTime(line), withoutTime(pinos[0]!));
+    }
+  }
+  assert.deepEqual(lines((log) => writeGetSuccessEvent(log, 'lib-1', 'r', { major: 1, minor: 2 }, '42'), 'warn'), []);
+  writeGetSuccessEvent(silentLogger, 'lib-1', 'r', { major: 1, minor: 2 }, '42');
+});
+
+it('what every line of a client starts with follows the logger: a child logger and setBindings change it', () => {
+  const written: string[] = [];
+  const log = createLogger({ level: 'info' }, { write: (line: string) => void written.push(line) });
+  const child = log.child({ door: 'kmip' });
+  writeGetSuccessEvent(log, 'lib-1', 'r1', { major: 1, minor: 2 }, '42');
+  writeGetSuccessEvent(child, 'lib-1', 'r2', { major: 1, minor: 2 }, '42');
+  log.setBindings({ site: 'branch-7' });
+  writeGetSuccessEvent(log, 'lib-1', 'r3', { major: 1, minor: 2 }, '42');
+  const read = written.map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(read.map((line) => [line.requestId, line.door, line.site]), [['r1', undefined, undefined], ['r2', 'kmip', undefined], ['r3', undefined, 'branch-7']]);
 });
