@@ -88,34 +88,39 @@ export async function logDestination(fd: number, terminal: boolean = isatty(fd))
 
 /**
  * JSON lines to `fd`, gathered and written by one synchronous write at most LOG_FLUSH_MS after the
- * first of them (or at once when MAX_PENDING_LOG_CHARS are waiting): at the local KMIP endpoint,
- * where every request is an audit event (issue #16), a write per line was a system call per request
- * (measured: 4–11 µs of server CPU per request on a noisy host, `bench kmip-endpoint`). Buffered
- * access logs are the rule among servers (nginx `access_log … buffer= flush=`, Envoy's file flush
- * interval); the bound here is short. What is pending is also written at process exit (the one-line error, a SIGTERM's
- * last lines) and on logger.flush(); only SIGKILL (or a crash of Node itself) loses the lines of
- * the last LOG_FLUSH_MS. Writes block, as the unbatched destination's did: a slow reader
+ * first of them (or at once when the next line might not fit in the LOG_BUFFER_BYTES gathered): at
+ * the local KMIP endpoint, where every request is an audit event (issue #16), a write per line was
+ * a system call per request (measured: 4–11 µs of server CPU per request on a noisy host, `bench
+ * kmip-endpoint`). Buffered access logs are the rule among servers (nginx `access_log … buffer=
+ * flush=`, Envoy's file flush interval); the bound here is short. Each line is encoded into one
+ * buffer as it comes, as nginx's access log buffer does: gathering the strings and joining them
+ * at the write cost the endpoint 1–3 µs a request more (same-run pairs of listeners, `bench
+ * kmip-endpoint`). What is pending is also written at process exit (the one-line error, a
+ * SIGTERM's last lines) and on logger.flush(); only SIGKILL (or a crash of Node itself) loses the
+ * lines of the last LOG_FLUSH_MS. Writes block, as the unbatched destination's did: a slow reader
  * (journald) slows logging, it never grows a buffer beyond the bound.
  */
 function batchedLines(fd: number): DestinationStream & { flush(callback?: (error?: Error) => void): void } {
-  let pending: string[] = [];
-  let pendingLength = 0;
+  const gathered = Buffer.alloc(LOG_BUFFER_BYTES);
+  let used = 0;
   let scheduled = false;
   const writePending = () => {
     scheduled = false;
-    if (pending.length === 0) return;
-    const text = Buffer.from(pending.join(''), 'utf8');
-    pending = [];
-    pendingLength = 0;
-    writeFully(fd, text);
+    if (used === 0) return;
+    const length = used;
+    used = 0;
+    writeFully(fd, gathered.subarray(0, length)); // synchronous: the buffer is free again after it
   };
   process.once('exit', writePending);
   return {
     write(line: string) {
-      pending.push(line);
-      pendingLength += line.length;
-      if (pendingLength >= MAX_PENDING_LOG_CHARS) writePending(); // a long burst: written as it goes, memory bounded
-      else if (!scheduled) {
+      // A UTF-16 code unit is at most 3 bytes of UTF-8: a line that may not fit is never cut.
+      if (used + line.length * 3 > LOG_BUFFER_BYTES) {
+        writePending(); // a long burst: written as it goes, memory bounded
+        if (line.length * 3 > LOG_BUFFER_BYTES) return void writeFully(fd, Buffer.from(line, 'utf8')); // longer than the buffer: on its own
+      }
+      used += gathered.write(line, used, 'utf8');
+      if (!scheduled) {
         scheduled = true;
         setTimeout(writePending, LOG_FLUSH_MS).unref(); // an exit writes them if the process ends before
       }
@@ -127,7 +132,7 @@ function batchedLines(fd: number): DestinationStream & { flush(callback?: (error
   };
 }
 
-const MAX_PENDING_LOG_CHARS = 64 * 1024;
+const LOG_BUFFER_BYTES = 64 * 1024;
 const LOG_FLUSH_MS = 50;
 
 /**

@@ -96,6 +96,29 @@ it('redaction: secret fields at the top and one level inside (objects, errors, a
   assert.equal(error.key, 'error-key');
 });
 
+it('gathered JSON lines: a burst beyond the buffer, a line longer than it and lines of multi-byte characters come out whole and in order', async () => {
+  const file = join(mkdtempSync(join(tmpdir(), 'kmip-edge-log-')), 'log');
+  const fd = openSync(file, 'w');
+  const log = createLogger({}, await logDestination(fd, false));
+  const expected: string[] = [];
+  // 64 KiB gathered at most: 3,000 lines of ~150 bytes are several buffers' worth.
+  for (let i = 0; i < 3000; i++) {
+    const detail = i % 2 === 0 ? `${'€'.repeat(40)}😀 ${i}` : `line ${i}`; // 3 and 4 bytes a character
+    expected.push(detail);
+    log.info({ event: 'burst', detail }, 'burst');
+    if (i === 1500) {
+      const long = 'x'.repeat(200_000) + '€'; // longer than the buffer: written on its own, after what was gathered before it
+      expected.push(long);
+      log.info({ event: 'burst', detail: long }, 'burst');
+    }
+  }
+  log.flush();
+  const lines = readFileSync(file, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { detail: string }).detail);
+  closeSync(fd);
+  assert.equal(lines.length, expected.length);
+  assert.deepEqual(lines, expected);
+});
+
 it('JSON lines are gathered and written together shortly after, all of them at exit, and a reader that is gone ends nothing', async () => {
   const file = join(mkdtempSync(join(tmpdir(), 'kmip-edge-log-')), 'log');
   const fd = openSync(file, 'w');
