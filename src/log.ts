@@ -100,7 +100,7 @@ export async function logDestination(fd: number, terminal: boolean = isatty(fd))
  * lines of the last LOG_FLUSH_MS. Writes block, as the unbatched destination's did: a slow reader
  * (journald) slows logging, it never grows a buffer beyond the bound.
  */
-function batchedLines(fd: number): DestinationStream & { flush(callback?: (error?: Error) => void): void } {
+function batchedLines(fd: number): DestinationStream & GatheredLines & { flush(callback?: (error?: Error) => void): void } {
   const gathered = Buffer.alloc(LOG_BUFFER_BYTES);
   let used = 0;
   let scheduled = false;
@@ -111,6 +111,13 @@ function batchedLines(fd: number): DestinationStream & { flush(callback?: (error
     used = 0;
     writeFully(fd, gathered.subarray(0, length)); // synchronous: the buffer is free again after it
   };
+  const written = (end: number) => {
+    used = end;
+    if (!scheduled) {
+      scheduled = true;
+      setTimeout(writePending, LOG_FLUSH_MS).unref(); // an exit writes them if the process ends before
+    }
+  };
   process.once('exit', writePending);
   return {
     write(line: string) {
@@ -119,17 +126,39 @@ function batchedLines(fd: number): DestinationStream & { flush(callback?: (error
         writePending(); // a long burst: written as it goes, memory bounded
         if (line.length * 3 > LOG_BUFFER_BYTES) return void writeFully(fd, Buffer.from(line, 'utf8')); // longer than the buffer: on its own
       }
-      used += gathered.write(line, used, 'utf8');
-      if (!scheduled) {
-        scheduled = true;
-        setTimeout(writePending, LOG_FLUSH_MS).unref(); // an exit writes them if the process ends before
-      }
+      written(used + gathered.write(line, used, 'utf8'));
     },
+    gathered,
+    reserve(maxBytes) {
+      if (maxBytes > LOG_BUFFER_BYTES) return -1;
+      if (used + maxBytes > LOG_BUFFER_BYTES) writePending();
+      return used;
+    },
+    commit: written,
     flush(callback) {
       writePending();
       callback?.();
     },
   };
+}
+
+/**
+ * A destination that also takes a line as bytes put straight into the buffer it gathers lines in
+ * (the JSON lines destination above): the audit event of a cached Get (src/edge/audit-event.ts) is
+ * written so, with no string made for it.
+ */
+export interface GatheredLines {
+  readonly gathered: Buffer;
+  /** Where a line of at most `maxBytes` goes in `gathered` (room made for it); -1 for a line that long, to be written as a string. */
+  reserve(maxBytes: number): number;
+  /** The line reserved for ends before `end`, a newline included. */
+  commit(end: number): void;
+}
+
+/** The logger's destination when it takes lines as bytes (GatheredLines), else undefined. */
+export function gatheredLinesOf(log: Logger): GatheredLines | undefined {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as Partial<GatheredLines> | undefined;
+  return stream?.gathered instanceof Buffer && typeof stream.reserve === 'function' ? (stream as GatheredLines) : undefined;
 }
 
 const LOG_BUFFER_BYTES = 64 * 1024;

@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { AUDIT_MESSAGE, writeAuditEvent, writeGetSuccessEvent, type AuditEvent } from '../../src/edge/audit-event.ts';
-import { createLogger, silentLogger } from '../../src/log.ts';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger, gatheredLinesOf, logDestination, silentLogger } from '../../src/log.ts';
 
 function lines(write: (log: ReturnType<typeof createLogger>) => void, level = 'info'): string[] {
   const written: string[] = [];
@@ -79,4 +82,38 @@ it('what every line of a client starts with follows the logger: a child logger a
   writeGetSuccessEvent(log, 'lib-1', 'r3', { major: 1, minor: 2 }, '42');
   const read = written.map((line) => JSON.parse(line) as Record<string, unknown>);
   assert.deepEqual(read.map((line) => [line.requestId, line.door, line.site]), [['r1', undefined, undefined], ['r2', 'kmip', undefined], ['r3', undefined, 'branch-7']]);
+});
+
+it('to the agent\'s JSON lines destination the line goes as bytes: the same line, in order with the others, escaped ones by the string path, bursts beyond the buffer', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-audit-'));
+  const file = join(dir, 'log');
+  const fd = openSync(file, 'w');
+  try {
+    const log = createLogger({ level: 'info' }, await logDestination(fd, false));
+    assert.ok(gatheredLinesOf(log), 'the JSON lines destination takes bytes');
+    const gets = [
+      { client: 'lib-1', requestId: 'lib-1:0a1b2c:3:4', version: { major: 1, minor: 2 }, uid: '6f1c0b8e-5d4a-4e2b-9c3d-1a2b3c4d5e6f' },
+      { client: 'lib-1', requestId: 'quote"d', version: { major: 1, minor: 0 }, uid: '42' }, // escaped: the string path
+      { client: 'lib-é', requestId: 'r', version: { major: 1, minor: 4 }, uid: 'é€😀' }, // a non-ASCII client in the head's bytes, a non-ASCII identifier by the string path
+      { client: 'lib-2', requestId: 'back\\slash', version: { major: 1, minor: 3 }, uid: 'u' },
+    ];
+    const expected: string[] = [];
+    for (let round = 0; round < 1000; round++) { // ~300 KB: several buffers' worth
+      const { client, requestId, version, uid } = gets[round % gets.length]!;
+      writeGetSuccessEvent(log, client, `${requestId}#${round}`, version, uid);
+      expected.push(lines((other) => writeAuditEvent(other, { client, requestId: `${requestId}#${round}`, version, items: [{ operation: 'Get', uid, status: 'Success' }] }))[0]!);
+      if (round % 100 === 0) {
+        log.info({ event: 'between', round }, 'another line');
+        expected.push(lines((other) => other.info({ event: 'between', round }, 'another line'))[0]!);
+      }
+    }
+    log.flush();
+    const written = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(written.length, expected.length);
+    written.forEach((line, index) => assert.equal(withoutTime(line), withoutTime(expected[index]!), `line ${index}`));
+    for (const line of written) assert.ok(Math.abs((JSON.parse(line) as { time: number }).time - Date.now()) < 60_000, line); // the time's digits too
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
