@@ -28,7 +28,7 @@ it('bench footprint --json: cold start, resident memory with every key fetched, 
   assert.equal(result.codeCache, 'accepted');
   assert.ok((result.peakRssMb as number) >= (result.rssMb as number));
   // Measured as the package runs the agent: with its systemd unit's environment.
-  assert.deepEqual(result.environment, { MALLOC_ARENA_MAX: '1', NODE_OPTIONS: '--use-openssl-ca' });
+  assert.deepEqual(result.environment, { MALLOC_ARENA_MAX: '1', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072', NODE_OPTIONS: '--use-openssl-ca' });
   assert.deepEqual(result.targets, { coldStartMs: 300, rssMb: 80, bundleBytes: 1_000_000 });
 });
 
