@@ -118,22 +118,25 @@ function batchedLines(fd: number): DestinationStream & GatheredLines & { flush(c
       setTimeout(writePending, LOG_FLUSH_MS).unref(); // an exit writes them if the process ends before
     }
   };
+  /** Where a line of at most `maxBytes` goes: after what is gathered, or at 0 once that is written (a long burst: written as it goes, memory bounded); -1 when no buffer holds it. */
+  const reserve = (maxBytes: number) => {
+    if (maxBytes > LOG_BUFFER_BYTES) return -1;
+    if (used + maxBytes > LOG_BUFFER_BYTES) writePending();
+    return used;
+  };
   process.once('exit', writePending);
   return {
     write(line: string) {
       // A UTF-16 code unit is at most 3 bytes of UTF-8: a line that may not fit is never cut.
-      if (used + line.length * 3 > LOG_BUFFER_BYTES) {
-        writePending(); // a long burst: written as it goes, memory bounded
-        if (line.length * 3 > LOG_BUFFER_BYTES) return void writeFully(fd, Buffer.from(line, 'utf8')); // longer than the buffer: on its own
+      const at = reserve(line.length * 3);
+      if (at < 0) {
+        writePending();
+        return void writeFully(fd, Buffer.from(line, 'utf8')); // longer than the buffer: on its own, after what came before it
       }
-      written(used + gathered.write(line, used, 'utf8'));
+      written(at + gathered.write(line, at, 'utf8'));
     },
     gathered,
-    reserve(maxBytes) {
-      if (maxBytes > LOG_BUFFER_BYTES) return -1;
-      if (used + maxBytes > LOG_BUFFER_BYTES) writePending();
-      return used;
-    },
+    reserve,
     commit: written,
     flush(callback) {
       writePending();
@@ -155,9 +158,14 @@ export interface GatheredLines {
   commit(end: number): void;
 }
 
+/** The destination a pino logger writes its lines to (pino keeps it under a symbol of its own). */
+export function destinationOf(log: Logger): DestinationStream {
+  return (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as DestinationStream;
+}
+
 /** The logger's destination when it takes lines as bytes (GatheredLines), else undefined. */
 export function gatheredLinesOf(log: Logger): GatheredLines | undefined {
-  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as Partial<GatheredLines> | undefined;
+  const stream = destinationOf(log) as Partial<GatheredLines> | undefined;
   return stream?.gathered instanceof Buffer && typeof stream.reserve === 'function' ? (stream as GatheredLines) : undefined;
 }
 

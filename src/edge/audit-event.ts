@@ -13,7 +13,7 @@
  */
 import { pino } from 'pino';
 import type { ProtocolVersion } from '../kmip/message.ts';
-import { gatheredLinesOf, type GatheredLines, type Logger } from '../log.ts';
+import { destinationOf, gatheredLinesOf, type GatheredLines, type Logger } from '../log.ts';
 
 export interface AuditedItem {
   operation?: string | undefined;
@@ -55,7 +55,7 @@ export function writeAuditEvent(log: Logger, event: AuditEvent): void {
     if (item.reason !== undefined) line += `,"reason":${text(item.reason)}`;
     line += '}';
   }
-  streamOf(log).write(`${line}],"msg":"${AUDIT_MESSAGE}"}\n`);
+  destinationOf(log).write(`${line}],"msg":"${AUDIT_MESSAGE}"}\n`);
 }
 
 const GET_ITEM = ',"items":[{"operation":"Get","uid":';
@@ -74,7 +74,7 @@ export function writeGetSuccessEvent(log: Logger, client: string, requestId: str
   const head = lineHead(log, client);
   if (head === undefined) return;
   if (head.sink !== undefined && putGetSuccess(head.sink, head.bytes, requestId, version, uid)) return;
-  streamOf(log).write(`{"level":${INFO},"time":${Date.now()}${head.text}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
+  destinationOf(log).write(`{"level":${INFO},"time":${Date.now()}${head.text}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
 }
 
 const LINE_START = Buffer.from(`{"level":${INFO},"time":`);
@@ -163,7 +163,3 @@ function lineHead(log: Logger, client: string): LineHead | undefined {
 
 const headsOf = new WeakMap<Logger, Map<string, LineHead>>();
 const MAX_HEADS = 1024;
-
-function streamOf(log: Logger): { write(line: string): void } {
-  return (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { write(line: string): void };
-}
