@@ -78,15 +78,14 @@ export function writeGetSuccessEvent(log: Logger, client: string, requestId: str
 }
 
 const LINE_START = Buffer.from(`{"level":${INFO},"time":`);
-const VERSION_START = Buffer.from(',"version":"');
-const GET_ITEM_BYTES = Buffer.from(GET_ITEM);
 const GET_SUCCESS_END_BYTES = Buffer.from(GET_SUCCESS_END);
 /** Room for a number written by putNumber. */
 const NUMBER_ROOM = 24;
 
 /** The line as bytes into `sink`; false, with nothing written, when the request id or the identifier needs escaping (the string path then). */
 function putGetSuccess(sink: GatheredLines, head: Buffer, requestId: string, version: ProtocolVersion, uid: string): boolean {
-  const room = LINE_START.length + NUMBER_ROOM + head.length + requestId.length + 2 + VERSION_START.length + 2 * NUMBER_ROOM + 2 + GET_ITEM_BYTES.length + uid.length + 2 + GET_SUCCESS_END_BYTES.length;
+  const versionItem = versionAndGetItem(version);
+  const room = LINE_START.length + NUMBER_ROOM + head.length + requestId.length + 2 + versionItem.length + uid.length + 2 + GET_SUCCESS_END_BYTES.length;
   let at = sink.reserve(room);
   if (at < 0) return false;
   const b = sink.gathered;
@@ -95,16 +94,18 @@ function putGetSuccess(sink: GatheredLines, head: Buffer, requestId: string, ver
   at = putBytes(b, at, head);
   at = putPlainString(b, at, requestId);
   if (at < 0) return false;
-  at = putBytes(b, at, VERSION_START);
-  at = putNumber(b, at, version.major);
-  b[at++] = 0x2e; // .
-  at = putNumber(b, at, version.minor);
-  b[at++] = 0x22; // "
-  at = putBytes(b, at, GET_ITEM_BYTES);
+  at = putBytes(b, at, versionItem);
   at = putPlainString(b, at, uid);
   if (at < 0) return false;
   sink.commit(putBytes(b, at, GET_SUCCESS_END_BYTES));
   return true;
+}
+
+/** `,"version":"1.m","items":[{"operation":"Get","uid":` of the versions served (KMIP 1.0-1.4), made once each. */
+const VERSION_AND_GET_ITEM = Array.from({ length: 5 }, (_, minor) => Buffer.from(`,"version":"1.${minor}"${GET_ITEM}`));
+
+function versionAndGetItem(version: ProtocolVersion): Buffer {
+  return (version.major === 1 ? VERSION_AND_GET_ITEM[version.minor] : undefined) ?? Buffer.from(`,"version":"${version.major}.${version.minor}"${GET_ITEM}`);
 }
 
 function putBytes(b: Buffer, at: number, bytes: Buffer): number {
@@ -115,10 +116,26 @@ function putBytes(b: Buffer, at: number, bytes: Buffer): number {
 /** A number as JSON writes it (at most NUMBER_ROOM bytes). */
 function putNumber(b: Buffer, at: number, value: number): number {
   if (!Number.isSafeInteger(value) || value < 0) return at + b.write(String(value), at, 'latin1');
-  let digits = 1;
-  for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) digits++;
-  for (let i = at + digits - 1, rest = value; i >= at; i--, rest = Math.floor(rest / 10)) b[i] = 0x30 + (rest % 10);
+  if (value < 1e9) return putDigits(b, at, value, digitCount(value));
+  // A time in milliseconds is beyond 32 bits: its last nine digits, and what is before them.
+  const high = Math.floor(value / 1e9);
+  return putDigits(b, putNumber(b, at, high), value - high * 1e9, 9);
+}
+
+/** `value` (below 1e9: 32-bit integer arithmetic) as `digits` decimal digits, zeros in front. */
+function putDigits(b: Buffer, at: number, value: number, digits: number): number {
+  for (let i = at + digits - 1; i >= at; i--) {
+    const rest = (value / 10) | 0;
+    b[i] = 0x30 + value - rest * 10;
+    value = rest;
+  }
   return at + digits;
+}
+
+function digitCount(value: number): number {
+  let digits = 1;
+  for (let rest = value; rest >= 10; rest = (rest / 10) | 0) digits++;
+  return digits;
 }
 
 /** `"value"` when JSON holds every character of it as it is (PLAIN), else -1. */

@@ -96,6 +96,7 @@ it('to the agent\'s JSON lines destination the line goes as bytes: the same line
       { client: 'lib-1', requestId: 'quote"d', version: { major: 1, minor: 0 }, uid: '42' }, // escaped: the string path
       { client: 'lib-é', requestId: 'r', version: { major: 1, minor: 4 }, uid: 'é€😀' }, // a non-ASCII client in the head's bytes, a non-ASCII identifier by the string path
       { client: 'lib-2', requestId: 'back\\slash', version: { major: 1, minor: 3 }, uid: 'u' },
+      { client: 'lib-3', requestId: 'r', version: { major: 2, minor: 1 }, uid: 'v' }, // a version with no prepared bytes
     ];
     const expected: string[] = [];
     for (let round = 0; round < 1000; round++) { // ~300 KB: several buffers' worth
@@ -113,6 +114,28 @@ it('to the agent\'s JSON lines destination the line goes as bytes: the same line
     written.forEach((line, index) => assert.equal(withoutTime(line), withoutTime(expected[index]!), `line ${index}`));
     for (const line of written) assert.ok(Math.abs((JSON.parse(line) as { time: number }).time - Date.now()) < 60_000, line); // the time's digits too
   } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('the time of a line as bytes is the clock\'s, every digit: zeros inside and at the end, 32 bits and beyond', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-audit-'));
+  const fd = openSync(join(dir, 'log'), 'w');
+  const clock = Date.now;
+  const times = [1_764_800_000_000, 1_764_000_000_009, 1_000_000_000_000, 999_999_999, 1_000_000_000, 4_294_967_296, 10, 0, 2 ** 53 - 1];
+  try {
+    const log = createLogger({ level: 'info' }, await logDestination(fd, false));
+    for (const time of times) {
+      Date.now = () => time;
+      writeGetSuccessEvent(log, 'lib-1', 'r', { major: 1, minor: 2 }, '42');
+    }
+    Date.now = clock;
+    log.flush();
+    const written = readFileSync(join(dir, 'log'), 'utf8').split('\n').filter(Boolean);
+    assert.deepEqual(written.map((line) => (JSON.parse(line) as { time: number }).time), times);
+  } finally {
+    Date.now = clock;
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });
   }
