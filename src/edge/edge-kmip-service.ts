@@ -42,6 +42,8 @@ export interface ServiceAnswer {
   response: Uint8Array;
   effect: boolean;
   invalid: boolean;
+  /** KmipAnswer.getSuccess. */
+  getSuccess?: boolean;
 }
 
 export interface AnswerOptions {
@@ -104,7 +106,7 @@ export class EdgeKmipService implements KmipRequestHandler {
       const response = key && writeGetResponse(plain!, key);
       if (response) {
         writeGetSuccessEvent(this.log, principal.id, requestId, plain!.version, plain!.uid);
-        return { response, effect: false, invalid: false };
+        return { response, effect: false, invalid: false, getSuccess: true };
       }
     }
     let message: TtlvItem;

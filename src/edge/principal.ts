@@ -79,6 +79,8 @@ export interface KmipAnswer {
   response: Uint8Array;
   /** The request was not a valid KMIP Request Message: the door sends the response (Invalid Message) and closes the connection. */
   invalid: boolean;
+  /** Set when the response is one Get answered Success (the hot path): the door counts it so, without reading the response. */
+  getSuccess?: boolean;
 }
 
 /** What the local KMIP door calls (src/edge/edge-kmip-service.ts implements it). */

@@ -33,6 +33,11 @@ export class EndpointCounts {
     this.connections[event]++;
   }
 
+  /** Counts one Get answered Success (KmipAnswer.getSuccess: what response() would read from its bytes). */
+  getSuccess(): void {
+    this.count(Operation.Get, ResultStatus.Success, -1);
+  }
+
   /** Counts each batch item of a Response Message (TTLV bytes built by the service). */
   response(response: Uint8Array): void {
     forEachBatchItem(response, this.count);

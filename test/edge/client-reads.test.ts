@@ -13,6 +13,7 @@ import {
   CryptographicAlgorithm, CryptographicUsageMask, KeyFormatType, ObjectType, Operation, QueryFunction, ResultReason, ResultStatus, RevocationReasonCode, State, Tag, UsageLimitsUnit,
 } from '../../src/kmip/tables.generated.ts';
 import { findChild, optionalValue } from '../../src/kmip/tree.ts';
+import { EndpointCounts } from '../../src/endpoint/endpoint-counts.ts';
 import { buildRequestMessage } from '../../src/kmip/message.ts';
 import { enumeration, integer, longInteger, structure, textString } from '../../src/ttlv/build.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
@@ -78,6 +79,13 @@ describe('edge KMIP service, local client online: reads', () => {
     const request = encodeTtlv(buildRequestMessage(V12, [{ operation: Operation.Get, payload: payload.get(tapeA) }]));
     const answer = edge.edge.answer(lib1, request, 'hot-1');
     assert.ok(!(answer instanceof Promise), 'a Get of a cached key is answered synchronously');
+    // Said to be one Get answered Success, and the door counts it so: what it would read from the response.
+    assert.equal(answer.getSuccess, true);
+    const [said, counted] = [new EndpointCounts(), new EndpointCounts()];
+    said.getSuccess();
+    counted.response(answer.response);
+    assert.deepEqual(said.requests(), counted.requests());
+    assert.deepEqual(counted.requests(), [{ operation: 'Get', result: 'Success', count: 1 }]);
   });
 
   it('Get Attributes: by names the cache keeps (Name, Object Group, State, x-barcode) and all of them (the key server\'s); Get Attribute List', async () => {
