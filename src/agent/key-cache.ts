@@ -179,6 +179,17 @@ class MaterialSlab {
   }
 }
 
+/** Copies `key`'s material into `target` at `at`: from the slab directly for a key held here (no view made, the hot path), else from its material. */
+export function copyMaterial(key: CachedKey, target: Uint8Array, at: number): void {
+  if (!(key instanceof HeldKey)) return void target.set(key.material, at);
+  for (let i = 0; i < key.size; i++) target[at + i] = key.bytes[key.at + i]!;
+}
+
+/** The length of `key`'s material, with no view made for a key held here. */
+export function materialLength(key: CachedKey): number {
+  return key instanceof HeldKey ? key.size : key.material.length;
+}
+
 /** A key held in memory: its metadata, and where its material is in the slab. */
 class HeldKey implements CachedKey {
   /** When the server was last asked about this key (Date.now()), -1 never: decide's rate limit. */

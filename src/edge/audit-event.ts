@@ -69,12 +69,13 @@ const GET_SUCCESS_END = `,"status":"Success"}],"msg":"${AUDIT_MESSAGE}"}\n`;
  * agent's JSON lines destination (src/log.ts GatheredLines) its bytes go straight into the buffer
  * the lines are gathered in, with no string made: at the endpoint, over TLS, the line and its
  * write were 2–5 µs of a request's ~25 µs (pairs of listeners in one run, `bench kmip-endpoint`).
+ * `time`: the clock's reading the response's Time Stamp took (one reading for both).
  */
-export function writeGetSuccessEvent(log: Logger, client: string, requestId: string, version: ProtocolVersion, uid: string): void {
+export function writeGetSuccessEvent(log: Logger, client: string, requestId: string, version: ProtocolVersion, uid: string, time: number = Date.now()): void {
   const head = lineHead(log, client);
   if (head === undefined) return;
-  if (head.sink !== undefined && putGetSuccess(head.sink, head.bytes, requestId, version, uid)) return;
-  destinationOf(log).write(`{"level":${INFO},"time":${Date.now()}${head.text}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
+  if (head.sink !== undefined && putGetSuccess(head.sink, head.bytes, time, requestId, version, uid)) return;
+  destinationOf(log).write(`{"level":${INFO},"time":${time}${head.text}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
 }
 
 const LINE_START = Buffer.from(`{"level":${INFO},"time":`);
@@ -83,14 +84,14 @@ const GET_SUCCESS_END_BYTES = Buffer.from(GET_SUCCESS_END);
 const NUMBER_ROOM = 24;
 
 /** The line as bytes into `sink`; false, with nothing written, when the request id or the identifier needs escaping (the string path then). */
-function putGetSuccess(sink: GatheredLines, head: Buffer, requestId: string, version: ProtocolVersion, uid: string): boolean {
+function putGetSuccess(sink: GatheredLines, head: Buffer, time: number, requestId: string, version: ProtocolVersion, uid: string): boolean {
   const versionItem = versionAndGetItem(version);
   const room = LINE_START.length + NUMBER_ROOM + head.length + requestId.length + 2 + versionItem.length + uid.length + 2 + GET_SUCCESS_END_BYTES.length;
   let at = sink.reserve(room);
   if (at < 0) return false;
   const b = sink.gathered;
   at = putBytes(b, at, LINE_START);
-  at = putNumber(b, at, Date.now());
+  at = putNumber(b, at, time);
   at = putBytes(b, at, head);
   at = putPlainString(b, at, requestId);
   if (at < 0) return false;

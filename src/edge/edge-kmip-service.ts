@@ -103,10 +103,13 @@ export class EdgeKmipService implements KmipRequestHandler {
       // A local client's Get of a cached key, the tape library's hot path: read and answered on the bytes (plain-get.ts).
       const plain = readPlainGet(body, options.limits);
       const key = plain && versionServed(plain.version) ? this.client.readableFromMemory(principal, plain.uid) : undefined;
-      const response = key && writeGetResponse(plain!, key);
-      if (response) {
-        writeGetSuccessEvent(this.log, principal.id, requestId, plain!.version, plain!.uid);
-        return { response, effect: false, invalid: false, getSuccess: true };
+      if (key) {
+        const now = Date.now(); // the response's Time Stamp and the audit line's time: one reading of the clock
+        const response = writeGetResponse(plain!, key, now);
+        if (response) {
+          writeGetSuccessEvent(this.log, principal.id, requestId, plain!.version, plain!.uid, now);
+          return { response, effect: false, invalid: false, getSuccess: true };
+        }
       }
     }
     let message: TtlvItem;

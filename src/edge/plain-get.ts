@@ -12,7 +12,7 @@
  * undefined and takes the general path, which decides as before. Policy is not decided here: the
  * caller asks ClientOperations.readableFromMemory, as the general path does.
  */
-import type { CachedKey } from '../agent/key-cache.ts';
+import { copyMaterial, materialLength, type CachedKey } from '../agent/key-cache.ts';
 import type { ProtocolVersion } from '../kmip/message.ts';
 import { KeyFormatType, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
 import { ItemType, padTo8 } from '../ttlv/item.ts';
@@ -46,6 +46,9 @@ function variable(b: Uint8Array, at: number, tag: number, type: number, end: num
   return length;
 }
 
+/** The versions 1.0-1.4, one object each for every request that names them. */
+const KMIP_1: readonly ProtocolVersion[] = Array.from({ length: 5 }, (_, minor) => Object.freeze({ major: 1, minor }));
+
 /** Reads the one shape (see above), or undefined. */
 export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): PlainGet | undefined {
   const { maxMessageBytes, maxValueBytes } = resolveTtlvLimits(limits);
@@ -75,7 +78,7 @@ export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): Pl
   if (length < 0 || at + 16 + padTo8(length) !== itemEnd) return undefined;
   for (let i = at + 16; i < at + 16 + length; i++) if (b[i]! >= 0x80) return undefined; // beyond ASCII: the general path's strict UTF-8 decoder
   const uid = (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', at + 16, at + 16 + length);
-  return { version: { major: major | 0, minor: minor | 0 }, uniqueBatchItemId, uid };
+  return { version: (major === 1 ? KMIP_1[minor] : undefined) ?? { major: major | 0, minor: minor | 0 }, uniqueBatchItemId, uid };
 }
 
 function putU32(o: Uint8Array, at: number, value: number): void {
@@ -186,13 +189,13 @@ function layOut(symmetric: boolean, algorithm: boolean, length: boolean, uidLeng
  * undefined for an object keyPayload does not answer from memory. `uid` is ASCII (readPlainGet).
  */
 export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Date.now()): Uint8Array | undefined {
-  const { metadata, material } = key;
+  const { metadata } = key;
   const symmetric = metadata.objectType === ObjectType.SymmetricKey;
   if (!symmetric && !(metadata.objectType === ObjectType.SecretData && metadata.secretDataType !== undefined)) return undefined;
   const algorithm = symmetric && metadata.algorithm !== undefined;
   const length = symmetric && metadata.length !== undefined;
   const batchId = get.uniqueBatchItemId;
-  const layout = layoutFor(symmetric, algorithm, length, get.uid.length, material.length, batchId?.length);
+  const layout = layoutFor(symmetric, algorithm, length, get.uid.length, materialLength(key), batchId?.length);
   const o = allocZeroed(layout.bytes.length);
   o.set(layout.bytes);
   putU32(o, layout.major, get.version.major);
@@ -203,7 +206,7 @@ export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Da
   if (batchId !== undefined) o.set(batchId, layout.batchId);
   if (!symmetric) putU32(o, layout.secretDataType, metadata.secretDataType!);
   for (let i = 0; i < get.uid.length; i++) o[layout.uid + i] = get.uid.charCodeAt(i);
-  o.set(material, layout.material);
+  copyMaterial(key, o, layout.material);
   if (algorithm) putU32(o, layout.algorithm, metadata.algorithm!);
   if (length) putU32(o, layout.length, metadata.length!);
   return o;

@@ -14,7 +14,8 @@ import {
 } from '../../src/kmip/tables.generated.ts';
 import { findChild, optionalValue } from '../../src/kmip/tree.ts';
 import { EndpointCounts } from '../../src/endpoint/endpoint-counts.ts';
-import { buildRequestMessage } from '../../src/kmip/message.ts';
+import { buildRequestMessage, parseResponseMessage } from '../../src/kmip/message.ts';
+import { decodeTtlv } from '../../src/ttlv/decode.ts';
 import { enumeration, integer, longInteger, structure, textString } from '../../src/ttlv/build.ts';
 import { encodeTtlv } from '../../src/ttlv/encode.ts';
 import { toHex } from '../../src/ttlv/hex.ts';
@@ -79,6 +80,8 @@ describe('edge KMIP service, local client online: reads', () => {
     const request = encodeTtlv(buildRequestMessage(V12, [{ operation: Operation.Get, payload: payload.get(tapeA) }]));
     const answer = edge.edge.answer(lib1, request, 'hot-1');
     assert.ok(!(answer instanceof Promise), 'a Get of a cached key is answered synchronously');
+    const [hot] = parseResponseMessage(decodeTtlv(answer.response)).batchItems;
+    assert.equal(toHex(keyMaterialOf(keyBlockOf(readGet(hot!.payload!).object))), await upstreamBytes(tapeA), 'the key server\'s bytes, from the cache\'s slab');
     // Said to be one Get answered Success, and the door counts it so: what it would read from the response.
     assert.equal(answer.getSuccess, true);
     const [said, counted] = [new EndpointCounts(), new EndpointCounts()];
