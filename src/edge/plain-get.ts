@@ -49,10 +49,25 @@ function variable(b: Uint8Array, at: number, tag: number, type: number, end: num
 /** The versions 1.0-1.4, one object each for every request that names them. */
 const KMIP_1: readonly ProtocolVersion[] = Array.from({ length: 5 }, (_, minor) => Object.freeze({ major: 1, minor }));
 
+/**
+ * The last request read in full that had no Unique Batch Item ID: its length and its bytes before
+ * the identifier — every tag, type and length of the shape, and the version. A request of that
+ * length with those bytes is that shape with another identifier, and only the identifier and its
+ * padding are left to check (a library Gets with one shape: ~0.2 µs of field checks saved a
+ * request, `bench kmip-endpoint`). These bytes hold no identifier and nothing secret.
+ */
+let lastShape: { length: number; before: Uint8Array; version: ProtocolVersion } | undefined;
+
 /** Reads the one shape (see above), or undefined. */
 export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): PlainGet | undefined {
   const { maxMessageBytes, maxValueBytes } = resolveTtlvLimits(limits);
   const b = body;
+  const shape = lastShape;
+  if (shape !== undefined && b.length === shape.length && b.length <= maxMessageBytes && startsWith(b, shape.before)) {
+    const uidAt = shape.before.length;
+    const length = u32(b, uidAt - 4);
+    return length <= maxValueBytes ? identified(b, uidAt, length, shape.version, undefined) : undefined;
+  }
   if (b.length > maxMessageBytes || !isItem(b, 0, Tag.RequestMessage, ItemType.Structure, b.length - 8)) return undefined;
   // Request Header: Protocol Version, Batch Count 1.
   if (!isItem(b, 8, Tag.RequestHeader, ItemType.Structure, 56) || !isItem(b, 16, Tag.ProtocolVersion, ItemType.Structure, 32)) return undefined;
@@ -76,9 +91,24 @@ export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): Pl
   if (!isItem(b, at, Tag.RequestPayload, ItemType.Structure, itemEnd - at - 8)) return undefined;
   const length = variable(b, at + 8, Tag.UniqueIdentifier, ItemType.TextString, itemEnd, maxValueBytes);
   if (length < 0 || at + 16 + padTo8(length) !== itemEnd) return undefined;
-  for (let i = at + 16; i < at + 16 + length; i++) if (b[i]! >= 0x80) return undefined; // beyond ASCII: the general path's strict UTF-8 decoder
-  const uid = (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', at + 16, at + 16 + length);
-  return { version: (major === 1 ? KMIP_1[minor] : undefined) ?? { major: major | 0, minor: minor | 0 }, uniqueBatchItemId, uid };
+  const version = (major === 1 ? KMIP_1[minor] : undefined) ?? { major: major | 0, minor: minor | 0 };
+  const plain = identified(b, at + 16, length, version, uniqueBatchItemId);
+  if (plain !== undefined && uniqueBatchItemId === undefined) lastShape = { length: b.length, before: new Uint8Array(b.subarray(0, at + 16)), version }; // a copy: a view would keep the whole read
+  return plain;
+}
+
+/** The Get with the identifier of `length` at `at` (its padding zero: `variable` checked it, or the shape's checks below), if it is ASCII. */
+function identified(b: Uint8Array, at: number, length: number, version: ProtocolVersion, uniqueBatchItemId: Uint8Array | undefined): PlainGet | undefined {
+  for (let i = at; i < at + length; i++) if (b[i]! >= 0x80) return undefined; // beyond ASCII: the general path's strict UTF-8 decoder
+  for (let i = at + length; i < b.length; i++) if (b[i] !== 0) return undefined; // the padding, to the end of the message
+  const uid = (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', at, at + length);
+  return { version, uniqueBatchItemId, uid };
+}
+
+/** Whether `b` starts with the bytes of `prefix`. */
+function startsWith(b: Uint8Array, prefix: Uint8Array): boolean {
+  for (let i = 0; i < prefix.length; i++) if (b[i] !== prefix[i]) return false;
+  return true;
 }
 
 function putU32(o: Uint8Array, at: number, value: number): void {

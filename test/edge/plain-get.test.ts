@@ -97,6 +97,28 @@ describe('readPlainGet', () => {
     }
     assert.ok(accepted > 1000, `some mutations are still plain Gets (identifier bytes, versions): ${accepted}`);
   });
+
+  it('a request of the shape read just before (read from its identifier alone) is read as the general path reads it: 20,000 of one shape, mutated', () => {
+    const version = { major: 1, minor: 4 };
+    const uid = () => randomBytes(27).toString('base64url').slice(0, 36); // one length: one shape
+    let accepted = 0;
+    for (let i = 0; i < 20_000; i++) {
+      const base = request(version, uid());
+      assert.deepEqual(readPlainGet(base), generalRead(base), `request ${i}`); // the shape is now the last one read
+      const body = Uint8Array.from(base);
+      const at = i % 2 === 0 ? base.length - 40 + (i % 40) : Math.floor(Math.random() * base.length); // the identifier and its padding, or anywhere
+      body[at] = i % 3 === 0 ? 0x80 | (i & 0x7f) : Math.floor(Math.random() * 256);
+      const plain = readPlainGet(body);
+      if (plain === undefined) continue;
+      accepted++;
+      assert.deepEqual(plain, generalRead(body), `mutation ${i} at byte ${at}`);
+    }
+    assert.ok(accepted > 1000, `mutated identifiers still read: ${accepted}`);
+    const known = request(version, uid());
+    assert.ok(readPlainGet(known));
+    assert.equal(readPlainGet(request(version, uid()), { maxValueBytes: 35 }), undefined, 'over maxValueBytes, of the known shape');
+    assert.equal(readPlainGet(request(version, uid()), { maxMessageBytes: known.length - 1 }), undefined, 'over maxMessageBytes, of the known shape');
+  });
 });
 
 function cachedKey(metadata: Partial<KeyMetadata>, material: Uint8Array): CachedKey {
