@@ -12,7 +12,7 @@
  * names, none of them a secret field, so the logger's redaction has nothing to do here.
  */
 import { pino } from 'pino';
-import type { ProtocolVersion } from '../kmip/message.ts';
+import { KMIP_VERSIONS, type ProtocolVersion } from '../kmip/message.ts';
 import { destinationOf, gatheredLinesOf, type GatheredLines, type Logger } from '../log.ts';
 
 export interface AuditedItem {
@@ -102,11 +102,15 @@ function putGetSuccess(sink: GatheredLines, head: Buffer, time: number, requestI
   return true;
 }
 
-/** `,"version":"1.m","items":[{"operation":"Get","uid":` of the versions served (KMIP 1.0-1.4), made once each. */
-const VERSION_AND_GET_ITEM = Array.from({ length: 5 }, (_, minor) => Buffer.from(`,"version":"1.${minor}"${GET_ITEM}`));
+/** `,"version":"M.m","items":[{"operation":"Get","uid":` of each version served, by its object in KMIP_VERSIONS (what readPlainGet names): made once each. */
+const VERSION_AND_GET_ITEM = new Map(KMIP_VERSIONS.map((version) => [version, versionAndGetItemOf(version)]));
 
 function versionAndGetItem(version: ProtocolVersion): Buffer {
-  return (version.major === 1 ? VERSION_AND_GET_ITEM[version.minor] : undefined) ?? Buffer.from(`,"version":"${version.major}.${version.minor}"${GET_ITEM}`);
+  return VERSION_AND_GET_ITEM.get(version) ?? versionAndGetItemOf(version);
+}
+
+function versionAndGetItemOf(version: ProtocolVersion): Buffer {
+  return Buffer.from(`,"version":"${version.major}.${version.minor}"${GET_ITEM}`);
 }
 
 function putBytes(b: Buffer, at: number, bytes: Buffer): number {

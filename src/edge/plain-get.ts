@@ -13,7 +13,7 @@
  * caller asks ClientOperations.readableFromMemory, as the general path does.
  */
 import { copyMaterial, materialLength, type CachedKey } from '../agent/key-cache.ts';
-import type { ProtocolVersion } from '../kmip/message.ts';
+import { KMIP_VERSIONS, type ProtocolVersion } from '../kmip/message.ts';
 import { KeyFormatType, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
 import { ItemType, padTo8 } from '../ttlv/item.ts';
 import { resolveTtlvLimits, type TtlvLimits } from '../ttlv/limits.ts';
@@ -46,9 +46,6 @@ function variable(b: Uint8Array, at: number, tag: number, type: number, end: num
   return length;
 }
 
-/** The versions 1.0-1.4, one object each for every request that names them. */
-const KMIP_1: readonly ProtocolVersion[] = Array.from({ length: 5 }, (_, minor) => Object.freeze({ major: 1, minor }));
-
 /**
  * The last request read in full that had no Unique Batch Item ID: its length and its bytes before
  * the identifier — every tag, type and length of the shape, and the version. A request of that
@@ -66,7 +63,9 @@ export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): Pl
   if (shape !== undefined && b.length === shape.length && b.length <= maxMessageBytes && startsWith(b, shape.before)) {
     const uidAt = shape.before.length;
     const length = u32(b, uidAt - 4);
-    return length <= maxValueBytes ? identified(b, uidAt, length, shape.version, undefined) : undefined;
+    if (length > maxValueBytes) return undefined;
+    for (let i = uidAt + length; i < b.length; i++) if (b[i] !== 0) return undefined; // the padding, to the end of the message (the full reading: variable)
+    return identified(b, uidAt, length, shape.version, undefined);
   }
   if (b.length > maxMessageBytes || !isItem(b, 0, Tag.RequestMessage, ItemType.Structure, b.length - 8)) return undefined;
   // Request Header: Protocol Version, Batch Count 1.
@@ -91,16 +90,16 @@ export function readPlainGet(body: Uint8Array, limits?: Partial<TtlvLimits>): Pl
   if (!isItem(b, at, Tag.RequestPayload, ItemType.Structure, itemEnd - at - 8)) return undefined;
   const length = variable(b, at + 8, Tag.UniqueIdentifier, ItemType.TextString, itemEnd, maxValueBytes);
   if (length < 0 || at + 16 + padTo8(length) !== itemEnd) return undefined;
-  const version = (major === 1 ? KMIP_1[minor] : undefined) ?? { major: major | 0, minor: minor | 0 };
+  // A version served is named by its object in KMIP_VERSIONS, the same for every request.
+  const version = KMIP_VERSIONS.find((v) => v.major === major && v.minor === minor) ?? { major: major | 0, minor: minor | 0 };
   const plain = identified(b, at + 16, length, version, uniqueBatchItemId);
   if (plain !== undefined && uniqueBatchItemId === undefined) lastShape = { length: b.length, before: new Uint8Array(b.subarray(0, at + 16)), version }; // a copy: a view would keep the whole read
   return plain;
 }
 
-/** The Get with the identifier of `length` at `at` (its padding zero: `variable` checked it, or the shape's checks below), if it is ASCII. */
+/** The Get with the identifier of `length` at `at` (its padding checked zero by the caller), if it is ASCII. */
 function identified(b: Uint8Array, at: number, length: number, version: ProtocolVersion, uniqueBatchItemId: Uint8Array | undefined): PlainGet | undefined {
   for (let i = at; i < at + length; i++) if (b[i]! >= 0x80) return undefined; // beyond ASCII: the general path's strict UTF-8 decoder
-  for (let i = at + length; i < b.length; i++) if (b[i] !== 0) return undefined; // the padding, to the end of the message
   const uid = (b instanceof Buffer ? b : Buffer.from(b.buffer, b.byteOffset, b.length)).toString('latin1', at, at + length);
   return { version, uniqueBatchItemId, uid };
 }

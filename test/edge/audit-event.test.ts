@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
+import { KMIP_VERSIONS } from '../../src/kmip/message.ts';
 import { AUDIT_MESSAGE, writeAuditEvent, writeGetSuccessEvent, type AuditEvent } from '../../src/edge/audit-event.ts';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -97,6 +98,7 @@ it('to the agent\'s JSON lines destination the line goes as bytes: the same line
       { client: 'lib-é', requestId: 'r', version: { major: 1, minor: 4 }, uid: 'é€😀' }, // a non-ASCII client in the head's bytes, a non-ASCII identifier by the string path
       { client: 'lib-2', requestId: 'back\\slash', version: { major: 1, minor: 3 }, uid: 'u' },
       { client: 'lib-3', requestId: 'r', version: { major: 2, minor: 1 }, uid: 'v' }, // a version with no prepared bytes
+      ...KMIP_VERSIONS.map((version) => ({ client: 'lib-4', requestId: 'r', version, uid: 'k' })), // the versions' own objects: their prepared bytes
     ];
     const expected: string[] = [];
     for (let round = 0; round < 1000; round++) { // ~300 KB: several buffers' worth
