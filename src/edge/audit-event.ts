@@ -14,6 +14,7 @@
 import { pino } from 'pino';
 import { KMIP_VERSIONS, type ProtocolVersion } from '../kmip/message.ts';
 import { destinationOf, gatheredLinesOf, type GatheredLines, type Logger } from '../log.ts';
+import { requestIdText, type RequestId } from './principal.ts';
 
 export interface AuditedItem {
   operation?: string | undefined;
@@ -71,11 +72,11 @@ const GET_SUCCESS_END = `,"status":"Success"}],"msg":"${AUDIT_MESSAGE}"}\n`;
  * write were 2–5 µs of a request's ~25 µs (pairs of listeners in one run, `bench kmip-endpoint`).
  * `time`: the clock's reading the response's Time Stamp took (one reading for both).
  */
-export function writeGetSuccessEvent(log: Logger, client: string, requestId: string, version: ProtocolVersion, uid: string, time: number = Date.now()): void {
+export function writeGetSuccessEvent(log: Logger, client: string, requestId: string | RequestId, version: ProtocolVersion, uid: string, time: number = Date.now()): void {
   const head = lineHead(log, client);
   if (head === undefined) return;
   if (head.sink !== undefined && putGetSuccess(head.sink, head.bytes, time, requestId, version, uid)) return;
-  destinationOf(log).write(`{"level":${INFO},"time":${time}${head.text}${text(requestId)},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
+  destinationOf(log).write(`{"level":${INFO},"time":${time}${head.text}${text(requestIdText(requestId))},"version":"${version.major}.${version.minor}"${GET_ITEM}${text(uid)}${GET_SUCCESS_END}`);
 }
 
 const LINE_START = Buffer.from(`{"level":${INFO},"time":`);
@@ -84,16 +85,23 @@ const GET_SUCCESS_END_BYTES = Buffer.from(GET_SUCCESS_END);
 const NUMBER_ROOM = 24;
 
 /** The line as bytes into `sink`; false, with nothing written, when the request id or the identifier needs escaping (the string path then). */
-function putGetSuccess(sink: GatheredLines, head: Buffer, time: number, requestId: string, version: ProtocolVersion, uid: string): boolean {
+function putGetSuccess(sink: GatheredLines, head: Buffer, time: number, requestId: string | RequestId, version: ProtocolVersion, uid: string): boolean {
   const versionItem = versionAndGetItem(version);
-  const room = LINE_START.length + NUMBER_ROOM + head.length + requestId.length + 2 + versionItem.length + uid.length + 2 + GET_SUCCESS_END_BYTES.length;
+  const prefix = typeof requestId === 'string' ? undefined : prefixBytes(requestId.prefix);
+  if (prefix === null) return false;
+  const idRoom = prefix === undefined ? (requestId as string).length + 2 : prefix.length + NUMBER_ROOM + 1;
+  const room = LINE_START.length + NUMBER_ROOM + head.length + idRoom + versionItem.length + uid.length + 2 + GET_SUCCESS_END_BYTES.length;
   let at = sink.reserve(room);
   if (at < 0) return false;
   const b = sink.gathered;
   at = putBytes(b, at, LINE_START);
   at = putNumber(b, at, time);
   at = putBytes(b, at, head);
-  at = putPlainString(b, at, requestId);
+  if (prefix === undefined) at = putPlainString(b, at, requestId as string);
+  else {
+    at = putNumber(b, putBytes(b, at, prefix), (requestId as RequestId).sequence);
+    b[at++] = 0x22;
+  }
   if (at < 0) return false;
   at = putBytes(b, at, versionItem);
   at = putPlainString(b, at, uid);
@@ -111,6 +119,24 @@ function versionAndGetItem(version: ProtocolVersion): Buffer {
 
 function versionAndGetItemOf(version: ProtocolVersion): Buffer {
   return Buffer.from(`,"version":"${version.major}.${version.minor}"${GET_ITEM}`);
+}
+
+/**
+ * `"prefix` (the opening quote and the prefix) of each request id prefix seen — one per
+ * connection of the local KMIP door — or null for one JSON must escape (the string path then).
+ * At most MAX_PREFIXES kept: connections come and go.
+ */
+const prefixes = new Map<string, Buffer | null>();
+const MAX_PREFIXES = 1024;
+
+function prefixBytes(prefix: string): Buffer | null {
+  let bytes = prefixes.get(prefix);
+  if (bytes === undefined) {
+    if (prefixes.size >= MAX_PREFIXES) prefixes.clear();
+    bytes = PLAIN.test(prefix) ? Buffer.from(`"${prefix}`, 'latin1') : null;
+    prefixes.set(prefix, bytes);
+  }
+  return bytes;
 }
 
 function putBytes(b: Buffer, at: number, bytes: Buffer): number {

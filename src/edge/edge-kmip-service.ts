@@ -29,7 +29,7 @@ import { ClientWrites } from './client-writes.ts';
 import { CreatedKeys } from './created-keys.ts';
 import { DeviceOperations } from './device-operations.ts';
 import { KeyAccess } from './key-access.ts';
-import type { KmipAnswer, KmipRequestHandler, OfflineCreator, Principal } from './principal.ts';
+import { requestIdText, type KmipAnswer, type KmipRequestHandler, type OfflineCreator, type Principal, type RequestId } from './principal.ts';
 import { clientRefusal, deviceRefusal, isUnreachable, Refusal } from './refusal.ts';
 
 export interface EdgeKmipServiceOptions {
@@ -79,7 +79,7 @@ export class EdgeKmipService implements KmipRequestHandler {
   }
 
   /** The local KMIP door's call (KmipRequestHandler): never rejects. */
-  handle(principal: Principal, request: Uint8Array, requestId: string): KmipAnswer | Promise<KmipAnswer> {
+  handle(principal: Principal, request: Uint8Array, requestId: string | RequestId): KmipAnswer | Promise<KmipAnswer> {
     try {
       const answered = this.answer(principal, request, requestId);
       return answered instanceof Promise ? answered.catch((error: unknown) => this.failed(principal, error)) : answered;
@@ -97,7 +97,7 @@ export class EdgeKmipService implements KmipRequestHandler {
    * The Response Message for a request: at once (no promise) when memory answers it — a Get of a
    * cached key, the hot path of every device — otherwise once the agent core has.
    */
-  answer(principal: Principal, body: Uint8Array, requestId: string, options: AnswerOptions = NO_OPTIONS): ServiceAnswer | Promise<ServiceAnswer> {
+  answer(principal: Principal, body: Uint8Array, id: string | RequestId, options: AnswerOptions = NO_OPTIONS): ServiceAnswer | Promise<ServiceAnswer> {
     const isDevice = principal.kind === 'device';
     if (!isDevice) {
       // A local client's Get of a cached key, the tape library's hot path: read and answered on the bytes (plain-get.ts).
@@ -107,11 +107,12 @@ export class EdgeKmipService implements KmipRequestHandler {
         const now = Date.now(); // the response's Time Stamp and the audit line's time: one reading of the clock
         const response = writeGetResponse(plain!, key, now);
         if (response) {
-          writeGetSuccessEvent(this.log, principal.id, requestId, plain!.version, plain!.uid, now);
+          writeGetSuccessEvent(this.log, principal.id, id, plain!.version, plain!.uid, now);
           return { response, effect: false, invalid: false, getSuccess: true };
         }
       }
     }
+    const requestId = requestIdText(id);
     let message: TtlvItem;
     let request: RequestMessage;
     try {

@@ -26,7 +26,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createServer, type Server, type TLSSocket } from 'node:tls';
-import type { KmipAnswer, KmipRequestHandler, LocalClient } from '../edge/principal.ts';
+import { requestIdText, type KmipAnswer, type KmipRequestHandler, type LocalClient, type RequestId } from '../edge/principal.ts';
 import { buildResponseMessage } from '../kmip/message.ts';
 import { ResultReason, ResultStatus } from '../kmip/tables.generated.ts';
 import { silentLogger, type Logger } from '../log.ts';
@@ -336,21 +336,21 @@ export class KmipListener {
       });
       draining = false;
     };
-    const deliver = (client: LocalClient, requestId: string, answer: KmipAnswer): void => {
+    const deliver = (client: LocalClient, requestId: RequestId, answer: KmipAnswer): void => {
       if (ended || socket.destroyed) return;
       if (answer.getSuccess === true) this.counts.getSuccess();
       else this.counts.response(answer.response);
       if (answer.invalid) {
         this.counts.connection('invalid_message');
-        this.log.warn({ event: 'kmip_message_invalid', client: client.id, requestId }, 'KMIP request invalid: answered Invalid Message, connection closed');
+        this.log.warn({ event: 'kmip_message_invalid', client: client.id, requestId: requestIdText(requestId) }, 'KMIP request invalid: answered Invalid Message, connection closed');
         end(answer.response);
         return;
       }
       socket.write(answer.response);
     };
-    const handlerFailed = (client: LocalClient, requestId: string, error: unknown): void => {
+    const handlerFailed = (client: LocalClient, requestId: RequestId, error: unknown): void => {
       // The handler never rejects (KmipRequestHandler); should it, the peer gets a generic failure and the details go to the log.
-      this.log.error({ event: 'kmip_request_failed', client: client.id, requestId, err: error }, 'KMIP request failed in the service: connection closed');
+      this.log.error({ event: 'kmip_request_failed', client: client.id, requestId: requestIdText(requestId), err: error }, 'KMIP request failed in the service: connection closed');
       end(generalFailureResponse());
     };
     const respond = (client: LocalClient | undefined, message: Uint8Array): void | Promise<void> => {
@@ -361,7 +361,7 @@ export class KmipListener {
         return;
       }
       if (client.id !== named) [named, requestPrefix] = [client.id, `${client.id}:${this.boot}:${connection}:`];
-      const requestId = requestPrefix + ++sequence;
+      const requestId: RequestId = { prefix: requestPrefix, sequence: ++sequence };
       let answer: KmipAnswer | Promise<KmipAnswer>;
       try {
         answer = this.options.handler.handle(client, message, requestId);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { KMIP_VERSIONS } from '../../src/kmip/message.ts';
 import { AUDIT_MESSAGE, writeAuditEvent, writeGetSuccessEvent, type AuditEvent } from '../../src/edge/audit-event.ts';
+import { requestIdText } from '../../src/edge/principal.ts';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,34 @@ it('to the agent\'s JSON lines destination the line goes as bytes: the same line
     assert.equal(written.length, expected.length);
     written.forEach((line, index) => assert.equal(withoutTime(line), withoutTime(expected[index]!), `line ${index}`));
     for (const line of written) assert.ok(Math.abs((JSON.parse(line) as { time: number }).time - Date.now()) < 60_000, line); // the time's digits too
+  } finally {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+it('a request id in its parts (the door\'s prefix and count): the line its text gives, every digit, to either destination; a prefix JSON escapes by the string path', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'kmip-edge-audit-'));
+  const file = join(dir, 'log');
+  const fd = openSync(file, 'w');
+  const sequences = [1, 9, 10, 99, 100, 123_456_789, 1_000_000_000, 4_294_967_296, 2 ** 53 - 1];
+  const prefixes = ['lib-1:0a1b2c3d4e5f:7:', 'lib-1:0a1b2c3d4e5f:8:', 'quote"d:1:', 'é:2:'];
+  const ids = prefixes.flatMap((prefix) => sequences.map((sequence) => ({ prefix, sequence })));
+  const uid = '6f1c0b8e-5d4a-4e2b-9c3d-1a2b3c4d5e6f';
+  try {
+    const gathered = createLogger({ level: 'info' }, await logDestination(fd, false));
+    for (const id of ids) writeGetSuccessEvent(gathered, 'lib-1', id, { major: 1, minor: 2 }, uid);
+    gathered.flush();
+    const streamed = lines((log) => ids.forEach((id) => writeGetSuccessEvent(log, 'lib-1', id, { major: 1, minor: 2 }, uid)));
+    const expected = ids.map((id) => lines((log) => writeGetSuccessEvent(log, 'lib-1', requestIdText(id), { major: 1, minor: 2 }, uid))[0]!);
+    const written = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    assert.equal(written.length, ids.length);
+    assert.equal(streamed.length, ids.length);
+    ids.forEach((id, index) => {
+      assert.equal((JSON.parse(written[index]!) as { requestId: string }).requestId, `${id.prefix}${id.sequence}`);
+      assert.equal(withoutTime(written[index]!), withoutTime(expected[index]!), `bytes, ${requestIdText(id)}`);
+      assert.equal(withoutTime(streamed[index]!), withoutTime(expected[index]!), `string, ${requestIdText(id)}`);
+    });
   } finally {
     closeSync(fd);
     rmSync(dir, { recursive: true, force: true });

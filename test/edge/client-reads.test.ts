@@ -240,4 +240,16 @@ describe('edge KMIP service, local client: audit', () => {
     for (const uid of [tapeA, tapeB, other]) assert.ok(!text.includes(await upstreamBytes(uid)), 'no key material in the log');
     assert.ok(!text.includes('BC0001') && !text.includes('BC0002'), 'no attribute values in the log');
   });
+
+  it('a request id in its parts (the door\'s prefix and count) is logged as its text, on the hot path and the general one', async () => {
+    await one(lib1, Operation.Get, payload.get(tapeA)); // cached: the next Get is the hot path's
+    const start = edge.log.lines.length;
+    const requests = [
+      encodeTtlv(buildRequestMessage(V12, [{ operation: Operation.Get, payload: payload.get(tapeA) }])),
+      encodeTtlv(buildRequestMessage(V12, [{ operation: Operation.Locate, payload: payload.locate({ attributes: [barcode('BC0001')] }) }])),
+    ];
+    for (const [index, request] of requests.entries()) await edge.edge.handle(lib1, request, { prefix: 'lib-1:0a1b2c3d4e5f:3:', sequence: 41 + index });
+    const events = edge.log.lines.slice(start).filter((line) => line.event === 'kmip_client_request');
+    assert.deepEqual(events.map((line) => [line.requestId, (line.items as { operation: string }[])[0]!.operation]), [['lib-1:0a1b2c3d4e5f:3:41', 'Get'], ['lib-1:0a1b2c3d4e5f:3:42', 'Locate']]);
+  });
 });

@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type ConnectionOptions, type TLSSocket } from 'node:tls';
-import type { KmipAnswer, KmipRequestHandler, Principal } from '../../src/edge/principal.ts';
+import { requestIdText, type KmipAnswer, type KmipRequestHandler, type Principal, type RequestId } from '../../src/edge/principal.ts';
 import { clientCertificate, ClientRegistry } from '../../src/endpoint/client-registry.ts';
 import { invalidMessageResponse, KmipListener, type KmipListenerOptions } from '../../src/endpoint/kmip-listener.ts';
 import { buildResponseMessage, parseRequestMessage, type ResponseBatchItemInput } from '../../src/kmip/message.ts';
@@ -32,8 +32,8 @@ export class DiscoverVersionsHandler implements KmipRequestHandler {
   gate: Promise<void> | undefined;
 
   /** At once, as the service answers from memory; after the gate opens while one is set. */
-  handle(principal: Principal, request: Uint8Array, requestId: string): KmipAnswer | Promise<KmipAnswer> {
-    this.calls.push({ principal, requestId, bytes: request.length });
+  handle(principal: Principal, request: Uint8Array, requestId: string | RequestId): KmipAnswer | Promise<KmipAnswer> {
+    this.calls.push({ principal, requestId: requestIdText(requestId), bytes: request.length });
     return this.gate ? this.gate.then(() => this.answer(request)) : this.answer(request);
   }
 
