@@ -222,11 +222,12 @@ function auditEvents(file: string): number {
 
 /** The floor: mutual TLS with the endpoint's settings, TTLV framing, and `response` sent back for each message. */
 async function startEcho(identity: { ca: Buffer; cert: Buffer; key: Buffer }, response: Uint8Array): Promise<{ port: number; close: () => Promise<void> }> {
+  const bytes = Buffer.from(response.buffer, response.byteOffset, response.length); // what a socket writes as it is (a Uint8Array is made a Buffer per write)
   const server = createServer({ ...identity, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2', ciphers: KMIP_LISTENER_CIPHERS, honorCipherOrder: true }, (socket) => {
     socket.setNoDelay(true);
     const framer = new TtlvFramer();
     socket.on('data', (chunk: Buffer) => {
-      for (let n = framer.push(chunk).length; n > 0; n--) socket.write(response);
+      for (let n = framer.push(chunk).length; n > 0; n--) socket.write(bytes);
     });
     socket.on('error', () => socket.destroy());
   });

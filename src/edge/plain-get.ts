@@ -17,7 +17,7 @@ import { KMIP_VERSIONS, type ProtocolVersion } from '../kmip/message.ts';
 import { KeyFormatType, ObjectType, Operation, ResultStatus, Tag } from '../kmip/tables.generated.ts';
 import { ItemType, padTo8 } from '../ttlv/item.ts';
 import { resolveTtlvLimits, type TtlvLimits } from '../ttlv/limits.ts';
-import { allocZeroed } from '../ttlv/slab.ts';
+import { allocZeroedBuffer } from '../ttlv/slab.ts';
 
 export interface PlainGet {
   version: ProtocolVersion;
@@ -225,7 +225,7 @@ export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Da
   const length = symmetric && metadata.length !== undefined;
   const batchId = get.uniqueBatchItemId;
   const layout = layoutFor(symmetric, algorithm, length, get.uid.length, materialLength(key), batchId?.length);
-  const o = allocZeroed(layout.bytes.length);
+  const o = allocZeroedBuffer(layout.bytes.length);
   o.set(layout.bytes);
   putU32(o, layout.major, get.version.major);
   putU32(o, layout.minor, get.version.minor);

@@ -13,13 +13,30 @@ let used = 0;
 
 export function allocZeroed(size: number): Uint8Array {
   if (size > SLAB_BYTES / 4) return new Uint8Array(size);
+  const at = carve(size); // first: it may start a new slab
+  return new Uint8Array(slab, at, size);
+}
+
+/**
+ * As allocZeroed, as a Buffer: what a socket writes without making a Buffer view of it first
+ * (Writable's _uint8ArrayToBuffer, per write) — for the responses of the local KMIP door's hot
+ * path (src/edge/plain-get.ts). Not for everything: a Buffer's slice() is a view, not a copy.
+ */
+export function allocZeroedBuffer(size: number): Buffer {
+  if (size > SLAB_BYTES / 4) return Buffer.alloc(size);
+  const at = carve(size); // first: it may start a new slab
+  return Buffer.from(slab, at, size);
+}
+
+/** Where the next `size` bytes of the slab start (a fresh slab when they do not fit). */
+function carve(size: number): number {
   if (used + size > SLAB_BYTES) {
     slab = new ArrayBuffer(SLAB_BYTES);
     used = 0;
   }
-  const view = new Uint8Array(slab, used, size);
+  const at = used;
   used += padTo8(size); // keep views 8-byte aligned
-  return view;
+  return at;
 }
 
 /** A copy of `source[start, end)` in a slab. */
