@@ -97,12 +97,13 @@ function putGetSuccess(sink: GatheredLines, head: Buffer, time: number, requestI
   at = putBytes(b, at, LINE_START);
   at = putNumber(b, at, time);
   at = putBytes(b, at, head);
-  if (prefix === undefined) at = putPlainString(b, at, requestId as string);
-  else {
+  if (prefix === undefined) {
+    at = putPlainString(b, at, requestId as string);
+    if (at < 0) return false;
+  } else {
     at = putNumber(b, putBytes(b, at, prefix), (requestId as RequestId).sequence);
     b[at++] = 0x22;
   }
-  if (at < 0) return false;
   at = putBytes(b, at, versionItem);
   at = putPlainString(b, at, uid);
   if (at < 0) return false;

@@ -214,10 +214,11 @@ function layOut(symmetric: boolean, algorithm: boolean, length: boolean, uidLeng
 }
 
 /**
- * The Success Response Message of a Get (what buildResponseMessage and keyPayload make), or
- * undefined for an object keyPayload does not answer from memory. `uid` is ASCII (readPlainGet).
+ * The Success Response Message of a Get (what buildResponseMessage and keyPayload make), as a
+ * Buffer the socket writes as it is, or undefined for an object keyPayload does not answer from
+ * memory. `uid` is ASCII (readPlainGet).
  */
-export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Date.now()): Uint8Array | undefined {
+export function writeGetResponse(get: PlainGet, key: CachedKey, now: number = Date.now()): Buffer | undefined {
   const { metadata } = key;
   const symmetric = metadata.objectType === ObjectType.SymmetricKey;
   if (!symmetric && !(metadata.objectType === ObjectType.SecretData && metadata.secretDataType !== undefined)) return undefined;
